@@ -1,0 +1,33 @@
+# The two commands a new user needs: `make up` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing AINS with dev extras (first run takes a minute)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --progress-bar off -e '.[dev]'
+	@touch $(STAMP)
+
+up: install
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/ains up
+
+test: install
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy models workflows activities core api workers
+
+bench: install
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .ains .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Side effects, grouped by the resource they touch."""

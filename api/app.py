@@ -1,0 +1,42 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.metrics import RequestMiddleware
+from api.routes import agents, health, keys, tasks
+from api.state import AppState
+from core.settings import Settings, get_settings
+
+DESCRIPTION = """
+AINS runs tasks for AI agents as durable Temporal workflows: each task is routed to a capable agent,
+called over HTTP, and the outcome moves the agent's trust score.
+
+Authenticate with `Authorization: Bearer ains_...`. Errors share one shape:
+`{"error": {"code": "...", "message": "...", "details": ...}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState.create(settings)
+        app.state.ains = state
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(title="AINS", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for router in (health.router, keys.router, agents.router, tasks.router):
+        app.include_router(router)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,123 @@
+"""Prometheus metrics of the API process and the ASGI middleware that records them.
+
+Task outcome counts come from the registry DB at scrape time (``ains_tasks``), so they are right no matter
+which worker process finished the task.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.db import Database
+from models.tables import Task
+from models.tasks import TaskStatus
+
+REGISTRY = CollectorRegistry()
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUESTS = Counter("ains_http_requests", "HTTP requests handled", ["method", "route", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram(
+    "ains_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+HTTP_IN_FLIGHT = Gauge("ains_http_requests_in_flight", "HTTP requests being handled", registry=REGISTRY)
+TASKS_CREATED = Counter("ains_tasks_created", "Tasks accepted by this API process", ["type"], registry=REGISTRY)
+TASKS_BY_STATUS = Gauge("ains_tasks", "Tasks in the registry by status", ["status"], registry=REGISTRY)
+
+
+async def render(db: Database) -> tuple[bytes, str]:
+    async with db.session() as session:
+        rows = (await session.execute(select(Task.status, func.count()).group_by(Task.status))).tuples()
+        counts = dict(rows.all())
+    for status in TaskStatus:
+        TASKS_BY_STATUS.labels(status=status.value).set(counts.get(status.value, 0))
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class RequestMiddleware:
+    """Request id, body size limit and metrics, as plain ASGI (cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode()[:100] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _too_large(send, self.max_body_bytes, request_id)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLarge:
+            status = 413
+            await _too_large(send, self.max_body_bytes, request_id)
+        finally:
+            HTTP_IN_FLIGHT.dec()
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, path, str(status)).inc()
+            HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - started)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int, request_id: str) -> None:
+    body = (
+        f'{{"error":{{"code":"payload_too_large","message":"request body exceeds {limit} bytes '
+        f'(AINS_MAX_REQUEST_BYTES)"}}}}'
+    ).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,65 @@
+"""/v1/agents: the agent registry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import AgentsRead, AgentsWrite, State
+from core import agents, trust
+from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
+from models.common import Page
+from models.trust_views import AgentTrustView
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+@router.post("", status_code=201, response_model=AgentView)
+async def register_agent(spec: AgentCreate, state: State, _: AgentsWrite) -> AgentView:
+    async with state.db.transaction() as session:
+        return await agents.register_agent(session, spec)
+
+
+@router.get("", response_model=Page[AgentView])
+async def list_agents(
+    state: State,
+    _: AgentsRead,
+    tag: Annotated[list[str] | None, Query(description="Only agents offering every tag given.")] = None,
+    status: AgentStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=agents.MAX_PAGE_SIZE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[AgentView]:
+    async with state.db.session() as session:
+        return await agents.list_agents(session, tags=tag or [], status=status, limit=limit, cursor=cursor)
+
+
+@router.get("/{agent_id}", response_model=AgentView)
+async def get_agent(agent_id: str, state: State, _: AgentsRead) -> AgentView:
+    async with state.db.session() as session:
+        return await agents.get_agent(session, agent_id)
+
+
+@router.patch("/{agent_id}", response_model=AgentView)
+async def update_agent(agent_id: str, spec: AgentUpdate, state: State, _: AgentsWrite) -> AgentView:
+    async with state.db.transaction() as session:
+        return await agents.update_agent(session, agent_id, spec)
+
+
+@router.delete("/{agent_id}", status_code=204)
+async def deregister_agent(agent_id: str, state: State, _: AgentsWrite) -> Response:
+    async with state.db.transaction() as session:
+        await agents.deregister_agent(session, agent_id)
+    return Response(status_code=204)
+
+
+@router.get("/{agent_id}/trust", response_model=AgentTrustView)
+async def agent_trust(
+    agent_id: str,
+    state: State,
+    _: AgentsRead,
+    limit: Annotated[int, Query(ge=1, le=trust.MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> AgentTrustView:
+    async with state.db.session() as session:
+        return await trust.agent_trust(session, agent_id, limit=limit, cursor=cursor)

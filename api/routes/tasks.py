@@ -1,0 +1,66 @@
+"""/v1/tasks: submit, read, list, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from api.deps import State, TasksRead, TasksWrite, visible_client
+from api.metrics import TASKS_CREATED
+from core import tasks
+from models.common import Page
+from models.tasks import TaskAccepted, TaskCreate, TaskStatus, TaskView
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+
+@router.post("", status_code=202, response_model=TaskAccepted)
+async def submit_task(
+    spec: TaskCreate,
+    state: State,
+    principal: TasksWrite,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> TaskAccepted:
+    """Accept a task and start its workflow. ``Idempotency-Key`` (header or body) makes retries safe."""
+    if idempotency_key and not spec.idempotency_key:
+        spec = spec.model_copy(update={"idempotency_key": idempotency_key})
+    accepted = await tasks.submit_task(state.db, await state.temporal(), state.settings, principal.client_id, spec)
+    if accepted.created:
+        TASKS_CREATED.labels(type=spec.type).inc()
+    response.headers["Location"] = f"/v1/tasks/{accepted.id}"
+    return accepted
+
+
+@router.get("", response_model=Page[TaskView])
+async def list_tasks(
+    state: State,
+    principal: TasksRead,
+    status: TaskStatus | None = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+    agent_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=tasks.MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[TaskView]:
+    return await tasks.list_tasks(
+        state.db,
+        state.settings,
+        visible_client(principal),
+        status=status,
+        task_type=type,
+        agent_id=agent_id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{task_id}", response_model=TaskView)
+async def get_task(task_id: str, state: State, principal: TasksRead) -> TaskView:
+    return await tasks.get_task(state.db, state.settings, task_id, visible_client(principal))
+
+
+@router.post("/{task_id}/cancel", status_code=202, response_model=TaskView)
+async def cancel_task(task_id: str, state: State, principal: TasksWrite) -> TaskView:
+    """Request cancellation; the task reaches ``cancelled`` once its workflow has stopped the running attempt."""
+    return await tasks.cancel_task(state.db, await state.temporal(), state.settings, task_id, visible_client(principal))

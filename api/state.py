@@ -1,0 +1,50 @@
+"""Process-wide resources of the API, created in the app lifespan and reached through dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from temporalio.client import Client
+
+from core.db import Database
+from core.errors import Unavailable
+from core.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from core.settings import Settings
+from core.temporal import connect
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    rate_limiter: RateLimiter
+    redis: Redis | None = None
+    _temporal: Client | None = None
+    _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings) -> AppState:
+        db = Database(settings.effective_database_url, settings.database_pool_size)
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            return cls(settings=settings, db=db, rate_limiter=RedisRateLimiter(redis), redis=redis)
+        return cls(settings=settings, db=db, rate_limiter=InProcessRateLimiter())
+
+    async def temporal(self) -> Client:
+        """The Temporal client, connected on first use so the API can start (and report) while Temporal is down."""
+        if self._temporal is not None:
+            return self._temporal
+        async with self._temporal_lock:
+            if self._temporal is None:
+                try:
+                    self._temporal = await connect(self.settings)
+                except RuntimeError as exc:
+                    raise Unavailable(f"Temporal at {self.settings.temporal_address} is unreachable: {exc}") from exc
+        return self._temporal
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,1 @@
+"""Business logic shared by the API routes and the activities, plus settings and the database."""

@@ -1,0 +1,168 @@
+"""The agent registry: register, read, list, update, deregister."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Conflict, InvalidInput, NotFound
+from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView, Capability
+from models.capabilities import TAG_PATTERN
+from models.common import Page
+from models.tables import Agent, AgentCapability, TaskAttempt, as_utc, utcnow
+from models.trust import success_rate, tier_of
+
+MAX_PAGE_SIZE = 500
+
+
+async def running_counts(session: AsyncSession, agent_ids: Sequence[str]) -> dict[str, int]:
+    """Live load per agent, derived from attempt rows so a crash can never leak a slot."""
+    if not agent_ids:
+        return {}
+    rows = await session.execute(
+        select(TaskAttempt.agent_id, func.count())
+        .where(TaskAttempt.status == "running", TaskAttempt.agent_id.in_(agent_ids))
+        .group_by(TaskAttempt.agent_id)
+    )
+    return {agent_id: count for agent_id, count in rows.tuples()}
+
+
+async def capabilities_of(session: AsyncSession, agent_ids: Sequence[str]) -> dict[str, list[Capability]]:
+    result: dict[str, list[Capability]] = {agent_id: [] for agent_id in agent_ids}
+    if not agent_ids:
+        return result
+    rows = await session.execute(
+        select(AgentCapability).where(AgentCapability.agent_id.in_(agent_ids)).order_by(AgentCapability.tag)
+    )
+    for cap in rows.scalars():
+        result[cap.agent_id].append(Capability(tag=cap.tag, version=cap.version))
+    return result
+
+
+def to_view(agent: Agent, capabilities: list[Capability], running: int) -> AgentView:
+    return AgentView(
+        id=agent.id,
+        display_name=agent.display_name,
+        endpoint_url=agent.endpoint_url,
+        capabilities=capabilities,
+        max_concurrency=agent.max_concurrency,
+        status=AgentStatus(agent.status),
+        trust_score=agent.trust_score,
+        trust_tier=tier_of(agent.trust_score),
+        total_tasks=agent.total_tasks,
+        successful_tasks=agent.successful_tasks,
+        failed_tasks=agent.failed_tasks,
+        timed_out_tasks=agent.timed_out_tasks,
+        success_rate=round(success_rate(agent.successful_tasks, agent.total_tasks), 4),
+        avg_response_ms=agent.avg_response_ms,
+        running_tasks=running,
+        last_assigned_at=as_utc(agent.last_assigned_at),
+        created_at=as_utc(agent.created_at) or utcnow(),
+        updated_at=as_utc(agent.updated_at) or utcnow(),
+    )
+
+
+async def _views(session: AsyncSession, agents: Sequence[Agent]) -> list[AgentView]:
+    ids = [a.id for a in agents]
+    caps = await capabilities_of(session, ids)
+    running = await running_counts(session, ids)
+    return [to_view(a, caps[a.id], running.get(a.id, 0)) for a in agents]
+
+
+async def register_agent(session: AsyncSession, spec: AgentCreate) -> AgentView:
+    if await session.get(Agent, spec.id) is not None:
+        raise Conflict(f"agent {spec.id!r} is already registered; use PATCH /v1/agents/{spec.id} to change it")
+    agent = Agent(
+        id=spec.id,
+        display_name=spec.display_name,
+        endpoint_url=str(spec.endpoint_url),
+        max_concurrency=spec.max_concurrency,
+        status=AgentStatus.AVAILABLE.value,
+    )
+    session.add(agent)
+    session.add_all(AgentCapability(agent_id=spec.id, tag=c.tag, version=c.version) for c in spec.capabilities)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration of the same id won the race
+        raise Conflict(f"agent {spec.id!r} is already registered") from exc
+    return (await _views(session, [agent]))[0]
+
+
+async def get_agent(session: AsyncSession, agent_id: str) -> AgentView:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} not found")
+    return (await _views(session, [agent]))[0]
+
+
+async def list_agents(
+    session: AsyncSession,
+    *,
+    tags: Sequence[str] = (),
+    status: AgentStatus | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[AgentView]:
+    """Agents ordered by id; ``tags`` must all be offered; ``cursor`` is the last id of the previous page."""
+    for tag in tags:
+        if not re.match(TAG_PATTERN, tag):
+            raise InvalidInput(f"tag {tag!r} is not a valid capability tag (lowercase letters, digits, _ . -)")
+    query = select(Agent).order_by(Agent.id).limit(min(limit, MAX_PAGE_SIZE) + 1)
+    for tag in tags:
+        query = query.where(Agent.id.in_(select(AgentCapability.agent_id).where(AgentCapability.tag == tag)))
+    if status is not None:
+        query = query.where(Agent.status == status.value)
+    if cursor:
+        query = query.where(Agent.id > cursor)
+    agents = list((await session.execute(query)).scalars())
+    page_size = min(limit, MAX_PAGE_SIZE)
+    next_cursor = agents[page_size - 1].id if len(agents) > page_size else None
+    return Page[AgentView](items=await _views(session, agents[:page_size]), next_cursor=next_cursor)
+
+
+async def update_agent(session: AsyncSession, agent_id: str, spec: AgentUpdate) -> AgentView:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} not found")
+    if spec.display_name is not None:
+        agent.display_name = spec.display_name
+    if spec.endpoint_url is not None:
+        agent.endpoint_url = str(spec.endpoint_url)
+    if spec.max_concurrency is not None:
+        agent.max_concurrency = spec.max_concurrency
+    if spec.status is not None:
+        agent.status = spec.status.value
+    if spec.capabilities is not None:
+        await session.execute(delete(AgentCapability).where(AgentCapability.agent_id == agent_id))
+        session.add_all(AgentCapability(agent_id=agent_id, tag=c.tag, version=c.version) for c in spec.capabilities)
+    agent.updated_at = utcnow()
+    await session.flush()
+    return (await _views(session, [agent]))[0]
+
+
+async def deregister_agent(session: AsyncSession, agent_id: str) -> None:
+    """Removes the agent from routing. Its trust records and past attempts stay for the audit trail."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} not found")
+    await session.execute(delete(AgentCapability).where(AgentCapability.agent_id == agent_id))
+    await session.delete(agent)
+    await session.flush()
+
+
+async def upsert_agent(session: AsyncSession, spec: AgentCreate) -> AgentView:
+    """Register or refresh an agent (used by `ains up` for the demo agent)."""
+    if await session.get(Agent, spec.id) is None:
+        return await register_agent(session, spec)
+    update = AgentUpdate(
+        display_name=spec.display_name,
+        endpoint_url=spec.endpoint_url,
+        capabilities=spec.capabilities,
+        max_concurrency=spec.max_concurrency,
+        status=AgentStatus.AVAILABLE,
+    )
+    return await update_agent(session, spec.id, update)

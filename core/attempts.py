@@ -1,0 +1,122 @@
+"""Record what happened in an attempt: attempt row, agent counters, trust score and its audit record, task status.
+
+All in one transaction and at most once per (task, attempt), so a retried or replayed activity never double-counts.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Agent, Task, TaskAttempt, TrustRecord, utcnow
+from models.tasks import TaskStatus
+from models.trust import TrustEvent, next_trust
+from models.workflow_io import AttemptRecord, CallOutcome, TaskStatusUpdate
+
+RESPONSE_TIME_EMA_WEIGHT = 0.2
+
+_EVENT_FOR_OUTCOME = {
+    CallOutcome.SUCCESS: TrustEvent.SUCCESS,
+    CallOutcome.FAILURE: TrustEvent.FAILURE,
+    CallOutcome.TIMEOUT: TrustEvent.TIMEOUT,
+}
+_ATTEMPT_STATUS = {CallOutcome.SUCCESS: "succeeded", CallOutcome.FAILURE: "failed", CallOutcome.TIMEOUT: "timed_out"}
+
+
+async def _apply_trust(session: AsyncSession, record: AttemptRecord) -> None:
+    agent = (
+        await session.execute(select(Agent).where(Agent.id == record.agent_id).with_for_update())
+    ).scalar_one_or_none()
+    if agent is None:  # deregistered while the call ran; nothing left to score
+        return
+    outcome = record.result.outcome
+    event = _EVENT_FOR_OUTCOME[outcome]
+    before = agent.trust_score
+    after = next_trust(before, event, agent.successful_tasks, agent.total_tasks)
+    agent.trust_score = after
+    agent.total_tasks += 1
+    if outcome is CallOutcome.SUCCESS:
+        agent.successful_tasks += 1
+        previous = agent.avg_response_ms
+        duration = record.result.duration_ms
+        agent.avg_response_ms = (
+            duration if previous is None else (previous + RESPONSE_TIME_EMA_WEIGHT * (duration - previous))
+        )
+    elif outcome is CallOutcome.FAILURE:
+        agent.failed_tasks += 1
+    else:
+        agent.timed_out_tasks += 1
+    reason = "agent call succeeded" if outcome is CallOutcome.SUCCESS else (record.result.error or outcome.value)
+    session.add(
+        TrustRecord(
+            agent_id=agent.id,
+            task_id=record.task_id,
+            attempt=record.attempt,
+            event_type=event.value,
+            score_before=before,
+            score_after=after,
+            delta=round(after - before, 6),
+            reason=reason[:2000],
+            created_at=utcnow(),
+        )
+    )
+
+
+async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
+    """Apply ``record``; False when it had already been applied (a retry or replay)."""
+    already = await session.execute(
+        select(TrustRecord.id).where(TrustRecord.task_id == record.task_id, TrustRecord.attempt == record.attempt)
+    )
+    attempt = await session.get(TaskAttempt, (record.task_id, record.attempt))
+    if already.first() is not None or (attempt is not None and attempt.status != "running"):
+        return False
+    now = utcnow()
+    if attempt is not None:
+        attempt.status = _ATTEMPT_STATUS[record.result.outcome]
+        attempt.finished_at = now
+        attempt.duration_ms = record.result.duration_ms
+        attempt.error = record.result.error
+    await _apply_trust(session, record)
+    task = await session.get(Task, record.task_id)
+    if task is not None and not TaskStatus(task.status).is_final:
+        task.status = record.task_status
+        task.status_reason = record.status_reason
+        task.updated_at = now
+        if record.result.outcome is CallOutcome.SUCCESS:
+            task.result = record.result.output
+            task.error = None
+            task.error_code = None
+        else:
+            task.error = record.result.error
+            task.error_code = record.error_code
+        if TaskStatus(record.task_status).is_final:
+            task.completed_at = now
+    await session.flush()
+    return True
+
+
+async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> None:
+    """Status changes outside an attempt outcome: waiting for agents, no agent, cancelled.
+
+    A final status is never overwritten, so a late or replayed update cannot resurrect a finished task.
+    """
+    task = await session.get(Task, change.task_id)
+    if task is None or TaskStatus(task.status).is_final:
+        return
+    now = utcnow()
+    status = TaskStatus(change.status)
+    task.status = status.value
+    task.status_reason = change.reason
+    task.updated_at = now
+    if change.error_code:
+        task.error_code = change.error_code
+        task.error = change.reason
+    if status.is_final:
+        task.completed_at = now
+        # A cancelled or abandoned task releases the slot its running attempt held.
+        await session.execute(
+            update(TaskAttempt)
+            .where(TaskAttempt.task_id == change.task_id, TaskAttempt.status == "running")
+            .values(status="cancelled", finished_at=now)
+        )
+    await session.flush()

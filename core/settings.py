@@ -1,0 +1,86 @@
+"""The one place configuration is read. Every field maps to an ``AINS_<NAME>`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_WEBHOOK_SECRET = "dev-insecure-secret-change-me"
+
+# Task queues served by separate worker pools; deploy/ has one Deployment and scaler per queue.
+ORCHESTRATION_QUEUE = "ains-orchestration"
+AGENTS_QUEUE = "ains-agents"
+ALL_QUEUES: dict[str, str] = {"orchestration": ORCHESTRATION_QUEUE, "agents": AGENTS_QUEUE}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AINS_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".ains")
+
+    # Registry database. Empty means a SQLite file under data_dir.
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1)
+
+    # Redis for rate limits and caches; empty means in-process.
+    redis_url: str = ""
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    temporal_ui_port: int = 8233
+    temporal_priority_levels: int = Field(default=10, ge=1, le=100)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_api_url: str = "http://127.0.0.1:8000"
+    demo_agent_port: int = 8001
+
+    # Request validation limits.
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    max_task_input_bytes: int = Field(default=262_144, ge=64)
+    max_timeout_seconds: int = Field(default=3600, ge=1)
+    max_attempts_limit: int = Field(default=10, ge=1)
+
+    # Rate limit applied per API key unless the key sets its own (requests per minute).
+    default_rate_limit_per_minute: int = Field(default=6000, ge=1)
+
+    # Agent-call activity tuning. The heartbeat timeout bounds how long a task waits
+    # after a worker dies mid-call before Temporal re-runs the call on another worker.
+    agent_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    agent_heartbeat_timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    no_agent_wait_seconds: float = Field(default=300.0, ge=0)
+    worker_sticky_timeout_seconds: float = Field(default=10.0, gt=0)
+    # In-flight activities get this long to finish on SIGTERM; k8s terminationGracePeriodSeconds must exceed it.
+    worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # Temporal SDK metrics in Prometheus format on this port of each worker process; 0 disables.
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+
+    # Signs requests to agents (X-AINS-Signature); must be changed outside development.
+    agent_signing_secret: str = DEFAULT_WEBHOOK_SECRET
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and self.agent_signing_secret == DEFAULT_WEBHOOK_SECRET:
+            raise ValueError("AINS_AGENT_SIGNING_SECRET must be set to a real secret in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ains.db').resolve()}"
+
+    def workflow_ui_link(self, workflow_id: str) -> str:
+        return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

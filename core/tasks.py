@@ -1,0 +1,223 @@
+"""Submitting, reading, listing and cancelling tasks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from core.db import Database
+from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from core.settings import Settings
+from core.temporal import start_task_workflow, task_workflow_id
+from models.common import Page
+from models.tables import Task, as_utc, utcnow
+from models.tasks import TaskAccepted, TaskCreate, TaskStatus, TaskView
+from models.workflow_io import ExecutionPolicy, TaskWorkflowInput
+
+MAX_PAGE_SIZE = 500
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("5b6f3c8e-5c1e-4a7b-9a59-2f1d0c7e8a11")
+
+
+def _task_id(client_id: str, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return f"tsk_{uuid.uuid4().hex}"
+    name = client_id + "\x00" + idempotency_key
+    return f"tsk_{uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name).hex}"
+
+
+def _request_hash(spec: TaskCreate) -> str:
+    body = spec.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _validate_limits(spec: TaskCreate, settings: Settings) -> None:
+    size = len(json.dumps(spec.input, separators=(",", ":")).encode())
+    if size > settings.max_task_input_bytes:
+        raise PayloadTooLarge(
+            f"task input is {size} bytes; the limit is {settings.max_task_input_bytes} bytes "
+            "(AINS_MAX_TASK_INPUT_BYTES)"
+        )
+    if spec.timeout_seconds > settings.max_timeout_seconds:
+        raise InvalidInput(f"timeout_seconds must be at most {settings.max_timeout_seconds}")
+    if spec.max_attempts > settings.max_attempts_limit:
+        raise InvalidInput(f"max_attempts must be at most {settings.max_attempts_limit}")
+
+
+def to_view(task: Task, settings: Settings) -> TaskView:
+    return TaskView(
+        id=task.id,
+        type=task.type,
+        status=TaskStatus(task.status),
+        status_reason=task.status_reason,
+        priority=task.priority,
+        required_capabilities=task.required_capabilities,
+        input=task.input,
+        assigned_agent_id=task.assigned_agent_id,
+        attempts=task.attempts,
+        max_attempts=task.max_attempts,
+        timeout_seconds=task.timeout_seconds,
+        result=task.result,
+        error=task.error,
+        error_code=task.error_code,
+        idempotency_key=task.idempotency_key,
+        workflow_id=task.workflow_id,
+        temporal_ui_url=settings.workflow_ui_link(task.workflow_id),
+        created_at=as_utc(task.created_at) or utcnow(),
+        updated_at=as_utc(task.updated_at) or utcnow(),
+        started_at=as_utc(task.started_at),
+        completed_at=as_utc(task.completed_at),
+    )
+
+
+def _workflow_input(task: Task, settings: Settings) -> TaskWorkflowInput:
+    return TaskWorkflowInput(
+        policy=ExecutionPolicy(
+            heartbeat_timeout_seconds=settings.agent_heartbeat_timeout_seconds,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
+            no_agent_wait_seconds=settings.no_agent_wait_seconds,
+        ),
+        task_id=task.id,
+        client_id=task.client_id,
+        task_type=task.type,
+        required_capabilities=task.required_capabilities,
+        priority=task.priority,
+        timeout_seconds=task.timeout_seconds,
+        max_attempts=task.max_attempts,
+    )
+
+
+async def submit_task(
+    db: Database, temporal: Client, settings: Settings, client_id: str, spec: TaskCreate
+) -> TaskAccepted:
+    """Record the task, then start its workflow.
+
+    The row is written first so the task is readable at once. With an idempotency key, a repeat of the
+    request (even after a crash between the two steps) finds the row and makes sure the workflow runs.
+    """
+    _validate_limits(spec, settings)
+    task_id = _task_id(client_id, spec.idempotency_key)
+    request_hash = _request_hash(spec)
+    task = Task(
+        id=task_id,
+        client_id=client_id,
+        type=spec.type,
+        input=spec.input,
+        required_capabilities=spec.effective_requirements(),
+        priority=spec.priority,
+        timeout_seconds=spec.timeout_seconds,
+        max_attempts=spec.max_attempts,
+        idempotency_key=spec.idempotency_key,
+        request_hash=request_hash,
+        status=TaskStatus.PENDING.value,
+        workflow_id=task_workflow_id(task_id),
+    )
+    created = True
+    try:
+        async with db.transaction() as session:
+            session.add(task)
+    except IntegrityError:
+        if spec.idempotency_key is None:
+            raise
+        created = False
+        async with db.session() as session:
+            existing = await session.get(Task, task_id)
+        if existing is None:  # pragma: no cover - the conflicting row vanished; the client can retry
+            raise Conflict("a concurrent request with this idempotency key is in progress; retry") from None
+        if existing.request_hash != request_hash:
+            raise Conflict(
+                f"idempotency key {spec.idempotency_key!r} was already used for a different request"
+            ) from None
+        task = existing
+    try:
+        await start_task_workflow(temporal, _workflow_input(task, settings), settings)
+    except RPCError as exc:
+        if created and spec.idempotency_key is None:
+            # Nobody can retry this exact task, so do not leave a row that would never run.
+            async with db.transaction() as session:
+                row = await session.get(Task, task_id)
+                if row is not None:
+                    await session.delete(row)
+        raise Unavailable(f"Temporal is unreachable, the task was not started: {exc.message}") from exc
+    return TaskAccepted(
+        id=task.id,
+        status=TaskStatus(task.status),
+        workflow_id=task.workflow_id,
+        temporal_ui_url=settings.workflow_ui_link(task.workflow_id),
+        created=created,
+    )
+
+
+async def get_task(db: Database, settings: Settings, task_id: str, client_id: str | None) -> TaskView:
+    """``client_id`` None means any client (admin). Another client's task is reported as not found."""
+    async with db.session() as session:
+        task = await session.get(Task, task_id)
+    if task is None or (client_id is not None and task.client_id != client_id):
+        raise NotFound(f"task {task_id!r} not found")
+    return to_view(task, settings)
+
+
+def _encode_cursor(task: Task) -> str:
+    created = as_utc(task.created_at) or utcnow()
+    raw = json.dumps([created.isoformat(), task.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, task_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(task_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("cursor is not valid; pass the next_cursor value of a previous page") from exc
+
+
+async def list_tasks(
+    db: Database,
+    settings: Settings,
+    client_id: str | None,
+    *,
+    status: TaskStatus | None = None,
+    task_type: str | None = None,
+    agent_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[TaskView]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    page_size = min(limit, MAX_PAGE_SIZE)
+    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(page_size + 1)
+    if client_id is not None:
+        query = query.where(Task.client_id == client_id)
+    if status is not None:
+        query = query.where(Task.status == status.value)
+    if task_type is not None:
+        query = query.where(Task.type == task_type)
+    if agent_id is not None:
+        query = query.where(Task.assigned_agent_id == agent_id)
+    if cursor:
+        created, last_id = _decode_cursor(cursor)
+        query = query.where(or_(Task.created_at < created, and_(Task.created_at == created, Task.id < last_id)))
+    async with db.session() as session:
+        rows = list((await session.execute(query)).scalars())
+    next_cursor = _encode_cursor(rows[page_size - 1]) if len(rows) > page_size else None
+    return Page[TaskView](items=[to_view(t, settings) for t in rows[:page_size]], next_cursor=next_cursor)
+
+
+async def cancel_task(
+    db: Database, temporal: Client, settings: Settings, task_id: str, client_id: str | None
+) -> TaskView:
+    view = await get_task(db, settings, task_id, client_id)
+    if view.status.is_final:
+        raise Conflict(f"task {task_id!r} already finished with status {view.status.value}")
+    try:
+        await temporal.get_workflow_handle(view.workflow_id).cancel()
+    except RPCError as exc:
+        raise Unavailable(f"could not reach Temporal to cancel the task: {exc.message}") from exc
+    return view

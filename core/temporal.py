@@ -1,0 +1,77 @@
+"""Temporal client creation and starting task workflows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from core.settings import ORCHESTRATION_QUEUE, Settings
+from models import search_attributes as sa
+from models.tasks import MAX_PRIORITY
+from models.workflow_io import TaskWorkflowInput
+
+TASK_WORKFLOW_NAME = "TaskWorkflow"
+# Bounds a task's whole life (all attempts, backoff and waiting for agents) so nothing runs forever.
+TASK_EXECUTION_SLACK = timedelta(hours=1)
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def prometheus_runtime(port: int) -> Runtime:
+    """An SDK runtime that serves worker metrics (task latencies, slots, polls) on ``port``."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"task-{task_id}"
+
+
+def priority_key(priority: int) -> int:
+    """AINS priority 10 (highest) is Temporal priority key 1 (runs first); 1 maps to key 10."""
+    return MAX_PRIORITY + 1 - priority
+
+
+async def start_task_workflow(client: Client, params: TaskWorkflowInput, settings: Settings) -> None:
+    """Start the task's workflow once. Safe to call again for the same task: an existing or finished run is kept."""
+    budget = params.max_attempts * (params.timeout_seconds + settings.retry_backoff_seconds * 8)
+    execution_timeout = timedelta(seconds=budget + settings.no_agent_wait_seconds) + TASK_EXECUTION_SLACK
+    try:
+        await client.start_workflow(
+            TASK_WORKFLOW_NAME,
+            params,
+            id=task_workflow_id(params.task_id),
+            task_queue=ORCHESTRATION_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            execution_timeout=execution_timeout,
+            priority=Priority(priority_key=priority_key(params.priority)),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CLIENT_ID, params.client_id),
+                    SearchAttributePair(sa.TASK_TYPE, params.task_type),
+                    SearchAttributePair(sa.PRIORITY, params.priority),
+                    SearchAttributePair(sa.STATUS, "pending"),
+                ]
+            ),
+            static_summary=f"{params.task_type} task {params.task_id} (priority {params.priority})",
+        )
+    except WorkflowAlreadyStartedError:
+        pass

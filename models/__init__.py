@@ -1,0 +1,1 @@
+"""The shared contract: wire models, typed tables and pure domain rules."""

@@ -1,0 +1,84 @@
+"""Wire models for the agent registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, HttpUrl, field_validator
+
+from models.capabilities import TAG_PATTERN, validate_version
+from models.common import StrictModel
+from models.trust import TrustTier
+
+AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+class AgentStatus(StrEnum):
+    AVAILABLE = "available"
+    UNAVAILABLE = "unavailable"
+
+
+class Capability(StrictModel):
+    tag: str = Field(pattern=TAG_PATTERN, description="Lowercase capability tag, e.g. 'summarize'.")
+    version: str = Field(default="1.0", max_length=50, description="PEP 440 version of this capability.")
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        return validate_version(value)
+
+
+def _unique_tags(capabilities: list[Capability]) -> list[Capability]:
+    tags = [c.tag for c in capabilities]
+    duplicates = sorted({t for t in tags if tags.count(t) > 1})
+    if duplicates:
+        raise ValueError(f"capability tags must be unique; repeated: {', '.join(duplicates)}")
+    return capabilities
+
+
+class AgentCreate(StrictModel):
+    id: str = Field(pattern=AGENT_ID_PATTERN, description="Stable agent id chosen by the registrant.")
+    display_name: str = Field(min_length=1, max_length=200)
+    endpoint_url: HttpUrl
+    capabilities: list[Capability] = Field(min_length=1, max_length=100)
+    max_concurrency: int = Field(default=1, ge=1, le=10_000)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _check_unique(cls, value: list[Capability]) -> list[Capability]:
+        return _unique_tags(value)
+
+
+class AgentUpdate(StrictModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    endpoint_url: HttpUrl | None = None
+    capabilities: list[Capability] | None = Field(default=None, min_length=1, max_length=100)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    status: AgentStatus | None = None
+
+    @field_validator("capabilities")
+    @classmethod
+    def _check_unique(cls, value: list[Capability] | None) -> list[Capability] | None:
+        return None if value is None else _unique_tags(value)
+
+
+class AgentView(BaseModel):
+    id: str
+    display_name: str
+    endpoint_url: str
+    capabilities: list[Capability]
+    max_concurrency: int
+    status: AgentStatus
+    trust_score: float
+    trust_tier: TrustTier
+    total_tasks: int
+    successful_tasks: int
+    failed_tasks: int
+    timed_out_tasks: int
+    success_rate: float
+    avg_response_ms: float | None
+    running_tasks: int
+    last_assigned_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,25 @@
+"""Custom search attributes set on every AINS workflow so runs can be filtered in the Temporal UI.
+
+`ains up` and the test fixtures register them on the dev server; deploy/ registers them in production.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+CLIENT_ID = SearchAttributeKey.for_keyword("AinsClientId")
+TASK_TYPE = SearchAttributeKey.for_keyword("AinsTaskType")
+PRIORITY = SearchAttributeKey.for_int("AinsPriority")
+AGENT_ID = SearchAttributeKey.for_keyword("AinsAgentId")
+STATUS = SearchAttributeKey.for_keyword("AinsStatus")
+
+ALL_KEYS = (CLIENT_ID, TASK_TYPE, PRIORITY, AGENT_ID, STATUS)
+
+
+def dev_server_flags() -> list[str]:
+    """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
+    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    flags: list[str] = []
+    for key in ALL_KEYS:
+        flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
+    return flags

@@ -1,0 +1,164 @@
+"""SQLAlchemy 2.0 typed tables of the registry database (the read model of every run).
+
+Timestamps are stored as UTC. SQLite drops the zone on the way back, so readers call ``as_utc``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from models.trust import INITIAL_TRUST
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    endpoint_url: Mapped[str] = mapped_column(String(2048))
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="available", index=True)
+    trust_score: Mapped[float] = mapped_column(Float, default=INITIAL_TRUST, index=True)
+    total_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    successful_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    failed_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    timed_out_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    avg_response_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AgentCapability(Base):
+    __tablename__ = "agent_capabilities"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str] = mapped_column(String(50), default="1.0")
+
+    __table_args__ = (Index("ix_agent_capabilities_tag", "tag"),)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(100))
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    required_capabilities: Mapped[list[str]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    timeout_seconds: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    request_hash: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    assigned_agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("client_id", "idempotency_key", name="uq_tasks_client_idempotency"),
+        Index("ix_tasks_client_created", "client_id", "created_at", "id"),
+        Index("ix_tasks_status", "status"),
+    )
+
+
+class TaskAttempt(Base):
+    """One routed attempt. Rows with status ``running`` are an agent's live load."""
+
+    __tablename__ = "task_attempts"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (Index("ix_task_attempts_agent_status", "agent_id", "status"),)
+
+
+class TrustRecord(Base):
+    """Audit of every trust change. At most one per (task, attempt): retries cannot double-count."""
+
+    __tablename__ = "trust_records"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempt: Mapped[int | None] = mapped_column(Integer, default=None)
+    event_type: Mapped[str] = mapped_column(String(16))
+    score_before: Mapped[float] = mapped_column(Float)
+    score_after: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "attempt", name="uq_trust_records_task_attempt"),
+        Index("ix_trust_records_agent_created", "agent_id", "created_at"),
+    )

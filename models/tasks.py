@@ -1,0 +1,98 @@
+"""Wire models for tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from models.capabilities import parse_requirement
+from models.common import StrictModel
+
+MIN_PRIORITY = 1
+MAX_PRIORITY = 10
+DEFAULT_PRIORITY = 5
+TASK_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    ROUTING = "routing"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT})
+
+
+class TaskCreate(StrictModel):
+    type: str = Field(pattern=TASK_TYPE_PATTERN, description="What to do, e.g. 'summarize'.")
+    input: dict[str, Any] = Field(default_factory=dict, description="JSON object handed to the agent.")
+    required_capabilities: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Tags the agent must offer, optionally with a version constraint: 'summarize>=2.0'. "
+        "Empty means the task type itself is the required tag.",
+    )
+    priority: int = Field(
+        default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="1 lowest, 10 highest."
+    )
+    timeout_seconds: int = Field(default=300, ge=1, description="Per-attempt limit for the agent call.")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts across agents before the task fails.")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Same key from the same client always maps to the same task.",
+    )
+
+    @field_validator("required_capabilities")
+    @classmethod
+    def _check_requirements(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_requirement(item)
+        return value
+
+    def effective_requirements(self) -> list[str]:
+        return self.required_capabilities or [self.type.lower()]
+
+
+class TaskAccepted(BaseModel):
+    id: str
+    status: TaskStatus
+    workflow_id: str
+    temporal_ui_url: str
+    created: bool = Field(description="False when an earlier request with the same idempotency key made it.")
+
+
+class TaskView(BaseModel):
+    id: str
+    type: str
+    status: TaskStatus
+    status_reason: str | None
+    priority: int
+    required_capabilities: list[str]
+    input: dict[str, Any]
+    assigned_agent_id: str | None
+    attempts: int
+    max_attempts: int
+    timeout_seconds: int
+    result: dict[str, Any] | None
+    error: str | None
+    error_code: str | None
+    idempotency_key: str | None
+    workflow_id: str
+    temporal_ui_url: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None

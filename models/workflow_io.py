@@ -1,0 +1,98 @@
+"""Payloads that cross Temporal between workflows and activities (via pydantic_data_converter).
+
+They stay small: task input and output live in the registry DB, workflows carry ids.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ExecutionPolicy(BaseModel):
+    """Tuning fixed at submission, so a run replays identically even if a worker's Settings change."""
+
+    heartbeat_timeout_seconds: float = 10.0
+    retry_backoff_seconds: float = 1.0
+    no_agent_wait_seconds: float = 300.0
+
+
+class TaskWorkflowInput(BaseModel):
+    task_id: str
+    client_id: str
+    task_type: str
+    required_capabilities: list[str]
+    priority: int
+    timeout_seconds: int
+    max_attempts: int
+    policy: ExecutionPolicy = ExecutionPolicy()
+
+
+class RouteRequest(BaseModel):
+    task_id: str
+    attempt: int
+    required_capabilities: list[str]
+    excluded_agent_ids: list[str]
+
+
+class RouteOutcome(StrEnum):
+    ASSIGNED = "assigned"
+    NO_CAPABLE_AGENT = "no_capable_agent"
+    ALL_BUSY = "all_busy"
+
+
+class RouteDecision(BaseModel):
+    outcome: RouteOutcome
+    agent_id: str | None = None
+    endpoint_url: str | None = None
+    reason: str
+
+
+class AgentCallRequest(BaseModel):
+    task_id: str
+    attempt: int
+    agent_id: str
+    endpoint_url: str
+    timeout_seconds: int
+
+
+class CallOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+
+
+class AgentCallResult(BaseModel):
+    outcome: CallOutcome
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    duration_ms: float
+
+
+class AttemptRecord(BaseModel):
+    """Outcome of one attempt plus the task status the workflow decided follows from it."""
+
+    task_id: str
+    attempt: int
+    agent_id: str
+    result: AgentCallResult
+    task_status: str
+    status_reason: str | None = None
+    error_code: str | None = None
+
+
+class TaskStatusUpdate(BaseModel):
+    task_id: str
+    status: str
+    reason: str | None = None
+    error_code: str | None = None
+
+
+class TaskWorkflowResult(BaseModel):
+    task_id: str
+    status: str
+    agent_id: str | None
+    attempts: int
+    error: str | None = None

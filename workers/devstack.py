@@ -1,0 +1,204 @@
+"""`ains up`: the whole platform on one machine with embedded defaults.
+
+Starts the Temporal dev server (SQLite file under the data dir, so runs survive restarts), applies
+migrations, bootstraps an admin API key on first start, then runs the demo agent, the workers and the API
+as child processes. Ctrl-C stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from core.agents import upsert_agent
+from core.db import Database
+from core.keys import create_key, has_admin_key
+from core.migrate import upgrade
+from core.settings import Settings
+from core.temporal import connect
+from models.agents import AgentCreate, Capability
+from models.keys import ApiKeyCreate, Scope
+from workers.demo_agent import DEMO_CAPABILITIES
+from workers.temporal_dev import dev_server_args, find_binary
+
+STARTUP_TIMEOUT_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 20
+DEMO_AGENT_ID = "demo-agent"
+
+
+class Child:
+    def __init__(self, name: str, args: list[str], log_file: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_file = log_file
+        self._log = log_file.open("ab")
+        # A session of its own: Ctrl-C reaches only `ains up`, which stops children in order.
+        self.process = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def _say(message: str) -> None:
+    print(f"[ains up] {message}", flush=True)
+
+
+async def _wait_until(what: str, check: object, child: Child | None) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if child is not None and not child.running():
+            raise RuntimeError(f"{what} exited during startup; see {child.log_file}")
+        try:
+            await check()  # type: ignore[operator]
+            return
+        except Exception as exc:  # not up yet
+            last_error = exc
+            await asyncio.sleep(0.25)
+    raise RuntimeError(f"{what} not ready after {STARTUP_TIMEOUT_SECONDS}s: {last_error}")
+
+
+async def _http_ok(url: str) -> None:
+    async with httpx.AsyncClient(timeout=2) as http:
+        (await http.get(url)).raise_for_status()
+
+
+async def _bootstrap_registry(settings: Settings, demo_url: str | None) -> str | None:
+    """Migrate, register the demo agent, and create the admin key on first start (returned once)."""
+    await upgrade(settings.effective_database_url)
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.transaction() as session:
+            if demo_url is not None:
+                await upsert_agent(
+                    session,
+                    AgentCreate(
+                        id=DEMO_AGENT_ID,
+                        display_name="Demo agent",
+                        endpoint_url=demo_url,  # type: ignore[arg-type]
+                        capabilities=[Capability(tag=t, version="1.0") for t in DEMO_CAPABILITIES],
+                        max_concurrency=50,
+                    ),
+                )
+            if await has_admin_key(session):
+                return None
+            created = await create_key(
+                session, ApiKeyCreate(client_id="admin", name="bootstrap admin", scopes=[Scope.ADMIN])
+            )
+            return created.key
+    finally:
+        await db.dispose()
+
+
+async def run_devstack(settings: Settings, with_demo_agent: bool = True) -> int:
+    started = time.monotonic()
+    data_dir = settings.data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "AINS_DATA_DIR": str(data_dir)}
+    ains = [sys.executable, "-m", "workers.cli"]
+    host, _, port = settings.temporal_address.rpartition(":")
+    children: list[Child] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    try:
+        _say(f"starting Temporal dev server (state in {data_dir / 'temporal.db'})")
+        temporal_args = dev_server_args(
+            data_dir / "temporal.db", host, int(port), settings.temporal_ui_port, settings.temporal_priority_levels
+        )
+        children.append(
+            Child(
+                "temporal", [find_binary("temporal"), "server", "start-dev", *temporal_args], logs / "temporal.log", env
+            )
+        )
+
+        async def temporal_ready() -> None:
+            await connect(settings)
+
+        await _wait_until("Temporal", temporal_ready, children[-1])
+
+        demo_url = None
+        if with_demo_agent:
+            _say(f"starting demo agent on 127.0.0.1:{settings.demo_agent_port}")
+            children.append(Child("demo-agent", [*ains, "agent", "demo"], logs / "demo-agent.log", env))
+            await _wait_until(
+                "demo agent", lambda: _http_ok(f"http://127.0.0.1:{settings.demo_agent_port}/health"), children[-1]
+            )
+            demo_url = f"http://127.0.0.1:{settings.demo_agent_port}/run"
+
+        _say(f"migrating registry database ({settings.effective_database_url})")
+        admin_key = await _bootstrap_registry(settings, demo_url)
+
+        _say("starting workers (all task queues)")
+        children.append(Child("worker", [*ains, "worker", "--queue", "all"], logs / "worker.log", env))
+        _say(f"starting API on {settings.api_host}:{settings.api_port}")
+        children.append(Child("api", [*ains, "api"], logs / "api.log", env))
+        await _wait_until("API", lambda: _http_ok(f"http://127.0.0.1:{settings.api_port}/ready"), children[-1])
+
+        _print_banner(settings, admin_key, time.monotonic() - started)
+        while not stop.is_set():
+            crashed = [c for c in children if not c.running()]
+            if crashed:
+                _say(f"{crashed[0].name} exited unexpectedly; see {crashed[0].log_file}. Stopping.")
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+        return 0
+    except (RuntimeError, FileNotFoundError) as exc:
+        _say(f"error: {exc}")
+        return 1
+    finally:
+        _say("stopping…")
+        for child in reversed(children):
+            child.stop()
+        _say("stopped")
+
+
+def _print_banner(settings: Settings, admin_key: str | None, elapsed: float) -> None:
+    api = settings.public_api_url
+    lines = [
+        "",
+        f"AINS is up ({elapsed:.1f}s).",
+        f"  API docs:     {api}/docs",
+        f"  Temporal UI:  {settings.temporal_ui_url}",
+        f"  Metrics:      {api}/metrics",
+        f"  Logs:         {settings.data_dir.resolve() / 'logs'}",
+    ]
+    if admin_key:
+        lines += [
+            "",
+            "  Bootstrap admin API key (shown once; only its hash is stored):",
+            f"    {admin_key}",
+            "",
+            "  Try it:",
+            f"    export AINS_KEY={admin_key}",
+            f'    curl -s -X POST {api}/v1/tasks -H "Authorization: Bearer $AINS_KEY" \\',
+            '      -H \'Content-Type: application/json\' -d \'{"type": "summarize", "input": {"text": "AINS works. It is durable."}}\'',
+        ]
+    else:
+        lines += ["", "  Admin key: created on first start (lost it? `ains keys create --client admin --scope admin`)."]
+    lines += ["", "Press Ctrl-C to stop."]
+    print("\n".join(lines), flush=True)

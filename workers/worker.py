@@ -1,0 +1,83 @@
+"""Temporal workers, one per task queue. ``ains worker --queue all`` runs every queue in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.runtime import Runtime
+from temporalio.worker import Worker
+
+from activities.agent_calls import AgentCallActivities
+from activities.registry import RegistryActivities
+from core.db import Database
+from core.settings import AGENTS_QUEUE, ALL_QUEUES, ORCHESTRATION_QUEUE, Settings
+from core.temporal import connect
+from workflows import ALL_WORKFLOWS
+
+log = logging.getLogger("ains.worker")
+AGENT_HTTP_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+
+
+def resolve_queues(names: Sequence[str]) -> list[str]:
+    """Short names (``orchestration``, ``agents``) or ``all`` to Temporal task-queue names."""
+    if "all" in names:
+        return list(ALL_QUEUES.values())
+    unknown = [n for n in names if n not in ALL_QUEUES]
+    if unknown:
+        raise ValueError(f"unknown queue(s) {', '.join(unknown)}; choose from {', '.join(ALL_QUEUES)} or all")
+    return [ALL_QUEUES[n] for n in names]
+
+
+def build_workers(
+    client: Client, db: Database, http: httpx.AsyncClient, settings: Settings, queues: Sequence[str]
+) -> list[Worker]:
+    sticky = timedelta(seconds=settings.worker_sticky_timeout_seconds)
+    grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
+    workers: list[Worker] = []
+    if ORCHESTRATION_QUEUE in queues:
+        registry = RegistryActivities(db)
+        workers.append(
+            Worker(
+                client,
+                task_queue=ORCHESTRATION_QUEUE,
+                workflows=ALL_WORKFLOWS,
+                activities=[registry.route_task, registry.record_attempt, registry.set_task_status],
+                sticky_queue_schedule_to_start_timeout=sticky,
+                graceful_shutdown_timeout=grace,
+            )
+        )
+    if AGENTS_QUEUE in queues:
+        calls = AgentCallActivities(db, http, settings.agent_signing_secret, settings.agent_heartbeat_interval_seconds)
+        workers.append(
+            Worker(
+                client,
+                task_queue=AGENTS_QUEUE,
+                activities=[calls.call_agent],
+                max_concurrent_activities=500,
+                graceful_shutdown_timeout=grace,
+            )
+        )
+    return workers
+
+
+async def run_workers(
+    settings: Settings, queues: Sequence[str], stop: asyncio.Event, runtime: Runtime | None = None
+) -> None:
+    """Run workers for ``queues`` until ``stop`` is set, then drain in-flight work and exit."""
+    async with AsyncExitStack() as stack:
+        db = Database(settings.effective_database_url, settings.database_pool_size)
+        stack.push_async_callback(db.dispose)
+        http = await stack.enter_async_context(httpx.AsyncClient(limits=AGENT_HTTP_LIMITS))
+        client = await connect(settings, runtime)
+        workers = build_workers(client, db, http, settings, queues)
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        log.info("worker polling %s", ", ".join(queues))
+        await stop.wait()
+        log.info("worker draining")

@@ -1,0 +1,205 @@
+"""TaskWorkflow: route a task to an agent, call it, record the outcome; re-route on failure.
+
+Every side effect happens in an activity; the workflow only decides. Routing and recording are local
+activities (cheap on the Temporal server); the agent call is a regular activity on the agents queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agent_calls import AgentCallActivities
+    from activities.registry import RegistryActivities
+    from core.settings import AGENTS_QUEUE
+    from models import search_attributes as sa
+    from models.tasks import TaskStatus
+    from models.workflow_io import (
+        AgentCallRequest,
+        AgentCallResult,
+        AttemptRecord,
+        CallOutcome,
+        RouteDecision,
+        RouteOutcome,
+        RouteRequest,
+        TaskStatusUpdate,
+        TaskWorkflowInput,
+        TaskWorkflowResult,
+    )
+
+# Bookkeeping against the registry DB: retried until the DB is back (e.g. during a restart).
+REGISTRY_TIMEOUT = timedelta(seconds=15)
+REGISTRY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+REGISTRY_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+# The agent call: its own timeout is enforced inside the activity; this margin covers our overhead.
+AGENT_CALL_MARGIN = timedelta(seconds=15)
+# Retries here only cover a lost worker; agent failures come back as results and are re-routed instead.
+AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+BUSY_POLL_INITIAL = timedelta(milliseconds=500)
+BUSY_POLL_MAX = timedelta(seconds=10)
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+def _backoff(base_seconds: float, attempt: int) -> timedelta:
+    return min(timedelta(seconds=base_seconds * (2 ** (attempt - 1))), MAX_BACKOFF)
+
+
+@workflow.defn(name="TaskWorkflow")
+class TaskWorkflow:
+    def __init__(self) -> None:
+        self._attempt = 0
+        self._agent_id: str | None = None
+
+    @workflow.query
+    def progress(self) -> dict[str, object]:
+        return {"attempt": self._attempt, "agent_id": self._agent_id}
+
+    @workflow.run
+    async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
+        try:
+            return await self._run_attempts(params)
+        except asyncio.CancelledError:
+            await self._set_status(params.task_id, TaskStatus.CANCELLED, "cancelled by request", None)
+            raise
+
+    async def _run_attempts(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
+        excluded: list[str] = []
+        last: AgentCallResult | None = None
+        for attempt in range(1, params.max_attempts + 1):
+            self._attempt = attempt
+            decision = await self._route_with_wait(params, attempt, excluded)
+            if decision.outcome is not RouteOutcome.ASSIGNED or decision.agent_id is None:
+                code = "no_capable_agent" if decision.outcome is RouteOutcome.NO_CAPABLE_AGENT else "no_agent_available"
+                await self._set_status(params.task_id, TaskStatus.FAILED, decision.reason, code)
+                return self._result(params, TaskStatus.FAILED, decision.reason)
+
+            self._agent_id = decision.agent_id
+            workflow.upsert_search_attributes(
+                [sa.AGENT_ID.value_set(decision.agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
+            )
+            workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{decision.agent_id}`")
+            result = await self._call_agent(params, attempt, decision)
+
+            is_last = attempt == params.max_attempts
+            status, reason, code = self._status_after(result, attempt, is_last, decision.agent_id)
+            await workflow.execute_local_activity_method(
+                RegistryActivities.record_attempt,
+                AttemptRecord(
+                    task_id=params.task_id,
+                    attempt=attempt,
+                    agent_id=decision.agent_id,
+                    result=result,
+                    task_status=status.value,
+                    status_reason=reason,
+                    error_code=code,
+                ),
+                start_to_close_timeout=REGISTRY_TIMEOUT,
+                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+                retry_policy=REGISTRY_RETRY,
+            )
+            if result.outcome is CallOutcome.SUCCESS:
+                workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
+                return self._result(params, status, None)
+            last = result
+            excluded.append(decision.agent_id)
+            if not is_last:
+                await workflow.sleep(_backoff(params.policy.retry_backoff_seconds, attempt))
+        timed_out = last is not None and last.outcome is CallOutcome.TIMEOUT
+        final = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
+        workflow.upsert_search_attributes([sa.STATUS.value_set(final.value)])
+        return self._result(params, final, last.error if last else None)
+
+    @staticmethod
+    def _status_after(
+        result: AgentCallResult, attempt: int, is_last: bool, agent_id: str
+    ) -> tuple[TaskStatus, str | None, str | None]:
+        if result.outcome is CallOutcome.SUCCESS:
+            return TaskStatus.SUCCEEDED, None, None
+        code = "agent_timeout" if result.outcome is CallOutcome.TIMEOUT else "agent_error"
+        if is_last:
+            status = TaskStatus.TIMED_OUT if result.outcome is CallOutcome.TIMEOUT else TaskStatus.FAILED
+            return status, f"attempt {attempt} on agent {agent_id}: {result.error}", code
+        return TaskStatus.ROUTING, f"attempt {attempt} on agent {agent_id} failed ({result.error}); re-routing", code
+
+    async def _route_with_wait(self, params: TaskWorkflowInput, attempt: int, excluded: list[str]) -> RouteDecision:
+        """Route; while capable agents exist but are all busy or down, wait up to the policy's limit."""
+        waited = timedelta(0)
+        poll = BUSY_POLL_INITIAL
+        limit = timedelta(seconds=params.policy.no_agent_wait_seconds)
+        reported: str | None = None
+        while True:
+            decision = await workflow.execute_local_activity_method(
+                RegistryActivities.route_task,
+                RouteRequest(
+                    task_id=params.task_id,
+                    attempt=attempt,
+                    required_capabilities=params.required_capabilities,
+                    excluded_agent_ids=excluded,
+                ),
+                start_to_close_timeout=REGISTRY_TIMEOUT,
+                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+                retry_policy=REGISTRY_RETRY,
+            )
+            if decision.outcome is not RouteOutcome.ALL_BUSY:
+                return decision
+            if waited >= limit:
+                return RouteDecision(
+                    outcome=RouteOutcome.ALL_BUSY,
+                    reason=f"no capable agent became free within {limit.total_seconds():g}s: {decision.reason}",
+                )
+            if decision.reason != reported:
+                await self._set_status(
+                    params.task_id, TaskStatus.ROUTING, f"waiting for an agent: {decision.reason}", None
+                )
+                reported = decision.reason
+            await workflow.sleep(poll)
+            waited += poll
+            poll = min(poll * 2, BUSY_POLL_MAX)
+
+    async def _call_agent(self, params: TaskWorkflowInput, attempt: int, decision: RouteDecision) -> AgentCallResult:
+        assert decision.agent_id is not None and decision.endpoint_url is not None
+        started = workflow.now()
+        try:
+            return await workflow.execute_activity_method(
+                AgentCallActivities.call_agent,
+                AgentCallRequest(
+                    task_id=params.task_id,
+                    attempt=attempt,
+                    agent_id=decision.agent_id,
+                    endpoint_url=decision.endpoint_url,
+                    timeout_seconds=params.timeout_seconds,
+                ),
+                task_queue=AGENTS_QUEUE,
+                start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
+                heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
+                retry_policy=AGENT_CALL_RETRY,
+                summary=f"call agent {decision.agent_id} (attempt {attempt})",
+            )
+        except ActivityError as err:
+            # Every retry of the call failed at the infrastructure level: count it against the attempt.
+            elapsed_ms = (workflow.now() - started).total_seconds() * 1000
+            outcome = CallOutcome.TIMEOUT if isinstance(err.cause, TimeoutError) else CallOutcome.FAILURE
+            return AgentCallResult(
+                outcome=outcome, error=f"agent call failed: {err.cause or err}", duration_ms=elapsed_ms
+            )
+
+    async def _set_status(self, task_id: str, status: TaskStatus, reason: str | None, code: str | None) -> None:
+        await workflow.execute_local_activity_method(
+            RegistryActivities.set_task_status,
+            TaskStatusUpdate(task_id=task_id, status=status.value, reason=reason, error_code=code),
+            start_to_close_timeout=REGISTRY_TIMEOUT,
+            schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+            retry_policy=REGISTRY_RETRY,
+        )
+        if status.is_final:
+            workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
+
+    def _result(self, params: TaskWorkflowInput, status: TaskStatus, error: str | None) -> TaskWorkflowResult:
+        return TaskWorkflowResult(
+            task_id=params.task_id, status=status.value, agent_id=self._agent_id, attempts=self._attempt, error=error
+        )
