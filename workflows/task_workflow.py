@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutError
+from temporalio.exceptions import ActivityError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentCallActivities
@@ -181,6 +181,8 @@ class TaskWorkflow:
                 summary=f"call agent {decision.agent_id} (attempt {attempt})",
             )
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError from err  # the task was cancelled; run() records it
             # Every retry of the call failed at the infrastructure level: count it against the attempt.
             elapsed_ms = (workflow.now() - started).total_seconds() * 1000
             outcome = CallOutcome.TIMEOUT if isinstance(err.cause, TimeoutError) else CallOutcome.FAILURE

@@ -8,7 +8,6 @@ service, k8s Deployment and KEDA ScaledObject fails here.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -19,7 +18,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 import tomllib
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,11 +83,7 @@ def env_of(service: dict[str, Any]) -> dict[str, str]:
 
 
 def ains_services() -> dict[str, dict[str, Any]]:
-    return {
-        name: svc
-        for name, svc in services().items()
-        if str(svc.get("image", "")).split(":")[0] == COMPOSE_IMAGE
-    }
+    return {name: svc for name, svc in services().items() if str(svc.get("image", "")).split(":")[0] == COMPOSE_IMAGE}
 
 
 def is_one_shot(service: dict[str, Any]) -> bool:
@@ -612,9 +606,8 @@ def test_dynamic_config_priority_levels_match_settings() -> None:
     assert levels == 10 == setting_default("temporal_priority_levels")
     assert int(compose()["x-ains-env"].get("AINS_TEMPORAL_PRIORITY_LEVELS", levels)) == levels
     assert int(configmap_env().get("AINS_TEMPORAL_PRIORITY_LEVELS", levels)) == levels
-    assert "priorityLevels" in (DEPLOY / "temporal" / "dynamicconfig.yaml").read_text().split("\n", 1)[0] or "#" in (
-        DEPLOY / "temporal" / "dynamicconfig.yaml"
-    ).read_text(), "explain the setting in a comment"
+    text = (DEPLOY / "temporal" / "dynamicconfig.yaml").read_text()
+    assert re.search(r"^#.*priority", text, re.M | re.I), "explain the setting in a comment"
 
 
 def test_setup_script_declares_every_search_attribute() -> None:
@@ -635,7 +628,7 @@ case "$1 $2 $3" in
   "operator namespace create") touch "$FAKE_STATE/namespace" ;;
   "operator search-attribute list")
       [ -f "$FAKE_STATE/namespace" ] || exit 1
-      echo "  Name  Type"; cat "$FAKE_STATE/attributes" 2>/dev/null ;;
+      echo "  Name  Type"; cat "$FAKE_STATE/attributes" 2>/dev/null || true ;;
   "operator search-attribute create")
       shift 3; name=""; type=""
       while [ $# -gt 0 ]; do
@@ -668,6 +661,7 @@ def test_setup_script_registers_namespace_and_attributes_idempotently(tmp_path: 
         "FAKE_STATE": str(state),
         "AINS_TEMPORAL_ADDRESS": "temporal.example:7233",
         "AINS_TEMPORAL_NAMESPACE": "ains-test",
+        "TEMPORAL_SETUP_TIMEOUT_SECONDS": "10",
     }
 
     first = run_setup_script(env)
@@ -704,8 +698,22 @@ def test_setup_script_against_a_real_temporal_dev_server(tmp_path: Path) -> None
     port, http_port, metrics_port = free_port(), free_port(), free_port()
     address = f"127.0.0.1:{port}"
     server = subprocess.Popen(
-        [cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
-         "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log-level", "error"],
+        [
+            cli,
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(http_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--log-level",
+            "error",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -722,7 +730,10 @@ def test_setup_script_against_a_real_temporal_dev_server(tmp_path: Path) -> None
             assert result.returncode == 0, result.stderr
         listing = subprocess.run(
             [cli, "operator", "search-attribute", "list", "--address", address, "--namespace", "ains-it"],
-            capture_output=True, text=True, timeout=30, env={**os.environ, "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "HOME": str(tmp_path)},
         )
         assert listing.returncode == 0, listing.stderr
         registered = {}
@@ -1039,11 +1050,3 @@ def test_grafana_dashboards_have_a_query_in_every_panel() -> None:
     assert re.search(r"\bains_tasks\b(?!_)", joined), "no panel queries the ains_tasks gauge"
     assert re.search(r"histogram_quantile\(0\.95,[^\n]*ains_http_request_duration_seconds_bucket", joined)
     assert re.search(r"by \(status\) \(ains_tasks\)", joined), "ains_tasks must be broken down by status"
-
-
-def test_kustomization_covers_new_files_only_when_listed(tmp_path: Path) -> None:
-    """Guard against a test that cannot fail: the listing check really compares against the folder."""
-    listed = set(kustomization()["resources"])
-    fake_folder = {*listed, "extra.yaml"}
-    assert fake_folder != listed
-    assert not any(fnmatch.fnmatch(name, "kustomization.yaml") for name in listed)

@@ -1,0 +1,69 @@
+"""Shared fixtures: one real Temporal dev server per session, the demo agent, and a full stack per backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from models.search_attributes import ALL_KEYS
+from tests.support.databases import REDIS_ENV, backends, fresh_database
+from tests.support.servers import RunningServer, serve
+from tests.support.stack import SIGNING_SECRET, Stack, stack_settings, start_stack
+from workers.demo_agent import create_demo_agent
+from workers.temporal_dev import find_binary
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    namespaces: list[str] = []
+    for backend in backends():
+        namespaces += ["--namespace", f"ains-{backend}"]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(ALL_KEYS),
+        dev_server_extra_args=["--dynamic-config-value", "matching.priorityLevels=10", *namespaces],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def demo_agent() -> AsyncIterator[RunningServer]:
+    server = await serve(create_demo_agent(SIGNING_SECRET))
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ.get(REDIS_ENV, "")
+
+
+@pytest.fixture(scope="session", params=backends())
+async def stack(
+    request: pytest.FixtureRequest,
+    temporal_env: WorkflowEnvironment,
+    demo_agent: RunningServer,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    backend: str = request.param
+    address = temporal_env.client.service_client.config.target_host
+    async with fresh_database(backend, tmp_path_factory.mktemp(backend)) as url:
+        settings = stack_settings(url, address, f"ains-{backend}", redis_url)
+        running = await start_stack(backend, settings, demo_agent.url)
+        try:
+            yield running
+        finally:
+            await running.close()
