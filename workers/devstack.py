@@ -93,7 +93,7 @@ async def _bootstrap_registry(settings: Settings, demo_url: str | None) -> str |
                     AgentCreate(
                         id=DEMO_AGENT_ID,
                         display_name="Demo agent",
-                        endpoint_url=demo_url,  # type: ignore[arg-type]
+                        endpoint_url=demo_url,
                         capabilities=[Capability(tag=t, version="1.0") for t in DEMO_CAPABILITIES],
                         max_concurrency=50,
                     ),

@@ -74,25 +74,28 @@ class TaskWorkflow:
             self._attempt = attempt
             decision = await self._route_with_wait(params, attempt, excluded)
             if decision.outcome is not RouteOutcome.ASSIGNED or decision.agent_id is None:
-                code = "no_capable_agent" if decision.outcome is RouteOutcome.NO_CAPABLE_AGENT else "no_agent_available"
-                await self._set_status(params.task_id, TaskStatus.FAILED, decision.reason, code)
+                no_agent = (
+                    "no_capable_agent" if decision.outcome is RouteOutcome.NO_CAPABLE_AGENT else "no_agent_available"
+                )
+                await self._set_status(params.task_id, TaskStatus.FAILED, decision.reason, no_agent)
                 return self._result(params, TaskStatus.FAILED, decision.reason)
 
-            self._agent_id = decision.agent_id
+            agent_id: str = decision.agent_id
+            self._agent_id = agent_id
             workflow.upsert_search_attributes(
-                [sa.AGENT_ID.value_set(decision.agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
+                [sa.AGENT_ID.value_set(agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
             )
-            workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{decision.agent_id}`")
+            workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{agent_id}`")
             result = await self._call_agent(params, attempt, decision)
 
             is_last = attempt == params.max_attempts
-            status, reason, code = self._status_after(result, attempt, is_last, decision.agent_id)
+            status, reason, code = self._status_after(result, attempt, is_last, agent_id)
             await workflow.execute_local_activity_method(
                 RegistryActivities.record_attempt,
                 AttemptRecord(
                     task_id=params.task_id,
                     attempt=attempt,
-                    agent_id=decision.agent_id,
+                    agent_id=agent_id,
                     result=result,
                     task_status=status.value,
                     status_reason=reason,

@@ -66,7 +66,7 @@ async def test_agent_hanging_past_timeout_ends_timed_out_and_costs_003(stack: St
 
 
 async def test_failed_attempt_is_rerouted_to_another_capable_agent(stack: Stack) -> None:
-    bad_id, tag = await stack.register_agent("/fail")
+    _bad_id, tag = await stack.register_agent("/fail")
     good_id, _ = await stack.register_agent("/run", tag=tag)
     # Make the failing agent the least-recently assigned so it is tried first.
     key, _ = await stack.new_key()

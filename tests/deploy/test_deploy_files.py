@@ -72,7 +72,8 @@ def compose() -> dict[str, Any]:
 
 
 def services() -> dict[str, dict[str, Any]]:
-    return compose()["services"]
+    svcs: dict[str, dict[str, Any]] = compose()["services"]
+    return svcs
 
 
 def env_of(service: dict[str, Any]) -> dict[str, str]:
@@ -142,11 +143,13 @@ def k8s(kind: str) -> dict[str, dict[str, Any]]:
 
 
 def kustomization() -> dict[str, Any]:
-    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    doc: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return doc
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    return workload["spec"]["template"]["spec"]
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
 
 
 def configmap_env() -> dict[str, str]:
@@ -258,7 +261,7 @@ def excluded_from_build_context(path: str) -> bool:
 
 def test_dockerfile_builds_python_311_slim_and_installs_the_project() -> None:
     instructions = dockerfile_instructions()
-    args = {}
+    args: dict[str, str] = {}
     for keyword, rest in instructions:
         if keyword == "ARG" and "=" in rest:
             name, _, value = rest.partition("=")
