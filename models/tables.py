@@ -36,7 +36,12 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        list[dict[str, Any]]: JSON,
+    }
 
 
 class Client(Base):
@@ -68,6 +73,7 @@ class Agent(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     endpoint_url: Mapped[str] = mapped_column(String(2048))
+    health_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     max_concurrency: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="available", index=True)
     trust_score: Mapped[float] = mapped_column(Float, default=INITIAL_TRUST, index=True)
@@ -78,6 +84,8 @@ class Agent(Base):
     avg_response_ms: Mapped[float | None] = mapped_column(Float, default=None)
     last_assigned_at: Mapped[datetime | None] = mapped_column(default=None)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_health_check_at: Mapped[datetime | None] = mapped_column(default=None)
+    health_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -88,6 +96,10 @@ class AgentCapability(Base):
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(100), primary_key=True)
     version: Mapped[str] = mapped_column(String(50), default="1.0")
+    # Per-capability trust, moved by the same rules as the overall score for tasks requiring this tag.
+    trust_score: Mapped[float] = mapped_column(Float, default=INITIAL_TRUST, server_default="0.5")
+    total_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    successful_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_agent_capabilities_tag", "tag"),)
 
@@ -105,6 +117,10 @@ class Task(Base):
     max_attempts: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     request_hash: Mapped[str] = mapped_column(String(64), default="")
+    routing_strategy: Mapped[str | None] = mapped_column(String(32), default=None)
+    min_trust: Mapped[float | None] = mapped_column(Float, default=None)
+    excluded_agent_ids: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    queue_timeout_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     assigned_agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -140,6 +156,27 @@ class TaskAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
     __table_args__ = (Index("ix_task_attempts_agent_status", "agent_id", "status"),)
+
+
+class RoutingReceipt(Base):
+    """Why an attempt went where it did: every candidate, the filter that removed it, the scores, the winner.
+
+    One row per (task, attempt); while the task waits for a free agent the row is updated in place.
+    """
+
+    __tablename__ = "routing_receipts"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    winner_agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    reason: Mapped[str] = mapped_column(Text)
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    candidates_total: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TrustRecord(Base):

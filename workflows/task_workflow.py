@@ -62,10 +62,13 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
         try:
-            return await self._run_attempts(params)
+            result = await self._run_attempts(params)
         except asyncio.CancelledError:
             await self._set_status(params.task_id, TaskStatus.CANCELLED, "cancelled by request", None)
+            await self._on_finished(params, self._result(params, TaskStatus.CANCELLED, "cancelled by request"))
             raise
+        await self._on_finished(params, result)
+        return result
 
     async def _run_attempts(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
         excluded: list[str] = []
@@ -106,7 +109,6 @@ class TaskWorkflow:
                 retry_policy=REGISTRY_RETRY,
             )
             if result.outcome is CallOutcome.SUCCESS:
-                workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
                 return self._result(params, status, None)
             last = result
             excluded.append(decision.agent_id)
@@ -114,7 +116,6 @@ class TaskWorkflow:
                 await workflow.sleep(_backoff(params.policy.retry_backoff_seconds, attempt))
         timed_out = last is not None and last.outcome is CallOutcome.TIMEOUT
         final = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
-        workflow.upsert_search_attributes([sa.STATUS.value_set(final.value)])
         return self._result(params, final, last.error if last else None)
 
     @staticmethod
@@ -201,8 +202,10 @@ class TaskWorkflow:
             schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
             retry_policy=REGISTRY_RETRY,
         )
-        if status.is_final:
-            workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
+
+    async def _on_finished(self, params: TaskWorkflowInput, result: TaskWorkflowResult) -> None:
+        """Runs once when the task reaches its final status (already recorded in the registry)."""
+        workflow.upsert_search_attributes([sa.STATUS.value_set(result.status)])
 
     def _result(self, params: TaskWorkflowInput, status: TaskStatus, error: str | None) -> TaskWorkflowResult:
         return TaskWorkflowResult(
