@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_api_url: str = "http://127.0.0.1:8000"
+    demo_agent_host: str = "127.0.0.1"
     demo_agent_port: int = 8001
 
     # Request validation limits.

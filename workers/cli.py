@@ -78,8 +78,13 @@ def cmd_agent_demo(args: argparse.Namespace) -> int:
     from workers.demo_agent import create_demo_agent
 
     settings = get_settings()
+    if args.register:
+        from workers.devstack import register_demo_agent
+
+        asyncio.run(register_demo_agent(settings, args.register))
+        print(f"registered demo-agent at {args.register}")
     app = create_demo_agent(settings.agent_signing_secret)
-    uvicorn.run(app, host="127.0.0.1", port=args.port or settings.demo_agent_port, log_level="warning")
+    uvicorn.run(app, host=settings.demo_agent_host, port=args.port or settings.demo_agent_port, log_level="warning")
     return 0
 
 
@@ -140,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     demo = agent_sub.add_parser("demo", help="run the demo HTTP agent")
     demo.add_argument("--port", type=int, default=None)
+    demo.add_argument(
+        "--register",
+        metavar="URL",
+        default=None,
+        help="register (or refresh) the demo agent at this endpoint URL first",
+    )
     demo.set_defaults(func=cmd_agent_demo)
 
     keys = sub.add_parser("keys", help="API key administration")

@@ -81,23 +81,33 @@ async def _http_ok(url: str) -> None:
         (await http.get(url)).raise_for_status()
 
 
-async def _bootstrap_registry(settings: Settings, demo_url: str | None) -> str | None:
-    """Migrate, register the demo agent, and create the admin key on first start (returned once)."""
-    await upgrade(settings.effective_database_url)
+def demo_agent_spec(endpoint_url: str) -> AgentCreate:
+    return AgentCreate(
+        id=DEMO_AGENT_ID,
+        display_name="Demo agent",
+        endpoint_url=endpoint_url,
+        capabilities=[Capability(tag=t, version="1.0") for t in DEMO_CAPABILITIES],
+        max_concurrency=50,
+    )
+
+
+async def register_demo_agent(settings: Settings, endpoint_url: str) -> None:
     db = Database(settings.effective_database_url)
     try:
         async with db.transaction() as session:
-            if demo_url is not None:
-                await upsert_agent(
-                    session,
-                    AgentCreate(
-                        id=DEMO_AGENT_ID,
-                        display_name="Demo agent",
-                        endpoint_url=demo_url,
-                        capabilities=[Capability(tag=t, version="1.0") for t in DEMO_CAPABILITIES],
-                        max_concurrency=50,
-                    ),
-                )
+            await upsert_agent(session, demo_agent_spec(endpoint_url))
+    finally:
+        await db.dispose()
+
+
+async def _bootstrap_registry(settings: Settings, demo_url: str | None) -> str | None:
+    """Migrate, register the demo agent, and create the admin key on first start (returned once)."""
+    await upgrade(settings.effective_database_url)
+    if demo_url is not None:
+        await register_demo_agent(settings, demo_url)
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.transaction() as session:
             if await has_admin_key(session):
                 return None
             created = await create_key(

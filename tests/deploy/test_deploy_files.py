@@ -378,7 +378,11 @@ def test_compose_commands_and_replicas() -> None:
     assert is_one_shot(svcs["temporal-setup"])
     assert command_of(svcs["api"]) == ["api"]
     assert svcs["api"]["deploy"]["replicas"] == 2
-    assert command_of(svcs["demo-agent"]) == ["agent", "demo"]
+    demo = command_of(svcs["demo-agent"])
+    assert demo[:2] == ["agent", "demo"]
+    # It registers itself at the address the agents worker can reach, and binds on all interfaces.
+    assert demo[2:] == ["--register", "http://demo-agent:8001/run"]
+    assert svcs["demo-agent"]["environment"]["AINS_DEMO_AGENT_HOST"] == "0.0.0.0"
     assert "ains-temporal-setup" in svcs["temporal-setup"]["entrypoint"]
     for name, svc in ains_services().items():
         assert svc.get("build"), f"{name} uses the local ains image, so it must say how to build it"
