@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import Agent, Task, TaskAttempt, TrustRecord, utcnow
+from models.capabilities import parse_requirement
+from models.tables import Agent, AgentCapability, Task, TaskAttempt, TrustRecord, utcnow
 from models.tasks import TaskStatus
 from models.trust import TrustEvent, next_trust
 from models.workflow_io import AttemptRecord, CallOutcome, TaskStatusUpdate
@@ -23,7 +24,23 @@ _EVENT_FOR_OUTCOME = {
 _ATTEMPT_STATUS = {CallOutcome.SUCCESS: "succeeded", CallOutcome.FAILURE: "failed", CallOutcome.TIMEOUT: "timed_out"}
 
 
-async def _apply_trust(session: AsyncSession, record: AttemptRecord) -> None:
+async def _apply_tag_trust(session: AsyncSession, agent_id: str, tags: list[str], event: TrustEvent) -> None:
+    """Per-capability trust for each tag the task required, by the same rules as the overall score."""
+    if not tags:
+        return
+    rows = await session.execute(
+        select(AgentCapability)
+        .where(AgentCapability.agent_id == agent_id, AgentCapability.tag.in_(tags))
+        .with_for_update()
+    )
+    for cap in rows.scalars():
+        cap.trust_score = next_trust(cap.trust_score, event, cap.successful_tasks, cap.total_tasks)
+        cap.total_tasks += 1
+        if event is TrustEvent.SUCCESS:
+            cap.successful_tasks += 1
+
+
+async def _apply_trust(session: AsyncSession, record: AttemptRecord, tags: list[str]) -> None:
     agent = (
         await session.execute(select(Agent).where(Agent.id == record.agent_id).with_for_update())
     ).scalar_one_or_none()
@@ -46,6 +63,7 @@ async def _apply_trust(session: AsyncSession, record: AttemptRecord) -> None:
         agent.failed_tasks += 1
     else:
         agent.timed_out_tasks += 1
+    await _apply_tag_trust(session, agent.id, tags, event)
     reason = "agent call succeeded" if outcome is CallOutcome.SUCCESS else (record.result.error or outcome.value)
     session.add(
         TrustRecord(
@@ -76,8 +94,9 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
         attempt.finished_at = now
         attempt.duration_ms = record.result.duration_ms
         attempt.error = record.result.error
-    await _apply_trust(session, record)
     task = await session.get(Task, record.task_id)
+    tags = sorted({parse_requirement(r).tag for r in task.required_capabilities}) if task else []
+    await _apply_trust(session, record, tags)
     if task is not None and not TaskStatus(task.status).is_final:
         task.status = record.task_status
         task.status_reason = record.status_reason

@@ -1,22 +1,77 @@
-"""Reading an agent's trust history (the audit trail written by core.attempts)."""
+"""Trust reads and admin overrides: history with trend, per-capability scores, the leaderboard."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Float, desc, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput, NotFound
-from models.tables import Agent, TrustRecord, as_utc, utcnow
-from models.trust import success_rate, tier_of
-from models.trust_views import AgentTrustView, TrustRecordView
+from models.routing import MIN_TAG_SAMPLES
+from models.tables import Agent, AgentCapability, TrustRecord, as_utc, utcnow
+from models.trust import TrustEvent, TrustTier, success_rate, tier_of
+from models.trust_views import (
+    AgentTrustView,
+    CapabilityTrustView,
+    Leaderboard,
+    LeaderboardEntry,
+    TrustOverride,
+    TrustRecordView,
+    TrustTrend,
+)
 
 MAX_PAGE_SIZE = 500
+TREND_WINDOW = 10
+TREND_EPSILON = 1e-9
+# Score range of each tier, as [low, high) except excellent which includes 1.0.
+TIER_RANGES = {
+    TrustTier.EXCELLENT: (0.90, 1.01),
+    TrustTier.GOOD: (0.70, 0.90),
+    TrustTier.AVERAGE: (0.50, 0.70),
+    TrustTier.BELOW_AVERAGE: (0.30, 0.50),
+    TrustTier.POOR: (0.0, 0.30),
+}
+
+
+def _record_view(r: TrustRecord) -> TrustRecordView:
+    return TrustRecordView(
+        id=r.id,
+        agent_id=r.agent_id,
+        task_id=r.task_id,
+        attempt=r.attempt,
+        event_type=r.event_type,
+        score_before=r.score_before,
+        score_after=r.score_after,
+        delta=r.delta,
+        reason=r.reason,
+        created_at=as_utc(r.created_at) or utcnow(),
+    )
+
+
+async def _trend(session: AsyncSession, agent_id: str) -> TrustTrend:
+    recent = list(
+        (
+            await session.execute(
+                select(TrustRecord.score_before, TrustRecord.score_after)
+                .where(TrustRecord.agent_id == agent_id)
+                .order_by(TrustRecord.id.desc())
+                .limit(TREND_WINDOW)
+            )
+        ).tuples()
+    )
+    if not recent:
+        return TrustTrend(direction="stable", change=0.0, window=0)
+    change = round(recent[0][1] - recent[-1][0], 6)
+    direction = "rising" if change > TREND_EPSILON else "falling" if change < -TREND_EPSILON else "stable"
+    return TrustTrend(direction=direction, change=change, window=len(recent))
 
 
 async def agent_trust(
     session: AsyncSession, agent_id: str, limit: int = 50, cursor: str | None = None
 ) -> AgentTrustView:
-    """Newest records first; ``cursor`` is the id of the last record of the previous page."""
+    """Score, tier, trend, per-capability trust and the audit records, newest first.
+
+    ``cursor`` is the id of the last record of the previous page.
+    """
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id!r} not found")
@@ -27,27 +82,89 @@ async def agent_trust(
             raise InvalidInput("cursor is not valid; pass the next_cursor value of a previous page")
         query = query.where(TrustRecord.id < int(cursor))
     rows = list((await session.execute(query.limit(page_size + 1))).scalars())
-    records = [
-        TrustRecordView(
-            id=r.id,
-            agent_id=r.agent_id,
-            task_id=r.task_id,
-            attempt=r.attempt,
-            event_type=r.event_type,
-            score_before=r.score_before,
-            score_after=r.score_after,
-            delta=r.delta,
-            reason=r.reason,
-            created_at=as_utc(r.created_at) or utcnow(),
+    caps = (
+        await session.execute(
+            select(AgentCapability).where(AgentCapability.agent_id == agent_id).order_by(AgentCapability.tag)
         )
-        for r in rows[:page_size]
-    ]
+    ).scalars()
     return AgentTrustView(
         agent_id=agent.id,
         trust_score=agent.trust_score,
         trust_tier=tier_of(agent.trust_score),
         success_rate=round(success_rate(agent.successful_tasks, agent.total_tasks), 4),
         total_tasks=agent.total_tasks,
-        records=records,
+        trend=await _trend(session, agent_id),
+        capabilities=[
+            CapabilityTrustView(
+                tag=c.tag,
+                trust_score=c.trust_score,
+                trust_tier=tier_of(c.trust_score),
+                total_tasks=c.total_tasks,
+                success_rate=round(success_rate(c.successful_tasks, c.total_tasks), 4),
+                used_for_routing=c.total_tasks >= MIN_TAG_SAMPLES,
+            )
+            for c in caps
+        ],
+        records=[_record_view(r) for r in rows[:page_size]],
         next_cursor=str(rows[page_size - 1].id) if len(rows) > page_size else None,
     )
+
+
+async def override_trust(session: AsyncSession, agent_id: str, change: TrustOverride, actor: str) -> TrustRecordView:
+    """Set an agent's score by hand. Audited like every other change, with who did it and why."""
+    agent = (await session.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).scalar_one_or_none()
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} not found")
+    before = agent.trust_score
+    after = round(change.score, 6)
+    agent.trust_score = after
+    record = TrustRecord(
+        agent_id=agent_id,
+        task_id=None,
+        attempt=None,
+        event_type=TrustEvent.OVERRIDE.value,
+        score_before=before,
+        score_after=after,
+        delta=round(after - before, 6),
+        reason=f"override by {actor}: {change.reason}",
+        created_at=utcnow(),
+    )
+    session.add(record)
+    await session.flush()
+    return _record_view(record)
+
+
+async def leaderboard(
+    session: AsyncSession, *, limit: int = 20, tier: TrustTier | None = None, tag: str | None = None
+) -> Leaderboard:
+    """Most trusted agents first. With ``tag``, only agents offering it, ranked by that capability's trust."""
+    if tag is None:
+        query = select(Agent, literal(None, Float).label("tag_trust")).order_by(desc(Agent.trust_score), Agent.id)
+        score_column = Agent.trust_score
+    else:
+        query = (
+            select(Agent, AgentCapability.trust_score)
+            .join(AgentCapability, AgentCapability.agent_id == Agent.id)
+            .where(AgentCapability.tag == tag)
+            .order_by(desc(AgentCapability.trust_score), desc(Agent.trust_score), Agent.id)
+        )
+        score_column = AgentCapability.trust_score
+    if tier is not None:
+        low, high = TIER_RANGES[tier]
+        query = query.where(score_column >= low, score_column < high)
+    rows = (await session.execute(query.limit(min(limit, MAX_PAGE_SIZE)))).tuples()
+    entries = [
+        LeaderboardEntry(
+            rank=rank,
+            agent_id=agent.id,
+            display_name=agent.display_name,
+            trust_score=agent.trust_score,
+            trust_tier=tier_of(agent.trust_score),
+            success_rate=round(success_rate(agent.successful_tasks, agent.total_tasks), 4),
+            total_tasks=agent.total_tasks,
+            status=agent.status,
+            tag_trust_score=tag_score,
+        )
+        for rank, (agent, tag_score) in enumerate(rows, start=1)
+    ]
+    return Leaderboard(tag=tag, tier=tier, entries=entries)

@@ -19,6 +19,14 @@ class ExecutionPolicy(BaseModel):
     no_agent_wait_seconds: float = 300.0
 
 
+class RetrySpec(BaseModel):
+    """Backoff between attempts of a task: initial * coefficient^(attempt-1), capped at maximum."""
+
+    initial_interval_seconds: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_seconds: float = 300.0
+
+
 class TaskWorkflowInput(BaseModel):
     task_id: str
     client_id: str
@@ -28,13 +36,21 @@ class TaskWorkflowInput(BaseModel):
     timeout_seconds: int
     max_attempts: int
     policy: ExecutionPolicy = ExecutionPolicy()
+    routing_strategy: str = "least_loaded"
+    min_trust: float | None = None
+    excluded_agent_ids: list[str] = []
+    queue_timeout_seconds: float | None = None
+    retry: RetrySpec | None = None
 
 
 class RouteRequest(BaseModel):
     task_id: str
     attempt: int
     required_capabilities: list[str]
-    excluded_agent_ids: list[str]
+    failed_agent_ids: list[str]
+    strategy: str = "least_loaded"
+    min_trust: float | None = None
+    excluded_agent_ids: list[str] = []
 
 
 class RouteOutcome(StrEnum):

@@ -13,6 +13,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError, TimeoutError
 
+from workflows.events import emit_task_event
+
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentCallActivities
     from activities.registry import RegistryActivities
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         AgentCallResult,
         AttemptRecord,
         CallOutcome,
+        RetrySpec,
         RouteDecision,
         RouteOutcome,
         RouteRequest,
@@ -45,8 +48,11 @@ BUSY_POLL_MAX = timedelta(seconds=10)
 MAX_BACKOFF = timedelta(minutes=5)
 
 
-def _backoff(base_seconds: float, attempt: int) -> timedelta:
-    return min(timedelta(seconds=base_seconds * (2 ** (attempt - 1))), MAX_BACKOFF)
+def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
+    """Delay before attempt ``attempt + 1``: the task's retry policy, else the submission-time default."""
+    retry = params.retry or RetrySpec(initial_interval_seconds=params.policy.retry_backoff_seconds)
+    seconds = retry.initial_interval_seconds * retry.backoff_coefficient ** (attempt - 1)
+    return min(timedelta(seconds=min(seconds, retry.maximum_interval_seconds)), MAX_BACKOFF)
 
 
 @workflow.defn(name="TaskWorkflow")
@@ -71,11 +77,11 @@ class TaskWorkflow:
         return result
 
     async def _run_attempts(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
-        excluded: list[str] = []
+        failed_agents: list[str] = []
         last: AgentCallResult | None = None
         for attempt in range(1, params.max_attempts + 1):
             self._attempt = attempt
-            decision = await self._route_with_wait(params, attempt, excluded)
+            decision = await self._route_with_wait(params, attempt, failed_agents)
             if decision.outcome is not RouteOutcome.ASSIGNED or decision.agent_id is None:
                 no_agent = (
                     "no_capable_agent" if decision.outcome is RouteOutcome.NO_CAPABLE_AGENT else "no_agent_available"
@@ -111,9 +117,9 @@ class TaskWorkflow:
             if result.outcome is CallOutcome.SUCCESS:
                 return self._result(params, status, None)
             last = result
-            excluded.append(decision.agent_id)
+            failed_agents.append(agent_id)
             if not is_last:
-                await workflow.sleep(_backoff(params.policy.retry_backoff_seconds, attempt))
+                await workflow.sleep(_backoff(params, attempt))
         timed_out = last is not None and last.outcome is CallOutcome.TIMEOUT
         final = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
         return self._result(params, final, last.error if last else None)
@@ -130,11 +136,14 @@ class TaskWorkflow:
             return status, f"attempt {attempt} on agent {agent_id}: {result.error}", code
         return TaskStatus.ROUTING, f"attempt {attempt} on agent {agent_id} failed ({result.error}); re-routing", code
 
-    async def _route_with_wait(self, params: TaskWorkflowInput, attempt: int, excluded: list[str]) -> RouteDecision:
+    async def _route_with_wait(
+        self, params: TaskWorkflowInput, attempt: int, failed_agents: list[str]
+    ) -> RouteDecision:
         """Route; while capable agents exist but are all busy or down, wait up to the policy's limit."""
         waited = timedelta(0)
         poll = BUSY_POLL_INITIAL
-        limit = timedelta(seconds=params.policy.no_agent_wait_seconds)
+        wait_seconds = params.queue_timeout_seconds
+        limit = timedelta(seconds=params.policy.no_agent_wait_seconds if wait_seconds is None else wait_seconds)
         reported: str | None = None
         while True:
             decision = await workflow.execute_local_activity_method(
@@ -143,7 +152,10 @@ class TaskWorkflow:
                     task_id=params.task_id,
                     attempt=attempt,
                     required_capabilities=params.required_capabilities,
-                    excluded_agent_ids=excluded,
+                    failed_agent_ids=failed_agents,
+                    strategy=params.routing_strategy,
+                    min_trust=params.min_trust,
+                    excluded_agent_ids=params.excluded_agent_ids,
                 ),
                 start_to_close_timeout=REGISTRY_TIMEOUT,
                 schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
@@ -161,8 +173,9 @@ class TaskWorkflow:
                     params.task_id, TaskStatus.ROUTING, f"waiting for an agent: {decision.reason}", None
                 )
                 reported = decision.reason
-            await workflow.sleep(poll)
-            waited += poll
+            pause = min(poll, limit - waited)
+            await workflow.sleep(pause)
+            waited += pause
             poll = min(poll * 2, BUSY_POLL_MAX)
 
     async def _call_agent(self, params: TaskWorkflowInput, attempt: int, decision: RouteDecision) -> AgentCallResult:
@@ -206,6 +219,7 @@ class TaskWorkflow:
     async def _on_finished(self, params: TaskWorkflowInput, result: TaskWorkflowResult) -> None:
         """Runs once when the task reaches its final status (already recorded in the registry)."""
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status)])
+        await emit_task_event(params.task_id, result.status)
 
     def _result(self, params: TaskWorkflowInput, status: TaskStatus, error: str | None) -> TaskWorkflowResult:
         return TaskWorkflowResult(

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import AgentsRead, AgentsWrite, State
+from api.deps import Admin, AgentsRead, AgentsWrite, State
 from core import agents, trust
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
 from models.common import Page
-from models.trust_views import AgentTrustView
+from models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -63,3 +63,17 @@ async def agent_trust(
 ) -> AgentTrustView:
     async with state.db.session() as session:
         return await trust.agent_trust(session, agent_id, limit=limit, cursor=cursor)
+
+
+@router.post("/{agent_id}/heartbeat", response_model=AgentView)
+async def heartbeat(agent_id: str, state: State, _: AgentsWrite) -> AgentView:
+    """Agents call this periodically; one that the health check had marked unavailable becomes available."""
+    async with state.db.transaction() as session:
+        return await agents.record_heartbeat(session, agent_id)
+
+
+@router.post("/{agent_id}/trust", status_code=201, response_model=TrustRecordView)
+async def override_trust(agent_id: str, change: TrustOverride, state: State, principal: Admin) -> TrustRecordView:
+    """Set the agent's trust score by hand (admin); recorded in its trust history with the reason."""
+    async with state.db.transaction() as session:
+        return await trust.override_trust(session, agent_id, change, actor=f"{principal.client_id}/{principal.key_id}")

@@ -10,7 +10,7 @@ from api.deps import State, TasksRead, TasksWrite, visible_client
 from api.metrics import TASKS_CREATED
 from core import tasks
 from models.common import Page
-from models.tasks import TaskAccepted, TaskCreate, TaskStatus, TaskView
+from models.tasks import TaskAccepted, TaskCreate, TaskRoutingView, TaskStatus, TaskView
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -58,6 +58,12 @@ async def list_tasks(
 @router.get("/{task_id}", response_model=TaskView)
 async def get_task(task_id: str, state: State, principal: TasksRead) -> TaskView:
     return await tasks.get_task(state.db, state.settings, task_id, visible_client(principal))
+
+
+@router.get("/{task_id}/routing", response_model=TaskRoutingView)
+async def task_routing(task_id: str, state: State, principal: TasksRead) -> TaskRoutingView:
+    """Routing receipts, one per attempt: candidates, the filter that removed each, scores, the winner."""
+    return await tasks.task_routing(state.db, state.settings, task_id, visible_client(principal))
 
 
 @router.post("/{task_id}/cancel", status_code=202, response_model=TaskView)

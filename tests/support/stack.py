@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from api.app import create_app
 from core.db import Database
 from core.keys import create_key
 from core.settings import Settings
+from core.temporal import connect
 from models.keys import ApiKeyCreate, Scope
 from tests.support.servers import RunningServer, serve
 from workers.worker import resolve_queues, run_workers
 
 SIGNING_SECRET = "test-signing-secret"
+CALLBACK_SECRET = "test-callback-secret"
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
@@ -46,6 +49,11 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         max_task_input_bytes=4096,
         max_request_bytes=65_536,
         max_timeout_seconds=600,
+        webhook_retry_period_seconds=2.5,
+        webhook_initial_backoff_seconds=0.2,
+        webhook_max_backoff_seconds=1.0,
+        webhook_request_timeout_seconds=2.0,
+        callback_signing_secret=CALLBACK_SECRET,
     )
 
 
@@ -65,6 +73,9 @@ class Stack:
     @property
     def api_url(self) -> str:
         return self.api.url
+
+    async def temporal(self) -> Client:
+        return await connect(self.settings)
 
     # --- workers -------------------------------------------------------------------------------
     async def start_worker(self) -> None:
@@ -120,7 +131,7 @@ class Stack:
         return created.key, client_id
 
     async def register_agent(
-        self, path: str = "/run", max_concurrency: int = 10, tag: str | None = None
+        self, path: str = "/run", max_concurrency: int = 10, tag: str | None = None, **extra: Any
     ) -> tuple[str, str]:
         """Registers a demo-agent endpoint with a capability tag unique to the caller; returns (agent_id, tag)."""
         tag = tag or f"cap-{uuid.uuid4().hex[:10]}"
@@ -134,6 +145,7 @@ class Stack:
                 "endpoint_url": f"{self.demo_url}{path}",
                 "capabilities": [{"tag": tag, "version": "1.0"}],
                 "max_concurrency": max_concurrency,
+                **extra,
             },
         )
         assert response.status_code == 201, response.text

@@ -1,0 +1,44 @@
+"""Schedules AINS keeps for itself (not users' schedules): the agent health check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+
+from core.settings import ORCHESTRATION_QUEUE, Settings
+from models.health import HealthCheckInput
+
+HEALTH_SCHEDULE_ID = "ains-agent-health-check"
+
+
+async def ensure_health_schedule(client: Client, settings: Settings) -> None:
+    """Create the health-check schedule once; visible and pausable in the Temporal UI."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            "AgentHealthWorkflow",
+            HealthCheckInput(
+                timeout_seconds=settings.health_check_timeout_seconds,
+                heartbeat_ttl_seconds=settings.heartbeat_ttl_seconds,
+            ),
+            id="ains-agent-health",
+            task_queue=ORCHESTRATION_QUEUE,
+        ),
+        spec=ScheduleSpec(
+            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.health_check_interval_seconds))]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(HEALTH_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        pass

@@ -1,0 +1,219 @@
+"""Routing rules as pure functions: filter candidate agents, score them by a strategy, explain the choice.
+
+No I/O here: core/routing.py loads the candidates and stores the receipt. Keeping the decision pure makes
+every strategy and filter deterministic and testable without a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from models.capabilities import CapabilityRequirement
+
+# Per-capability trust replaces the overall score once the agent has this many tasks for the tag.
+MIN_TAG_SAMPLES = 5
+RECEIPT_CANDIDATE_LIMIT = 50
+
+
+class Strategy(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    LEAST_LOADED = "least_loaded"
+    TRUST_WEIGHTED = "trust_weighted"
+    FASTEST_RESPONSE = "fastest_response"
+
+
+class Filter(StrEnum):
+    """Why a candidate was removed, in the order the filters apply."""
+
+    VERSION = "version"
+    EXCLUDED = "excluded"
+    MIN_TRUST = "min_trust"
+    UNAVAILABLE = "unavailable"
+    ALREADY_FAILED = "already_failed"
+    AT_CAPACITY = "at_capacity"
+
+
+# Filters whose verdict cannot change by waiting: when they remove everyone, the task fails at once.
+PERMANENT_FILTERS = frozenset({Filter.VERSION, Filter.EXCLUDED, Filter.MIN_TRUST})
+
+
+@dataclass(frozen=True)
+class TagStats:
+    version: str
+    trust: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    agent_id: str
+    endpoint_url: str
+    available: bool
+    max_concurrency: int
+    running: int
+    trust: float
+    avg_response_ms: float | None
+    last_assigned_at: float | None  # epoch seconds; None = never assigned
+    tags: dict[str, TagStats]
+    registered_at: float = 0.0  # epoch seconds
+
+    def effective_trust(self, tags: list[str]) -> float:
+        """Mean over the required tags of the tag's trust (once it has enough samples) or the overall trust."""
+        if not tags:
+            return self.trust
+        values = [
+            self.tags[t].trust if t in self.tags and self.tags[t].samples >= MIN_TAG_SAMPLES else self.trust
+            for t in tags
+        ]
+        return round(sum(values) / len(values), 6)
+
+
+@dataclass
+class CandidateReport:
+    agent_id: str
+    eliminated_by: Filter | None
+    detail: str
+    trust: float
+    running: int
+    max_concurrency: int
+    score: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "agent_id": self.agent_id,
+            "eliminated_by": self.eliminated_by.value if self.eliminated_by else None,
+            "detail": self.detail,
+            "trust": self.trust,
+            "running": self.running,
+            "max_concurrency": self.max_concurrency,
+            "score": self.score,
+        }
+
+
+@dataclass
+class RoutingQuery:
+    requirements: list[CapabilityRequirement]
+    strategy: Strategy
+    min_trust: float | None = None
+    excluded: frozenset[str] = frozenset()
+    failed_on_task: frozenset[str] = frozenset()
+    seed: str = ""
+    now: float = 0.0  # epoch seconds, supplied by the caller so the decision stays a pure function
+
+
+@dataclass
+class Evaluation:
+    winner: Candidate | None
+    reports: list[CandidateReport]
+    waiting_is_useful: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [f"{n} {name.replace('_', ' ')}" for name, n in sorted(self.counts.items()) if n]
+        return ", ".join(parts) if parts else "none removed"
+
+
+def _eliminate(candidate: Candidate, query: RoutingQuery, tags: list[str]) -> tuple[Filter | None, str]:
+    for req in query.requirements:
+        stats = candidate.tags.get(req.tag)
+        if stats is None or not req.accepts(stats.version):
+            have = stats.version if stats else "none"
+            return Filter.VERSION, f"needs {req.tag}{req.spec}, has {have}"
+    if candidate.agent_id in query.excluded:
+        return Filter.EXCLUDED, "excluded by the task"
+    trust = candidate.effective_trust(tags)
+    if query.min_trust is not None and trust < query.min_trust:
+        return Filter.MIN_TRUST, f"trust {trust:.3f} below min_trust {query.min_trust:.3f}"
+    if not candidate.available:
+        return Filter.UNAVAILABLE, "marked unavailable"
+    if candidate.agent_id in query.failed_on_task:
+        return Filter.ALREADY_FAILED, "already failed an earlier attempt of this task"
+    if candidate.running >= candidate.max_concurrency:
+        return Filter.AT_CAPACITY, f"{candidate.running}/{candidate.max_concurrency} running"
+    return None, "eligible"
+
+
+def _rank(eligible: list[Candidate], query: RoutingQuery, tags: list[str]) -> list[tuple[Candidate, float]]:
+    """Eligible candidates best first, each with the strategy's score (higher is better)."""
+    never = float("-inf")
+    if query.strategy is Strategy.LEAST_LOADED:
+        scored = [(c, round(1 - c.running / c.max_concurrency, 6)) for c in eligible]
+        scored.sort(key=lambda cs: (-cs[1], cs[0].last_assigned_at or never, cs[0].agent_id))
+        return scored
+    if query.strategy is Strategy.ROUND_ROBIN:
+        # Least recently assigned first; never-assigned agents come before all others, oldest first.
+        # The score is how long the agent has been idle (since its last task, or since it registered).
+        def idle_since(c: Candidate) -> float:
+            return c.last_assigned_at if c.last_assigned_at is not None else c.registered_at
+
+        scored = [(c, round(max(query.now - idle_since(c), 0.0), 3)) for c in eligible]
+        scored.sort(key=lambda cs: (cs[0].last_assigned_at is not None, idle_since(cs[0]), cs[0].agent_id))
+        return scored
+    if query.strategy is Strategy.FASTEST_RESPONSE:
+        # Agents without a measurement are tried first so they get one (optimistic exploration).
+        scored = [(c, -(c.avg_response_ms if c.avg_response_ms is not None else 0.0)) for c in eligible]
+        scored.sort(key=lambda cs: (cs[0].avg_response_ms is not None, cs[0].avg_response_ms or 0.0, cs[0].agent_id))
+        return scored
+    return _trust_weighted(eligible, query.seed, tags)
+
+
+def _trust_weighted(eligible: list[Candidate], seed: str, tags: list[str]) -> list[tuple[Candidate, float]]:
+    """Draw the winner with probability proportional to trust; seeded, so a given task/attempt is reproducible."""
+    ordered = sorted(eligible, key=lambda c: c.agent_id)
+    weights = [max(c.effective_trust(tags), 0.0) for c in ordered]
+    total = sum(weights)
+    if total == 0:
+        weights = [1.0] * len(ordered)
+        total = float(len(ordered))
+    digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
+    winner = random.Random(digest).choices(ordered, weights=weights, k=1)[0]
+    probabilities = {c.agent_id: round(w / total, 6) for c, w in zip(ordered, weights, strict=True)}
+    rest = sorted((c for c in ordered if c is not winner), key=lambda c: (-probabilities[c.agent_id], c.agent_id))
+    return [(c, probabilities[c.agent_id]) for c in [winner, *rest]]
+
+
+def evaluate(candidates: list[Candidate], query: RoutingQuery) -> Evaluation:
+    """Apply the filters, then the strategy. An agent that already failed this task is used again only when
+    no other capable agent remains (a one-agent pool would otherwise wait out its queue timeout)."""
+    tags = sorted({r.tag for r in query.requirements})
+    verdicts = [(c, *_eliminate(c, query, tags)) for c in candidates]
+    eligible = [c for c, why, _ in verdicts if why is None]
+    others_may_free_up = any(
+        why is not None and why not in PERMANENT_FILTERS and why is not Filter.ALREADY_FAILED for _, why, _ in verdicts
+    )
+    if not eligible and not others_may_free_up:
+        second_chance = [c for c, why, _ in verdicts if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
+        if second_chance:
+            note = "eligible again: no other capable agent can take the task"
+            verdicts = [(c, None, note) if c in second_chance else (c, why, d) for c, why, d in verdicts]
+            eligible = second_chance
+    ranked = _rank(eligible, query, tags) if eligible else []
+    scores = {c.agent_id: s for c, s in ranked}
+    counts: dict[str, int] = {}
+    reports: list[CandidateReport] = []
+    for c, why, detail in verdicts:
+        if why is not None:
+            counts[why.value] = counts.get(why.value, 0) + 1
+        reports.append(
+            CandidateReport(
+                agent_id=c.agent_id,
+                eliminated_by=why,
+                detail=detail,
+                trust=c.effective_trust(tags),
+                running=c.running,
+                max_concurrency=c.max_concurrency,
+                score=scores.get(c.agent_id),
+            )
+        )
+    order = {c.agent_id: i for i, (c, _) in enumerate(ranked)}
+    reports.sort(key=lambda r: (r.eliminated_by is not None, order.get(r.agent_id, 0), r.agent_id))
+    waiting = not ranked and any(why is not None and why not in PERMANENT_FILTERS for _, why, _ in verdicts)
+    return Evaluation(
+        winner=ranked[0][0] if ranked else None,
+        reports=reports,
+        waiting_is_useful=waiting,
+        counts=counts,
+    )
