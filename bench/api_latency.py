@@ -1,0 +1,203 @@
+"""API latency with a large registry: 10,000 agents and 100,000 tasks, bulk-inserted with SQLAlchemy core."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+from bench.stats import LoadResult, closed_loop
+from core.db import Database
+from models.tables import Agent, AgentCapability, Task
+
+CHUNK = 2_000
+BENCH_CLIENT = "bench"
+TAGS = [f"cap-{i:03d}" for i in range(100)]
+
+
+async def populate(url: str, n_agents: int, n_tasks: int, seed: int = 7) -> list[str]:
+    """Bulk-insert agents (two capabilities each) and tasks; returns the ids of the bench client's tasks."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    db = Database(url)
+    bench_ids: list[str] = []
+    try:
+        agents, caps = [], []
+        for i in range(n_agents):
+            agent_id = f"agent-{i:05d}"
+            agents.append(
+                {
+                    "id": agent_id,
+                    "display_name": f"bench agent {i}",
+                    "endpoint_url": f"http://127.0.0.1:9/{agent_id}",
+                    "max_concurrency": 4,
+                    "status": "available",
+                    "trust_score": round(rng.random(), 6),
+                    "total_tasks": 10,
+                    "successful_tasks": 9,
+                    "failed_tasks": 1,
+                    "timed_out_tasks": 0,
+                    "avg_response_ms": 50.0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            for tag in rng.sample(TAGS, 2):
+                caps.append({"agent_id": agent_id, "tag": tag, "version": "1.0", "trust_score": 0.5})
+        tasks = []
+        for i in range(n_tasks):
+            client = BENCH_CLIENT if i % 10 == 0 else f"client-{i % 50:02d}"
+            task_id = f"tsk_bench{i:07d}"
+            if client == BENCH_CLIENT:
+                bench_ids.append(task_id)
+            created = now - timedelta(seconds=(n_tasks - i) * 20)
+            tasks.append(
+                {
+                    "id": task_id,
+                    "client_id": client,
+                    "type": "echo",
+                    "input": {"text": f"task {i}"},
+                    "required_capabilities": ["echo"],
+                    "priority": 5,
+                    "timeout_seconds": 300,
+                    "max_attempts": 3,
+                    "request_hash": "",
+                    "status": "succeeded",
+                    "assigned_agent_id": f"agent-{i % n_agents:05d}",
+                    "attempts": 1,
+                    "result": {"output": {"text": f"task {i}"}},
+                    "workflow_id": f"task-{task_id}",
+                    "created_at": created,
+                    "updated_at": created,
+                    "started_at": created,
+                    "completed_at": created + timedelta(milliseconds=40),
+                }
+            )
+        async with db.engine.begin() as conn:
+            for table, rows in ((Agent.__table__, agents), (AgentCapability.__table__, caps), (Task.__table__, tasks)):
+                for start in range(0, len(rows), CHUNK):
+                    await conn.execute(insert(table), rows[start : start + CHUNK])
+    finally:
+        await db.dispose()
+    return bench_ids
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def postgres_reachable(admin_url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(_asyncpg_dsn(admin_url), timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+async def create_database(admin_url: str) -> str:
+    name = f"ains_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class EndpointResult:
+    name: str
+    goal_p95_ms: float
+    runs: list[dict[int, LoadResult]] = field(default_factory=list)  # one dict per run: concurrency -> result
+    note: str = ""
+
+
+def _timed(call: Callable[[int], Awaitable[httpx.Response]], ok: set[int]) -> Callable[[int], Awaitable[float]]:
+    async def one(i: int) -> float:
+        t0 = time.perf_counter()
+        response = await call(i)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if response.status_code not in ok:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:150]}")
+        return elapsed
+
+    return one
+
+
+async def measure_endpoints(
+    http: httpx.AsyncClient,
+    key: str,
+    task_ids: list[str],
+    levels: list[int],
+    requests: int,
+    runs: int,
+    warmup: int,
+) -> list[EndpointResult]:
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(11)
+
+    def task_body(i: int) -> dict[str, Any]:
+        return {"type": "echo", "input": {"text": f"api bench {i}"}}
+
+    async def post_task(i: int) -> httpx.Response:
+        return await http.post("/v1/tasks", headers=headers, json=task_body(i))
+
+    async def get_task(_: int) -> httpx.Response:
+        return await http.get(f"/v1/tasks/{rng.choice(task_ids)}", headers=headers)
+
+    async def get_agents(_: int) -> httpx.Response:
+        return await http.get("/v1/agents", headers=headers)
+
+    async def leaderboard(_: int) -> httpx.Response:
+        return await http.get("/v1/trust/leaderboard", headers=headers)
+
+    async def batch(i: int) -> httpx.Response:
+        return await http.post(
+            "/v1/tasks/batch", headers=headers, json={"tasks": [task_body(i * 100 + j) for j in range(100)]}
+        )
+
+    plan: list[tuple[str, float, Callable[[int], Awaitable[httpx.Response]], set[int], int]] = [
+        ("POST /v1/tasks", 20, post_task, {202}, 1),
+        ("GET /v1/tasks/{id}", 6, get_task, {200}, 1),
+        ("GET /v1/agents", 10, get_agents, {200}, 1),
+        ("GET /v1/trust/leaderboard", 20, leaderboard, {200}, 1),
+        ("POST /v1/tasks/batch (100 tasks)", 100, batch, {200, 201, 202}, 10),
+    ]
+    results: list[EndpointResult] = []
+    for name, goal, call, ok, divisor in plan:
+        result = EndpointResult(name, goal)
+        results.append(result)
+        probe = await call(0)
+        if probe.status_code in (404, 405):
+            result.note = f"skipped: the endpoint does not exist yet (HTTP {probe.status_code})"
+            continue
+        if probe.status_code not in ok:
+            result.note = f"skipped: probe answered HTTP {probe.status_code}: {probe.text[:150]}"
+            continue
+        one = _timed(call, ok)
+        await closed_loop(4, max(1, warmup // divisor), one)
+        for _ in range(runs):
+            per_level: dict[int, LoadResult] = {}
+            for concurrency in levels:
+                per_level[concurrency] = await closed_loop(concurrency, max(concurrency, requests // divisor), one)
+            result.runs.append(per_level)
+    return results
