@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
-from core.routing import route_attempt
-from models.workflow_io import AttemptRecord, RouteDecision, RouteRequest, TaskStatusUpdate
+from core.routing import next_waiting_workflow, route_attempt
+from models.workflow_io import AttemptRecord, RouteDecision, RouteRequest, TaskStatusUpdate, WakeRequest
+
+SLOT_FREED_SIGNAL = "slot_freed"
 
 
 class RegistryActivities:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, client: Client | None = None) -> None:
         self._db = db
+        self._client = client
 
     @activity.defn(name="route_task")
     async def route_task(self, request: RouteRequest) -> RouteDecision:
@@ -28,3 +33,18 @@ class RegistryActivities:
     async def set_task_status(self, change: TaskStatusUpdate) -> None:
         async with self._db.transaction() as session:
             await set_task_status(session, change)
+
+    @activity.defn(name="wake_waiting_task")
+    async def wake_waiting_task(self, request: WakeRequest) -> str | None:
+        """Signal the best-ranked task waiting for this agent that a slot is free, so it need not poll."""
+        if self._client is None:
+            return None
+        async with self._db.session() as session:
+            workflow_id = await next_waiting_workflow(session, request.agent_id, request.priority_aging_seconds)
+        if workflow_id is None:
+            return None
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal(SLOT_FREED_SIGNAL)
+        except RPCError:  # it finished meanwhile; its own polling covers any other case
+            return None
+        return workflow_id

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.metrics import RequestMiddleware
-from api.routes import agents, health, keys, tasks
+from api.routes import agents, health, keys, schedules, tasks, trust, webhooks
 from api.state import AppState
 from core.settings import Settings, get_settings
 
@@ -36,7 +36,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="AINS", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for router in (health.router, keys.router, agents.router, tasks.router):
+    for router in (
+        health.router,
+        keys.router,
+        agents.router,
+        tasks.router,
+        trust.router,
+        schedules.router,
+        webhooks.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_request_bytes)
     return app

@@ -10,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput, NotFound
+from core.settings import get_settings
+from core.url_safety import UrlPolicy, check_url
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView, Capability
 from models.capabilities import TAG_PATTERN
 from models.common import Page
@@ -48,9 +50,13 @@ def to_view(agent: Agent, capabilities: list[Capability], running: int) -> Agent
         id=agent.id,
         display_name=agent.display_name,
         endpoint_url=agent.endpoint_url,
+        health_url=agent.health_url,
         capabilities=capabilities,
         max_concurrency=agent.max_concurrency,
         status=AgentStatus(agent.status),
+        health_error=agent.health_error,
+        last_heartbeat_at=as_utc(agent.last_heartbeat_at),
+        last_health_check_at=as_utc(agent.last_health_check_at),
         trust_score=agent.trust_score,
         trust_tier=tier_of(agent.trust_score),
         total_tasks=agent.total_tasks,
@@ -73,13 +79,15 @@ async def _views(session: AsyncSession, agents: Sequence[Agent]) -> list[AgentVi
     return [to_view(a, caps[a.id], running.get(a.id, 0)) for a in agents]
 
 
-async def register_agent(session: AsyncSession, spec: AgentCreate) -> AgentView:
+async def register_agent(session: AsyncSession, spec: AgentCreate, url_policy: UrlPolicy | None = None) -> AgentView:
+    await check_url(str(spec.endpoint_url), url_policy or UrlPolicy.from_settings(get_settings()))
     if await session.get(Agent, spec.id) is not None:
         raise Conflict(f"agent {spec.id!r} is already registered; use PATCH /v1/agents/{spec.id} to change it")
     agent = Agent(
         id=spec.id,
         display_name=spec.display_name,
         endpoint_url=str(spec.endpoint_url),
+        health_url=str(spec.health_url) if spec.health_url else None,
         max_concurrency=spec.max_concurrency,
         status=AgentStatus.AVAILABLE.value,
     )
@@ -124,18 +132,25 @@ async def list_agents(
     return Page[AgentView](items=await _views(session, agents[:page_size]), next_cursor=next_cursor)
 
 
-async def update_agent(session: AsyncSession, agent_id: str, spec: AgentUpdate) -> AgentView:
+async def update_agent(
+    session: AsyncSession, agent_id: str, spec: AgentUpdate, url_policy: UrlPolicy | None = None
+) -> AgentView:
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id!r} not found")
+    if spec.endpoint_url is not None:
+        await check_url(str(spec.endpoint_url), url_policy or UrlPolicy.from_settings(get_settings()))
     if spec.display_name is not None:
         agent.display_name = spec.display_name
     if spec.endpoint_url is not None:
         agent.endpoint_url = str(spec.endpoint_url)
+    if spec.health_url is not None:
+        agent.health_url = str(spec.health_url)
     if spec.max_concurrency is not None:
         agent.max_concurrency = spec.max_concurrency
     if spec.status is not None:
         agent.status = spec.status.value
+        agent.health_error = None
     if spec.capabilities is not None:
         await session.execute(delete(AgentCapability).where(AgentCapability.agent_id == agent_id))
         session.add_all(AgentCapability(agent_id=agent_id, tag=c.tag, version=c.version) for c in spec.capabilities)
@@ -161,8 +176,22 @@ async def upsert_agent(session: AsyncSession, spec: AgentCreate) -> AgentView:
     update = AgentUpdate(
         display_name=spec.display_name,
         endpoint_url=spec.endpoint_url,
+        health_url=spec.health_url,
         capabilities=spec.capabilities,
         max_concurrency=spec.max_concurrency,
         status=AgentStatus.AVAILABLE,
     )
     return await update_agent(session, spec.id, update)
+
+
+async def record_heartbeat(session: AsyncSession, agent_id: str) -> AgentView:
+    """An agent says it is alive: it becomes available again unless an operator disabled it by hand."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} not found")
+    agent.last_heartbeat_at = utcnow()
+    if agent.status == AgentStatus.UNAVAILABLE.value and agent.health_error is not None:
+        agent.status = AgentStatus.AVAILABLE.value
+        agent.health_error = None
+    await session.flush()
+    return (await _views(session, [agent]))[0]

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.capabilities import parse_requirement
-from models.routing import RECEIPT_CANDIDATE_LIMIT, Candidate, Evaluation, RoutingQuery, Strategy, TagStats, evaluate
+from models.priority import effective_priority, ranks_ahead
+from models.routing import (
+    RECEIPT_CANDIDATE_LIMIT,
+    Candidate,
+    Evaluation,
+    RoutingQuery,
+    Strategy,
+    TagStats,
+    could_use,
+    evaluate,
+)
 from models.tables import Agent, AgentCapability, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
 from models.workflow_io import RouteDecision, RouteOutcome, RouteRequest
 
@@ -70,6 +81,94 @@ async def load_candidates(session: AsyncSession, tags: list[str]) -> list[Candid
             )
         )
     return candidates
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    task_id: str
+    workflow_id: str
+    rank: float
+    created: float
+    query: RoutingQuery
+
+
+async def waiting_tasks(session: AsyncSession, tags: set[str], aging_seconds: float, now: float) -> list[_Waiting]:
+    """Tasks waiting for an agent that need at least one of ``tags``, best ranked first."""
+    rows = await session.execute(
+        select(
+            Task.id,
+            Task.workflow_id,
+            Task.priority,
+            Task.created_at,
+            Task.required_capabilities,
+            Task.min_trust,
+            Task.excluded_agent_ids,
+        ).where(Task.status == "routing")
+    )
+    waiting: list[_Waiting] = []
+    for task_id, workflow_id, priority, created_at, required, min_trust, excluded in rows.tuples():
+        requirements = [parse_requirement(r) for r in required]
+        if not tags & {r.tag for r in requirements}:
+            continue
+        created = (as_utc(created_at) or utcnow()).timestamp()
+        waiting.append(
+            _Waiting(
+                task_id=task_id,
+                workflow_id=workflow_id,
+                rank=effective_priority(priority, now - created, aging_seconds),
+                created=created,
+                query=RoutingQuery(
+                    requirements=requirements,
+                    strategy=Strategy.LEAST_LOADED,
+                    min_trust=min_trust,
+                    excluded=frozenset(excluded or []),
+                ),
+            )
+        )
+    waiting.sort(key=lambda w: (-w.rank, w.created, w.task_id))
+    return waiting
+
+
+async def _tasks_ranked_ahead(
+    session: AsyncSession, task: Task, evaluation: Evaluation, request: RouteRequest, tags: list[str], now: float
+) -> int:
+    """How many waiting tasks rank ahead of ``task`` and could take one of the free slots it would take.
+
+    Priority order among waiting tasks is kept here, at the only queue AINS owns: when every free slot is
+    wanted by a task that ranks ahead (higher priority after aging, or same and older), this one yields.
+    Candidates carry stats only for this task's tags, so a competitor needing other tags as well is not
+    counted: the error is toward taking the slot, never toward two tasks yielding to each other.
+    """
+    free = [c for c in evaluation.eligible if c.running < c.max_concurrency]
+    free_slots = sum(c.max_concurrency - c.running for c in free)
+    created = (as_utc(task.created_at) or utcnow()).timestamp()
+    mine = effective_priority(task.priority, now - created, request.priority_aging_seconds)
+    ahead = 0
+    for other in await waiting_tasks(session, set(tags), request.priority_aging_seconds, now):
+        if other.task_id == task.id:
+            continue
+        if not ranks_ahead(other.rank, other.created, other.task_id, mine, created, task.id):
+            break
+        if any(could_use(c, other.query) for c in free):
+            ahead += 1
+            if ahead >= free_slots:
+                break
+    return ahead if ahead >= free_slots else 0
+
+
+async def next_waiting_workflow(session: AsyncSession, agent_id: str, aging_seconds: float) -> str | None:
+    """The workflow of the best-ranked waiting task that this agent could serve (to wake it up)."""
+    tags = set(
+        (await session.execute(select(AgentCapability.tag).where(AgentCapability.agent_id == agent_id))).scalars()
+    )
+    candidates = [c for c in await load_candidates(session, sorted(tags)) if c.agent_id == agent_id] if tags else []
+    if not candidates:
+        return None
+    agent = candidates[0]
+    for waiting in await waiting_tasks(session, tags, aging_seconds, utcnow().timestamp()):
+        if {r.tag for r in waiting.query.requirements} <= set(agent.tags) and could_use(agent, waiting.query):
+            return waiting.workflow_id
+    return None
 
 
 async def _store_receipt(
@@ -135,13 +234,21 @@ async def route_attempt(session: AsyncSession, request: RouteRequest) -> RouteDe
         await session.flush()
         return RouteDecision(outcome=outcome, reason=reason)
 
+    task = await session.get(Task, request.task_id)
+    if task is not None and request.priority_aging_seconds >= 0:
+        ahead = await _tasks_ranked_ahead(session, task, evaluation, request, tags, query.now)
+        if ahead:
+            reason = f"yielding the free slot(s) to {ahead} waiting task(s) that rank ahead by priority and age"
+            await _store_receipt(session, request, evaluation, RouteOutcome.ALL_BUSY, reason, elapsed())
+            await session.flush()
+            return RouteDecision(outcome=RouteOutcome.ALL_BUSY, reason=reason)
+
     winner = evaluation.winner
     now = utcnow()
     session.add(TaskAttempt(task_id=request.task_id, attempt=request.attempt, agent_id=winner.agent_id, started_at=now))
     agent_row = await session.get(Agent, winner.agent_id)
     if agent_row is not None:
         agent_row.last_assigned_at = now
-    task = await session.get(Task, request.task_id)
     if task is not None:
         task.status = "running"
         task.status_reason = None

@@ -14,7 +14,8 @@ DEFAULT_WEBHOOK_SECRET = "dev-insecure-secret-change-me"
 # Task queues served by separate worker pools; deploy/ has one Deployment and scaler per queue.
 ORCHESTRATION_QUEUE = "ains-orchestration"
 AGENTS_QUEUE = "ains-agents"
-ALL_QUEUES: dict[str, str] = {"orchestration": ORCHESTRATION_QUEUE, "agents": AGENTS_QUEUE}
+WEBHOOKS_QUEUE = "ains-webhooks"
+ALL_QUEUES: dict[str, str] = {"orchestration": ORCHESTRATION_QUEUE, "agents": AGENTS_QUEUE, "webhooks": WEBHOOKS_QUEUE}
 
 
 class Settings(BaseSettings):
@@ -48,6 +49,19 @@ class Settings(BaseSettings):
     max_timeout_seconds: int = Field(default=3600, ge=1)
     max_attempts_limit: int = Field(default=10, ge=1)
 
+    default_routing_strategy: Literal["round_robin", "least_loaded", "trust_weighted", "fastest_response"] = (
+        "least_loaded"
+    )
+
+    # Age-based priority boost: a waiting task gains one priority level per this many seconds (0 disables).
+    priority_aging_seconds: float = Field(default=60.0, ge=0)
+
+    # Scheduled agent health check (a Temporal Schedule): pings health URLs, expires stale heartbeats.
+    health_check_interval_seconds: float = Field(default=30.0, ge=1)
+    health_check_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Agents that send heartbeats are marked unavailable after this much silence; 0 disables.
+    heartbeat_ttl_seconds: float = Field(default=90.0, ge=0)
+
     # Rate limit applied per API key unless the key sets its own (requests per minute).
     default_rate_limit_per_minute: int = Field(default=6000, ge=1)
 
@@ -66,11 +80,34 @@ class Settings(BaseSettings):
     # Signs requests to agents (X-AINS-Signature); must be changed outside development.
     agent_signing_secret: str = DEFAULT_WEBHOOK_SECRET
 
+    # Webhook delivery: each event is retried with exponential backoff (plus up to 20% jitter) until
+    # it is delivered or the retry period has passed; then it is dead-lettered.
+    webhook_retry_period_seconds: float = Field(default=86_400.0, gt=0)
+    webhook_initial_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    webhook_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Signs per-task callback_url deliveries (subscriptions have their own secrets).
+    callback_signing_secret: str = DEFAULT_WEBHOOK_SECRET
+
+    # Outbound URLs (agents, webhooks): link-local and cloud-metadata addresses are always refused.
+    # Loopback is allowed unless set to false (default: allowed outside production); private ranges
+    # (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10) only when allowed here.
+    allow_loopback_urls: bool | None = None
+    allow_private_urls: bool = False
+
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
         if self.environment == "production" and self.agent_signing_secret == DEFAULT_WEBHOOK_SECRET:
             raise ValueError("AINS_AGENT_SIGNING_SECRET must be set to a real secret in production")
+        if self.environment == "production" and self.callback_signing_secret == DEFAULT_WEBHOOK_SECRET:
+            raise ValueError("AINS_CALLBACK_SIGNING_SECRET must be set to a real secret in production")
         return self
+
+    @property
+    def loopback_urls_allowed(self) -> bool:
+        if self.allow_loopback_urls is not None:
+            return self.allow_loopback_urls
+        return self.environment != "production"
 
     @property
     def effective_database_url(self) -> str:

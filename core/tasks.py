@@ -17,10 +17,20 @@ from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from core.settings import Settings
 from core.temporal import start_task_workflow, task_workflow_id
+from core.url_safety import UrlPolicy, check_url
 from models.common import Page
-from models.tables import Task, as_utc, utcnow
-from models.tasks import TaskAccepted, TaskCreate, TaskStatus, TaskView
-from models.workflow_io import ExecutionPolicy, TaskWorkflowInput
+from models.routing import Strategy
+from models.tables import RoutingReceipt, Task, as_utc, utcnow
+from models.tasks import (
+    CandidateView,
+    RoutingReceiptView,
+    TaskAccepted,
+    TaskCreate,
+    TaskRoutingView,
+    TaskStatus,
+    TaskView,
+)
+from models.workflow_io import ExecutionPolicy, RetrySpec, TaskWorkflowInput
 
 MAX_PAGE_SIZE = 500
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b6f3c8e-5c1e-4a7b-9a59-2f1d0c7e8a11")
@@ -59,6 +69,9 @@ def to_view(task: Task, settings: Settings) -> TaskView:
         status_reason=task.status_reason,
         priority=task.priority,
         required_capabilities=task.required_capabilities,
+        routing_strategy=Strategy(task.routing_strategy or Strategy.LEAST_LOADED),
+        min_trust=task.min_trust,
+        exclude_agents=task.excluded_agent_ids or [],
         input=task.input,
         assigned_agent_id=task.assigned_agent_id,
         attempts=task.attempts,
@@ -68,6 +81,8 @@ def to_view(task: Task, settings: Settings) -> TaskView:
         error=task.error,
         error_code=task.error_code,
         idempotency_key=task.idempotency_key,
+        callback_url=task.callback_url,
+        schedule_id=task.schedule_id,
         workflow_id=task.workflow_id,
         temporal_ui_url=settings.workflow_ui_link(task.workflow_id),
         created_at=as_utc(task.created_at) or utcnow(),
@@ -83,6 +98,7 @@ def _workflow_input(task: Task, settings: Settings) -> TaskWorkflowInput:
             heartbeat_timeout_seconds=settings.agent_heartbeat_timeout_seconds,
             retry_backoff_seconds=settings.retry_backoff_seconds,
             no_agent_wait_seconds=settings.no_agent_wait_seconds,
+            priority_aging_seconds=settings.priority_aging_seconds,
         ),
         task_id=task.id,
         client_id=task.client_id,
@@ -91,11 +107,22 @@ def _workflow_input(task: Task, settings: Settings) -> TaskWorkflowInput:
         priority=task.priority,
         timeout_seconds=task.timeout_seconds,
         max_attempts=task.max_attempts,
+        routing_strategy=task.routing_strategy or settings.default_routing_strategy,
+        min_trust=task.min_trust,
+        excluded_agent_ids=task.excluded_agent_ids or [],
+        queue_timeout_seconds=task.queue_timeout_seconds,
+        retry=RetrySpec(**task.retry_policy) if task.retry_policy else None,
     )
 
 
 async def submit_task(
-    db: Database, temporal: Client, settings: Settings, client_id: str, spec: TaskCreate
+    db: Database,
+    temporal: Client,
+    settings: Settings,
+    client_id: str,
+    spec: TaskCreate,
+    *,
+    schedule_id: str | None = None,
 ) -> TaskAccepted:
     """Record the task, then start its workflow.
 
@@ -103,6 +130,8 @@ async def submit_task(
     request (even after a crash between the two steps) finds the row and makes sure the workflow runs.
     """
     _validate_limits(spec, settings)
+    if spec.callback_url is not None:
+        await check_url(str(spec.callback_url), UrlPolicy.from_settings(settings))
     task_id = _task_id(client_id, spec.idempotency_key)
     request_hash = _request_hash(spec)
     task = Task(
@@ -116,6 +145,13 @@ async def submit_task(
         max_attempts=spec.max_attempts,
         idempotency_key=spec.idempotency_key,
         request_hash=request_hash,
+        callback_url=str(spec.callback_url) if spec.callback_url is not None else None,
+        schedule_id=schedule_id,
+        routing_strategy=(spec.routing_strategy or Strategy(settings.default_routing_strategy)).value,
+        min_trust=spec.min_trust,
+        excluded_agent_ids=list(spec.exclude_agents),
+        queue_timeout_seconds=spec.queue_timeout_seconds,
+        retry_policy=spec.retry_policy.model_dump() if spec.retry_policy else None,
         status=TaskStatus.PENDING.value,
         workflow_id=task_workflow_id(task_id),
     )
@@ -221,3 +257,30 @@ async def cancel_task(
     except RPCError as exc:
         raise Unavailable(f"could not reach Temporal to cancel the task: {exc.message}") from exc
     return view
+
+
+async def task_routing(db: Database, settings: Settings, task_id: str, client_id: str | None) -> TaskRoutingView:
+    """Every routing receipt of the task, one per attempt, in attempt order."""
+    await get_task(db, settings, task_id, client_id)
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                select(RoutingReceipt).where(RoutingReceipt.task_id == task_id).order_by(RoutingReceipt.attempt)
+            )
+        ).scalars()
+        receipts = [
+            RoutingReceiptView(
+                attempt=r.attempt,
+                strategy=Strategy(r.strategy),
+                outcome=r.outcome,
+                winner_agent_id=r.winner_agent_id,
+                reason=r.reason,
+                candidates_total=r.candidates_total,
+                candidates=[CandidateView.model_validate(c) for c in r.candidates],
+                duration_ms=r.duration_ms,
+                created_at=as_utc(r.created_at) or utcnow(),
+                updated_at=as_utc(r.updated_at) or utcnow(),
+            )
+            for r in rows
+        ]
+    return TaskRoutingView(task_id=task_id, receipts=receipts)

@@ -18,7 +18,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from core.settings import ORCHESTRATION_QUEUE, Settings
 from models import search_attributes as sa
-from models.tasks import MAX_PRIORITY
+from models.priority import priority_key
 from models.workflow_io import TaskWorkflowInput
 
 TASK_WORKFLOW_NAME = "TaskWorkflow"
@@ -42,11 +42,6 @@ def prometheus_runtime(port: int) -> Runtime:
 
 def task_workflow_id(task_id: str) -> str:
     return f"task-{task_id}"
-
-
-def priority_key(priority: int) -> int:
-    """AINS priority 10 (highest) is Temporal priority key 1 (runs first); 1 maps to key 10."""
-    return MAX_PRIORITY + 1 - priority
 
 
 async def start_task_workflow(client: Client, params: TaskWorkflowInput, settings: Settings) -> None:

@@ -41,6 +41,9 @@ class AgentCreate(StrictModel):
     id: str = Field(pattern=AGENT_ID_PATTERN, description="Stable agent id chosen by the registrant.")
     display_name: str = Field(min_length=1, max_length=200)
     endpoint_url: HttpUrl
+    health_url: HttpUrl | None = Field(
+        default=None, description="Pinged by the scheduled health check; silent agents are marked unavailable."
+    )
     capabilities: list[Capability] = Field(min_length=1, max_length=100)
     max_concurrency: int = Field(default=1, ge=1, le=10_000)
 
@@ -53,6 +56,7 @@ class AgentCreate(StrictModel):
 class AgentUpdate(StrictModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     endpoint_url: HttpUrl | None = None
+    health_url: HttpUrl | None = None
     capabilities: list[Capability] | None = Field(default=None, min_length=1, max_length=100)
     max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
     status: AgentStatus | None = None
@@ -67,9 +71,13 @@ class AgentView(BaseModel):
     id: str
     display_name: str
     endpoint_url: str
+    health_url: str | None
     capabilities: list[Capability]
     max_concurrency: int
     status: AgentStatus
+    health_error: str | None
+    last_heartbeat_at: datetime | None
+    last_health_check_at: datetime | None
     trust_score: float
     trust_tier: TrustTier
     total_tasks: int

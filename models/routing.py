@@ -110,6 +110,7 @@ class Evaluation:
     reports: list[CandidateReport]
     waiting_is_useful: bool = False
     counts: dict[str, int] = field(default_factory=dict)
+    eligible: list[Candidate] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{n} {name.replace('_', ' ')}" for name, n in sorted(self.counts.items()) if n]
@@ -216,4 +217,11 @@ def evaluate(candidates: list[Candidate], query: RoutingQuery) -> Evaluation:
         reports=reports,
         waiting_is_useful=waiting,
         counts=counts,
+        eligible=[c for c, _ in ranked],
     )
+
+
+def could_use(candidate: Candidate, query: RoutingQuery) -> bool:
+    """Whether ``candidate`` passes the task's permanent filters (capability versions, exclusions, min_trust)."""
+    why, _ = _eliminate(candidate, query, sorted({r.tag for r in query.requirements}))
+    return why not in PERMANENT_FILTERS

@@ -121,6 +121,9 @@ class Task(Base):
     min_trust: Mapped[float | None] = mapped_column(Float, default=None)
     excluded_agent_ids: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     queue_timeout_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    retry_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    schedule_id: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     assigned_agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -138,6 +141,7 @@ class Task(Base):
         UniqueConstraint("client_id", "idempotency_key", name="uq_tasks_client_idempotency"),
         Index("ix_tasks_client_created", "client_id", "created_at", "id"),
         Index("ix_tasks_status", "status"),
+        Index("ix_tasks_schedule_created", "schedule_id", "created_at"),
     )
 
 
@@ -155,7 +159,11 @@ class TaskAttempt(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
-    __table_args__ = (Index("ix_task_attempts_agent_status", "agent_id", "status"),)
+    __table_args__ = (
+        Index("ix_task_attempts_agent_status", "agent_id", "status"),
+        # Live load of every agent at once: WHERE status = 'running' GROUP BY agent_id.
+        Index("ix_task_attempts_status_agent", "status", "agent_id"),
+    )
 
 
 class RoutingReceipt(Base):
@@ -199,3 +207,75 @@ class TrustRecord(Base):
         UniqueConstraint("task_id", "attempt", name="uq_trust_records_task_attempt"),
         Index("ix_trust_records_agent_created", "agent_id", "created_at"),
     )
+
+
+class Schedule(Base):
+    """A client's schedule. Temporal (schedule id ``ains-<id>``) owns timing and state; this row owns
+    ownership and the target, which each run reads when it fires (so an update applies to the next run)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_schedules_client_created", "client_id", "created_at"),)
+
+
+class WebhookSubscription(Base):
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Needed in clear to sign deliveries; shown to the client once, at creation.
+    secret: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_webhook_subscriptions_client", "client_id"),)
+
+
+class WebhookDelivery(Base):
+    """One event to one receiver (a subscription or a task's callback_url), delivered by its own workflow."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    subscription_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Null until the delivery workflow was started (a transactional outbox for events written with other data).
+    dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_client_status", "client_id", "status", "created_at"),
+        Index("ix_webhook_deliveries_undispatched", "dispatched_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from models.agents import AGENT_ID_PATTERN
 from models.capabilities import parse_requirement
 from models.common import StrictModel
+from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from models.routing import Strategy
 
-MIN_PRIORITY = 1
-MAX_PRIORITY = 10
-DEFAULT_PRIORITY = 5
 TASK_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 
 
@@ -32,6 +32,14 @@ class TaskStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT})
+
+
+class RetryPolicy(StrictModel):
+    """Backoff between attempts: initial_interval_seconds * backoff_coefficient^(attempt-1), capped."""
+
+    initial_interval_seconds: float = Field(default=1.0, ge=0, le=3600)
+    backoff_coefficient: float = Field(default=2.0, ge=1, le=10)
+    maximum_interval_seconds: float = Field(default=300.0, ge=0, le=86_400)
 
 
 class TaskCreate(StrictModel):
@@ -54,6 +62,22 @@ class TaskCreate(StrictModel):
         max_length=200,
         description="Same key from the same client always maps to the same task.",
     )
+    callback_url: HttpUrl | None = Field(
+        default=None,
+        description="Receives the task's final event (task.succeeded, ...), signed like webhooks "
+        "with the deployment's callback secret.",
+    )
+    routing_strategy: Strategy | None = Field(default=None, description="Default from AINS_DEFAULT_ROUTING_STRATEGY.")
+    min_trust: float | None = Field(default=None, ge=0, le=1, description="Only agents at least this trusted.")
+    exclude_agents: list[Annotated[str, Field(pattern=AGENT_ID_PATTERN)]] = Field(default_factory=list, max_length=100)
+    queue_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=86_400,
+        description="How long to wait for a busy or unavailable capable agent before failing "
+        "(default AINS_NO_AGENT_WAIT_SECONDS).",
+    )
+    retry_policy: RetryPolicy | None = None
 
     @field_validator("required_capabilities")
     @classmethod
@@ -81,6 +105,9 @@ class TaskView(BaseModel):
     status_reason: str | None
     priority: int
     required_capabilities: list[str]
+    routing_strategy: Strategy
+    min_trust: float | None
+    exclude_agents: list[str]
     input: dict[str, Any]
     assigned_agent_id: str | None
     attempts: int
@@ -90,9 +117,39 @@ class TaskView(BaseModel):
     error: str | None
     error_code: str | None
     idempotency_key: str | None
+    callback_url: str | None = None
+    schedule_id: str | None = None
     workflow_id: str
     temporal_ui_url: str
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+class CandidateView(BaseModel):
+    agent_id: str
+    eliminated_by: str | None
+    detail: str
+    trust: float
+    running: int
+    max_concurrency: int
+    score: float | None
+
+
+class RoutingReceiptView(BaseModel):
+    attempt: int
+    strategy: Strategy
+    outcome: str
+    winner_agent_id: str | None
+    reason: str
+    candidates_total: int
+    candidates: list[CandidateView]
+    duration_ms: float
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskRoutingView(BaseModel):
+    task_id: str
+    receipts: list[RoutingReceiptView]

@@ -17,6 +17,7 @@ class ExecutionPolicy(BaseModel):
     heartbeat_timeout_seconds: float = 10.0
     retry_backoff_seconds: float = 1.0
     no_agent_wait_seconds: float = 300.0
+    priority_aging_seconds: float = 60.0
 
 
 class RetrySpec(BaseModel):
@@ -51,6 +52,12 @@ class RouteRequest(BaseModel):
     strategy: str = "least_loaded"
     min_trust: float | None = None
     excluded_agent_ids: list[str] = []
+    priority_aging_seconds: float = 0.0
+
+
+class WakeRequest(BaseModel):
+    agent_id: str
+    priority_aging_seconds: float = 0.0
 
 
 class RouteOutcome(StrEnum):

@@ -14,11 +14,16 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.agent_calls import AgentCallActivities
+from activities.health import HealthActivities
 from activities.registry import RegistryActivities
+from activities.schedules import ScheduleActivities
+from activities.webhooks import EventActivities, WebhookActivities
 from core.db import Database
-from core.settings import AGENTS_QUEUE, ALL_QUEUES, ORCHESTRATION_QUEUE, Settings
+from core.schedules_system import ensure_health_schedule
+from core.settings import AGENTS_QUEUE, ALL_QUEUES, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
 from workflows import ALL_WORKFLOWS
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("ains.worker")
 AGENT_HTTP_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
@@ -41,25 +46,50 @@ def build_workers(
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
     if ORCHESTRATION_QUEUE in queues:
-        registry = RegistryActivities(db)
+        registry = RegistryActivities(db, client)
+        events = EventActivities(db, settings)
+        scheduled = ScheduleActivities(db, settings)
         workers.append(
             Worker(
                 client,
                 task_queue=ORCHESTRATION_QUEUE,
                 workflows=ALL_WORKFLOWS,
-                activities=[registry.route_task, registry.record_attempt, registry.set_task_status],
+                activities=[
+                    registry.route_task,
+                    registry.record_attempt,
+                    registry.set_task_status,
+                    registry.wake_waiting_task,
+                    events.emit_task_event,
+                    scheduled.submit_scheduled_task,
+                    scheduled.await_task,
+                    scheduled.cancel_task,
+                ],
                 sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,
             )
         )
     if AGENTS_QUEUE in queues:
         calls = AgentCallActivities(db, http, settings.agent_signing_secret, settings.agent_heartbeat_interval_seconds)
+        health = HealthActivities(db, http)
         workers.append(
             Worker(
                 client,
                 task_queue=AGENTS_QUEUE,
-                activities=[calls.call_agent],
+                activities=[calls.call_agent, health.check_agent_health],
                 max_concurrent_activities=500,
+                graceful_shutdown_timeout=grace,
+            )
+        )
+    if WEBHOOKS_QUEUE in queues:
+        deliveries = WebhookActivities(db, http, settings)
+        workers.append(
+            Worker(
+                client,
+                task_queue=WEBHOOKS_QUEUE,
+                workflows=[WebhookDeliveryWorkflow],
+                activities=[deliveries.attempt_delivery, deliveries.finish_delivery],
+                max_concurrent_activities=200,
+                sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,
             )
         )
@@ -75,6 +105,8 @@ async def run_workers(
         stack.push_async_callback(db.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(limits=AGENT_HTTP_LIMITS))
         client = await connect(settings, runtime)
+        if ORCHESTRATION_QUEUE in queues:
+            await ensure_health_schedule(client, settings)
         workers = build_workers(client, db, http, settings, queues)
         for worker in workers:
             await stack.enter_async_context(worker)

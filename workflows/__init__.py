@@ -1,7 +1,10 @@
 """Deterministic workflow code, one business process per module."""
 
+from workflows.agent_health import AgentHealthWorkflow
+from workflows.scheduled_task import ScheduledTaskWorkflow
 from workflows.task_workflow import TaskWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-ALL_WORKFLOWS = [TaskWorkflow]
+ALL_WORKFLOWS = [TaskWorkflow, AgentHealthWorkflow, ScheduledTaskWorkflow, WebhookDeliveryWorkflow]
 
-__all__ = ["ALL_WORKFLOWS", "TaskWorkflow"]
+__all__ = ["ALL_WORKFLOWS", "AgentHealthWorkflow", "ScheduledTaskWorkflow", "TaskWorkflow", "WebhookDeliveryWorkflow"]

@@ -10,16 +10,18 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError, TimeoutError
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.events import emit_task_event
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentCallActivities
-    from activities.registry import RegistryActivities
+    from activities.registry import SLOT_FREED_SIGNAL, RegistryActivities
     from core.settings import AGENTS_QUEUE
     from models import search_attributes as sa
+    from models.priority import effective_priority, priority_key
     from models.tasks import TaskStatus
     from models.workflow_io import (
         AgentCallRequest,
@@ -33,18 +35,22 @@ with workflow.unsafe.imports_passed_through():
         TaskStatusUpdate,
         TaskWorkflowInput,
         TaskWorkflowResult,
+        WakeRequest,
     )
 
 # Bookkeeping against the registry DB: retried until the DB is back (e.g. during a restart).
 REGISTRY_TIMEOUT = timedelta(seconds=15)
 REGISTRY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 REGISTRY_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+# Waking a waiting task is an optimisation (it polls anyway): give up quickly rather than hold this task.
+WAKE_SCHEDULE_TO_CLOSE = timedelta(seconds=30)
 # The agent call: its own timeout is enforced inside the activity; this margin covers our overhead.
 AGENT_CALL_MARGIN = timedelta(seconds=15)
 # Retries here only cover a lost worker; agent failures come back as results and are re-routed instead.
 AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
-BUSY_POLL_INITIAL = timedelta(milliseconds=500)
-BUSY_POLL_MAX = timedelta(seconds=10)
+# Waiting tasks are woken by a signal when a slot frees; polling is only the fallback, so it can be slow.
+BUSY_POLL_INITIAL = timedelta(seconds=1)
+BUSY_POLL_MAX = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=5)
 
 
@@ -58,8 +64,14 @@ def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
 @workflow.defn(name="TaskWorkflow")
 class TaskWorkflow:
     def __init__(self) -> None:
+        self._woken = False
         self._attempt = 0
         self._agent_id: str | None = None
+
+    @workflow.signal(name=SLOT_FREED_SIGNAL)
+    def slot_freed(self) -> None:
+        """Another task released an agent this task may use: route again now instead of at the next poll."""
+        self._woken = True
 
     @workflow.query
     def progress(self) -> dict[str, object]:
@@ -71,6 +83,8 @@ class TaskWorkflow:
             result = await self._run_attempts(params)
         except asyncio.CancelledError:
             await self._set_status(params.task_id, TaskStatus.CANCELLED, "cancelled by request", None)
+            if self._agent_id is not None:
+                await self._wake_next(params, self._agent_id)
             await self._on_finished(params, self._result(params, TaskStatus.CANCELLED, "cancelled by request"))
             raise
         await self._on_finished(params, result)
@@ -114,6 +128,7 @@ class TaskWorkflow:
                 schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
                 retry_policy=REGISTRY_RETRY,
             )
+            await self._wake_next(params, agent_id)
             if result.outcome is CallOutcome.SUCCESS:
                 return self._result(params, status, None)
             last = result
@@ -156,6 +171,7 @@ class TaskWorkflow:
                     strategy=params.routing_strategy,
                     min_trust=params.min_trust,
                     excluded_agent_ids=params.excluded_agent_ids,
+                    priority_aging_seconds=params.policy.priority_aging_seconds,
                 ),
                 start_to_close_timeout=REGISTRY_TIMEOUT,
                 schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
@@ -174,7 +190,11 @@ class TaskWorkflow:
                 )
                 reported = decision.reason
             pause = min(poll, limit - waited)
-            await workflow.sleep(pause)
+            self._woken = False
+            try:
+                await workflow.wait_condition(lambda: self._woken, timeout=pause)
+            except TimeoutError:
+                pass
             waited += pause
             poll = min(poll * 2, BUSY_POLL_MAX)
 
@@ -194,6 +214,8 @@ class TaskWorkflow:
                 task_queue=AGENTS_QUEUE,
                 start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
                 heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
+                # Aged like routing order, so a long-waiting task is not overtaken on a congested agents queue.
+                priority=Priority(priority_key=priority_key(self._effective_priority(params))),
                 retry_policy=AGENT_CALL_RETRY,
                 summary=f"call agent {decision.agent_id} (attempt {attempt})",
             )
@@ -202,7 +224,7 @@ class TaskWorkflow:
                 raise asyncio.CancelledError from err  # the task was cancelled; run() records it
             # Every retry of the call failed at the infrastructure level: count it against the attempt.
             elapsed_ms = (workflow.now() - started).total_seconds() * 1000
-            outcome = CallOutcome.TIMEOUT if isinstance(err.cause, TimeoutError) else CallOutcome.FAILURE
+            outcome = CallOutcome.TIMEOUT if isinstance(err.cause, TemporalTimeoutError) else CallOutcome.FAILURE
             return AgentCallResult(
                 outcome=outcome, error=f"agent call failed: {err.cause or err}", duration_ms=elapsed_ms
             )
@@ -215,6 +237,22 @@ class TaskWorkflow:
             schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
             retry_policy=REGISTRY_RETRY,
         )
+
+    def _effective_priority(self, params: TaskWorkflowInput) -> float:
+        waited = (workflow.now() - workflow.info().start_time).total_seconds()
+        return effective_priority(params.priority, waited, params.policy.priority_aging_seconds)
+
+    async def _wake_next(self, params: TaskWorkflowInput, agent_id: str) -> None:
+        try:
+            await workflow.execute_local_activity_method(
+                RegistryActivities.wake_waiting_task,
+                WakeRequest(agent_id=agent_id, priority_aging_seconds=params.policy.priority_aging_seconds),
+                start_to_close_timeout=REGISTRY_TIMEOUT,
+                schedule_to_close_timeout=WAKE_SCHEDULE_TO_CLOSE,
+                retry_policy=REGISTRY_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("could not wake a waiting task for agent %s; it will poll", agent_id)
 
     async def _on_finished(self, params: TaskWorkflowInput, result: TaskWorkflowResult) -> None:
         """Runs once when the task reaches its final status (already recorded in the registry)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -226,3 +227,39 @@ async def test_health_check_marks_silent_agents_unavailable_and_heartbeat_revive
         assert revived.json()["status"] == "available" and revived.json()["last_heartbeat_at"]
     finally:
         dead.close()
+
+
+async def _queue_behind_a_busy_agent(stack: Stack, key: str, tag: str, busy_for: float) -> dict[str, object]:
+    blocker = await stack.submit(key, type="echo", input={"delay_seconds": busy_for}, required_capabilities=[tag])
+    await stack.wait_for(key, str(blocker["id"]), {"running"})
+    return blocker
+
+
+async def test_higher_priority_waiting_task_gets_the_freed_slot_first(stack: Stack) -> None:
+    _, tag = await stack.register_agent("/run", max_concurrency=1)
+    key, _ = await stack.new_key()
+    blocker = await _queue_behind_a_busy_agent(stack, key, tag, busy_for=2)
+    low_a = await stack.submit(key, required_capabilities=[tag], priority=2, queue_timeout_seconds=60)
+    low_b = await stack.submit(key, required_capabilities=[tag], priority=2, queue_timeout_seconds=60)
+    high = await stack.submit(key, required_capabilities=[tag], priority=10, queue_timeout_seconds=60)
+    for task in (low_a, low_b, high):
+        await stack.wait_for(key, task["id"], {"routing"}, timeout=5)
+    done = {t["id"]: await stack.wait_for(key, t["id"], timeout=30) for t in (blocker, low_a, low_b, high)}
+    assert all(d["status"] == "succeeded" for d in done.values())
+    order = sorted((low_a["id"], low_b["id"], high["id"]), key=lambda i: done[i]["started_at"])
+    assert order == [high["id"], low_a["id"], low_b["id"]], "priority first, then FIFO"
+    routing = (await stack.http.get(f"/v1/tasks/{low_b['id']}/routing", headers=auth(key))).json()
+    assert routing["receipts"][0]["outcome"] == "assigned"
+
+
+async def test_age_boost_lets_an_old_low_priority_task_overtake_new_higher_ones(stack: Stack) -> None:
+    # The stack ages priorities by one level per second (AINS_PRIORITY_AGING_SECONDS=1).
+    _, tag = await stack.register_agent("/run", max_concurrency=1)
+    key, _ = await stack.new_key()
+    blocker = await _queue_behind_a_busy_agent(stack, key, tag, busy_for=4)
+    old_low = await stack.submit(key, required_capabilities=[tag], priority=1, queue_timeout_seconds=60)
+    await stack.wait_for(key, old_low["id"], {"routing"}, timeout=5)
+    await asyncio.sleep(3)
+    new_higher = await stack.submit(key, required_capabilities=[tag], priority=3, queue_timeout_seconds=60)
+    done = {t["id"]: await stack.wait_for(key, t["id"], timeout=30) for t in (blocker, old_low, new_higher)}
+    assert done[old_low["id"]]["started_at"] < done[new_higher["id"]]["started_at"]

@@ -44,6 +44,7 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         retry_backoff_seconds=0.1,
         no_agent_wait_seconds=3.0,
         worker_sticky_timeout_seconds=1.0,
+        priority_aging_seconds=1.0,
         worker_shutdown_grace_seconds=1.0,
         worker_metrics_port=0,
         max_task_input_bytes=4096,
