@@ -174,7 +174,9 @@ async def _runs(db: Database, schedule_id: str) -> tuple[list[ScheduleRun], dict
                 await session.execute(
                     select(Task.status, func.count()).where(Task.schedule_id == schedule_id).group_by(Task.status)
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
     runs = [
         ScheduleRun(

@@ -15,7 +15,9 @@ from tests.support.stack import CALLBACK_SECRET, Stack, auth
 
 
 async def _subscribe(stack: Stack, key: str, url: str, events: list[str], **extra: Any) -> dict[str, Any]:
-    response = await stack.http.post("/v1/webhooks", headers=auth(key), json={"url": url, "event_types": events, **extra})
+    response = await stack.http.post(
+        "/v1/webhooks", headers=auth(key), json={"url": url, "event_types": events, **extra}
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     assert body["secret"].startswith("whsec_")
