@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test lint bench chaos clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ lint: install
 
 bench: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench
+
+# Long fault scenarios (SIGKILL the worker during 200 running tasks); the short ones run in `make test`.
+chaos: install
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .ains .pytest_cache .mypy_cache .ruff_cache

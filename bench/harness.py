@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,3 +234,10 @@ class Stack:
     def stop_all(self) -> None:
         for name in reversed(list(self.procs)):
             self.procs[name].stop()
+
+
+def say_to(prefix: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        print(f"[{prefix} {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    return say
