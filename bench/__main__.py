@@ -105,9 +105,12 @@ def machine_section(report: Report) -> None:
     temporal_version = subprocess.run(
         [find_binary("temporal"), "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
-    ).stdout.strip()
+    commit = (
+        os.environ.get("AINS_BENCH_COMMIT")
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+        ).stdout.strip()
+    )
     mem = psutil.virtual_memory().total / 2**30
     report.add(
         "## Machine and versions",
@@ -366,8 +369,8 @@ async def throughput_section(report: Report, cfg: Config, stack: Stack, s1_worke
             continue
         total, own, packages = profile.top_functions(out)
         report.add(
-            f"### py-spy: {name} process under S2 load at c=64 ({cfg.profile_seconds} s, 100 Hz, "
-            f"{total} busy samples; idle event-loop waits excluded)",
+            f"### py-spy: {name} process under S2 load at c=64 ({cfg.profile_seconds} s, 100 Hz, --gil: "
+            f"{total} samples running Python)",
             "",
         )
         report.table(

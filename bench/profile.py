@@ -34,6 +34,7 @@ async def record(pid: int, seconds: float, out: Path, rate: int = 100) -> str | 
         "--format",
         "raw",
         "--nonblocking",
+        "--gil",
         "--output",
         str(out),
         stdout=asyncio.subprocess.PIPE,
@@ -45,6 +46,17 @@ async def record(pid: int, seconds: float, out: Path, rate: int = 100) -> str | 
     return None
 
 
+# Always on the stack (entry points, the event loop, thread pools): left out of the package table.
+SCAFFOLD = {
+    "<frozen runpy>",
+    "threading.py",
+    "stdlib:threading",
+    "asyncio",
+    "stdlib:asyncio",
+    "concurrent",
+    "stdlib:concurrent",
+    "ains/workers",
+}
 AINS_DIRS = ("api", "core", "activities", "workflows", "models", "workers")
 
 
@@ -70,7 +82,8 @@ def _short(frame: str) -> tuple[str, str]:
 def top_functions(folded: Path, n: int = 12) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
     """(busy samples, top self-time functions, packages on the stack) as shares of busy samples.
 
-    Idle samples (the event loop waiting in select/epoll) are excluded so the shares are of busy time.
+    Samples are recorded with ``--gil`` (only threads holding the GIL, i.e. running Python); samples
+    whose leaf is the event loop's select/epoll are excluded too, so the shares are of busy time.
     """
     own: Counter[str] = Counter()
     packages: Counter[str] = Counter()
@@ -92,6 +105,6 @@ def top_functions(folded: Path, n: int = 12) -> tuple[int, list[tuple[str, float
         return 0, [], []
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(name, c / total) for name, c in counter.most_common(n)]
+        return [(name, c / total) for name, c in counter.most_common(n + len(SCAFFOLD)) if name not in SCAFFOLD][:n]
 
     return total, share(own), share(packages)
