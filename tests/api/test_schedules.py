@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.temporal import connect
 from tests.support.stack import Stack, auth
 
 
@@ -107,6 +108,11 @@ async def test_cron_schedule_fires(stack: Stack) -> None:
         assert next_runs == sorted(next_runs) and next_runs[1] - next_runs[0] == timedelta(seconds=1)
         (task, *_) = await _wait_tasks(stack, key, tag, 1)
         assert task["schedule_id"] == created["id"]
+        # The runs are visible in Temporal, tagged with the schedule that started them.
+        temporal = await connect(stack.settings)
+        query = f"TemporalScheduledById = '{created['temporal_schedule_id']}'"
+        runs = [wf async for wf in temporal.list_workflows(query)]
+        assert runs and all(wf.workflow_type == "ScheduledTaskWorkflow" for wf in runs)
     finally:
         await _delete(stack, key, created["id"])
 
@@ -129,6 +135,25 @@ async def test_overlap_skip_never_runs_two_at_once(stack: Stack) -> None:
     )
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, "skip policy let two runs overlap"
+
+
+async def test_overlap_cancel_other_cancels_the_running_task(stack: Stack) -> None:
+    key, _ = await stack.new_key()
+    _, tag = await stack.register_agent()
+    body = _body(tag, interval_seconds=1, overlap="cancel_other", input={"delay_seconds": 30})
+    created = await _create(stack, key, body)
+    try:
+        tasks = await _wait_tasks(stack, key, tag, 2)
+    finally:
+        await stack.http.post(f"/v1/schedules/{created['id']}/pause", headers=auth(key), json={})
+    first = await stack.wait_for(key, tasks[-1]["id"], {"cancelled"}, timeout=20)
+    assert first["schedule_id"] == created["id"]
+    await asyncio.sleep(1.0)
+    for task in await _scheduled_tasks(stack, key, tag):
+        await stack.http.post(f"/v1/tasks/{task['id']}/cancel", headers=auth(key))
+    view = await _get(stack, key, created["id"])
+    assert view["run_counts"]["failed"] >= 1
+    await _delete(stack, key, created["id"])
 
 
 async def test_backfill_update_and_isolation(stack: Stack) -> None:
