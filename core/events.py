@@ -56,18 +56,16 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
     )
 
 
-async def record_event(
-    session: AsyncSession, event: Event, *, client_id: str | None, callback_url: str | None = None
-) -> list[str]:
-    """Write a pending delivery for every subscription that wants ``event`` (and the callback URL).
+Target = tuple[str, str | None, str]  # (target key, subscription id, url)
 
-    ``client_id`` None means the event concerns every client (agents and trust are shared).
-    Returns the ids of deliveries created now (existing ones are left alone).
-    """
+
+async def _targets(
+    session: AsyncSession, event: Event, client_id: str | None, callback_url: str | None
+) -> list[Target]:
     query = select(WebhookSubscription)
     if client_id is not None:
         query = query.where(WebhookSubscription.client_id == client_id)
-    targets: list[tuple[str, str | None, str | None]] = []  # (target key, subscription id, url)
+    targets: list[Target] = []
     for sub in (await session.execute(query)).scalars():
         if event.type.value not in sub.event_types:
             continue
@@ -76,6 +74,12 @@ async def record_event(
         targets.append((sub.id, sub.id, sub.url))
     if callback_url:
         targets.append((CALLBACK_TARGET, None, callback_url))
+    return targets
+
+
+async def _write_deliveries(
+    session: AsyncSession, event: Event, client_id: str | None, targets: list[Target]
+) -> list[str]:
     created: list[str] = []
     payload = event.model_dump(mode="json")
     for key, subscription_id, url in targets:
@@ -99,6 +103,18 @@ async def record_event(
     return created
 
 
+async def record_event(
+    session: AsyncSession, event: Event, *, client_id: str | None, callback_url: str | None = None
+) -> list[str]:
+    """Write a pending delivery for every subscription that wants ``event`` (and the callback URL).
+
+    ``client_id`` None means the event concerns every client (agents and trust are shared).
+    Returns the ids of deliveries created now (existing ones are left alone).
+    """
+    targets = await _targets(session, event, client_id, callback_url)
+    return await _write_deliveries(session, event, client_id, targets) if targets else []
+
+
 def task_event(task: Task, status: str) -> Event | None:
     event_type = TASK_EVENT_BY_STATUS.get(status)
     if event_type is None:
@@ -120,13 +136,20 @@ def task_event(task: Task, status: str) -> Event | None:
 
 
 async def emit_task_event(db: Database, temporal: Client, settings: Settings, task_id: str, status: str) -> list[str]:
-    """The task reached ``status`` (final): record its event for subscribers and its callback, deliver it."""
-    async with db.transaction() as session:
+    """The task reached ``status`` (final): record its event for subscribers and its callback, deliver it.
+
+    Reads first and writes only when someone listens, so tasks nobody subscribed to cost one read.
+    """
+    async with db.session() as session:
         task = await session.get(Task, task_id)
         event = task_event(task, status) if task is not None else None
         if task is None or event is None:
             return []
-        created = await record_event(session, event, client_id=task.client_id, callback_url=task.callback_url)
+        targets = await _targets(session, event, task.client_id, task.callback_url)
+    created: list[str] = []
+    if targets:
+        async with db.transaction() as session:
+            created = await _write_deliveries(session, event, task.client_id, targets)
     await dispatch_pending(db, temporal, settings)
     return created
 
