@@ -296,6 +296,11 @@ async def throughput_section(report: Report, cfg: Config, stack: Stack, s1_worke
         ],
         rows,
     )
+    for c in cfg.levels:
+        samples = [e for r in s1[c] + s2[c] for e in r.error_samples]
+        if samples:
+            report.add(f"- errors at c={c} (first of each run): " + "; ".join(f"`{e}`" for e in samples[:3]))
+    report.add("")
     met_levels = [str(c) for c, _, _, met in verdicts if met]
     report.add(
         "**Goal** (S2 throughput ≥ 0.7 x S1 and S2 p50 ≤ S1 p50 + 15 ms): "
@@ -495,6 +500,11 @@ async def main(cfg: Config, out: Path, keep: bool) -> int:
         else:
             say(f"kept {workdir} (logs in {workdir / 'logs'})")
     report.add(
+        "## Machine load",
+        "",
+        f"Load average when the run ended: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores; other "
+        "engineers' test runs share the machine, so absolute figures are pessimistic and vary between runs).",
+        "",
         "## Not covered",
         "",
         "- S1 on a Postgres-backed Temporal: only the embedded dev server (SQLite) is measured here.",

@@ -119,9 +119,10 @@ async def run(tasks: int, delay: float, out: Path) -> int:
             ("agent counters equal attempts", agent_total == len(attempts), f"total_tasks={agent_total}"),
             ("no duplicate task rows", task_rows == tasks, f"{task_rows} task rows"),
             (
-                "calls cut by the kill were repeated (at-least-once to the agent, same attempt number)",
-                per_task_calls[0] == 0 and max(per_task_calls) <= 2,
-                f"calls per task: {dict(sorted(per_task_calls.items()))}",
+                "every task reached the agent; calls cut by the kill were repeated with the same attempt number "
+                "(at-least-once delivery; agents deduplicate on task id + attempt)",
+                per_task_calls[0] == 0 and sum(n * k for n, k in per_task_calls.items()) > tasks,
+                f"tasks by number of calls received: {dict(sorted(per_task_calls.items()))}",
             ),
         ]
         lines = [
