@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import httpx
 from temporalio import activity
+from temporalio.client import Client
 
 from core.db import Database
+from core.errors import Unavailable
+from core.events import dispatch_pending
 from core.health import apply_health, probe_agents
+from core.settings import Settings
 from models.health import HealthCheckInput, HealthCheckResult
 
 
 class HealthActivities:
-    def __init__(self, db: Database, http: httpx.AsyncClient) -> None:
+    def __init__(self, db: Database, http: httpx.AsyncClient, client: Client, settings: Settings) -> None:
         self._db = db
         self._http = http
+        self._client = client
+        self._settings = settings
 
     @activity.defn(name="check_agent_health")
     async def check_agent_health(self, params: HealthCheckInput) -> HealthCheckResult:
@@ -22,4 +28,9 @@ class HealthActivities:
             problems = await probe_agents(session, self._http, params.timeout_seconds, params.heartbeat_ttl_seconds)
         async with self._db.transaction() as session:
             changes = await apply_health(session, problems)
+        if changes:
+            try:  # agent.unavailable events; they stay pending if Temporal refuses now
+                await dispatch_pending(self._db, self._client, self._settings)
+            except Unavailable as exc:
+                activity.logger.warning("agent.unavailable events not dispatched yet: %s", exc.message)
         return HealthCheckResult(checked=len(problems), changes=changes)

@@ -8,21 +8,22 @@ from temporalio.service import RPCError
 
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
-from core.routing import next_waiting_workflow, route_attempt
+from core.routing import CandidateCache, next_waiting_workflow, route_attempt
 from models.workflow_io import AttemptRecord, RouteDecision, RouteRequest, TaskStatusUpdate, WakeRequest
 
 SLOT_FREED_SIGNAL = "slot_freed"
 
 
 class RegistryActivities:
-    def __init__(self, db: Database, client: Client | None = None) -> None:
+    def __init__(self, db: Database, client: Client | None = None, cache_ttl_seconds: float = 0.0) -> None:
         self._db = db
         self._client = client
+        self._cache = CandidateCache(cache_ttl_seconds) if cache_ttl_seconds > 0 else None
 
     @activity.defn(name="route_task")
     async def route_task(self, request: RouteRequest) -> RouteDecision:
         async with self._db.transaction() as session:
-            return await route_attempt(session, request)
+            return await route_attempt(session, request, self._cache)
 
     @activity.defn(name="record_attempt")
     async def record_attempt(self, record: AttemptRecord) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.events import emit_tier_change
 from models.capabilities import parse_requirement
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TrustRecord, utcnow
 from models.tasks import TaskStatus
@@ -78,6 +79,8 @@ async def _apply_trust(session: AsyncSession, record: AttemptRecord, tags: list[
             created_at=utcnow(),
         )
     )
+    # Delivered when the task finishes (the workflow dispatches pending deliveries then).
+    await emit_tier_change(session, agent.id, before, after, task_id=record.task_id, reason=reason[:500])
 
 
 async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:

@@ -189,6 +189,17 @@ async def emit_tier_change(
     return await record_event(session, event, client_id=None)
 
 
+async def emit_agent_unavailable(session: AsyncSession, agent_id: str, reason: str) -> list[str]:
+    """Record ``agent.unavailable``; call inside the transaction that marks the agent unavailable."""
+    event = Event(
+        id=f"evt_{uuid.uuid4().hex}",
+        type=EventType.AGENT_UNAVAILABLE,
+        created_at=utcnow(),
+        data={"agent_id": agent_id, "reason": reason},
+    )
+    return await record_event(session, event, client_id=None)
+
+
 async def start_delivery(
     temporal: Client, settings: Settings, delivery: WebhookDelivery, *, first_attempt: int = 1, replay: int = 0
 ) -> None:

@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.events import emit_agent_unavailable
 from models.agents import AgentStatus
 from models.health import AgentHealthChange
 from models.tables import Agent, as_utc, utcnow
@@ -73,6 +74,7 @@ async def apply_health(session: AsyncSession, problems: dict[str, str | None]) -
             agent.status = AgentStatus.UNAVAILABLE.value
             agent.health_error = problem
             changes.append(AgentHealthChange(agent_id=agent_id, status=agent.status, reason=problem))
+            await emit_agent_unavailable(session, agent_id, problem)
         elif problem:
             agent.health_error = agent.health_error and problem
         elif agent.status == AgentStatus.UNAVAILABLE.value and agent.health_error is not None:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.capabilities import parse_requirement
 from models.priority import effective_priority, ranks_ahead
 from models.routing import (
-    RECEIPT_CANDIDATE_LIMIT,
     Candidate,
     Evaluation,
+    LiveState,
     RoutingQuery,
     Strategy,
     TagStats,
@@ -25,16 +25,26 @@ from models.tables import Agent, AgentCapability, RoutingReceipt, Task, TaskAtte
 from models.workflow_io import RouteDecision, RouteOutcome, RouteRequest
 
 
-async def running_by_agent(session: AsyncSession) -> dict[str, int]:
-    """Live load of every agent, derived from attempt rows so a crash can never leak a slot."""
-    rows = await session.execute(
-        select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running").group_by(TaskAttempt.agent_id)
-    )
-    return {agent_id: count for agent_id, count in rows.tuples()}
+def _epoch(column: Any, dialect: str) -> ColumnElement[Any]:
+    """Seconds since the epoch computed by the database: cheaper than parsing thousands of datetimes in Python."""
+    if dialect == "sqlite":
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return func.extract("epoch", column)
 
 
 async def load_candidates(session: AsyncSession, tags: list[str]) -> list[Candidate]:
-    """Every agent offering all ``tags``, with what the filters and strategies need, in two queries."""
+    """Every agent offering all ``tags``, with its live load and what the filters and strategies need.
+
+    One query: agents joined to the capability rows for ``tags`` and to the running-attempt counts (load is
+    derived from attempt rows so a crash can never leak a slot).
+    """
+    dialect = session.get_bind().dialect.name
+    running = (
+        select(TaskAttempt.agent_id, func.count().label("n"))
+        .where(TaskAttempt.status == "running")
+        .group_by(TaskAttempt.agent_id)
+        .subquery()
+    )
     rows = await session.execute(
         select(
             Agent.id,
@@ -43,44 +53,100 @@ async def load_candidates(session: AsyncSession, tags: list[str]) -> list[Candid
             Agent.max_concurrency,
             Agent.trust_score,
             Agent.avg_response_ms,
-            Agent.last_assigned_at,
-            Agent.created_at,
+            _epoch(Agent.last_assigned_at, dialect),
+            _epoch(Agent.created_at, dialect),
+            func.coalesce(running.c.n, 0),
             AgentCapability.tag,
             AgentCapability.version,
             AgentCapability.trust_score,
             AgentCapability.total_tasks,
         )
         .join(AgentCapability, AgentCapability.agent_id == Agent.id)
+        .outerjoin(running, running.c.agent_id == Agent.id)
         .where(AgentCapability.tag.in_(tags))
     )
-    grouped: dict[
-        str, list[tuple[str, str, str, int, float, float | None, datetime | None, datetime, str, str, float, int]]
-    ] = {}
-    for row in rows.tuples():
-        grouped.setdefault(row[0], []).append(row)
-    running = await running_by_agent(session) if grouped else {}
+    needed = len(tags)
+    tag_stats: dict[str, dict[str, TagStats]] = {}
+    first_row: dict[str, tuple[str, str, int, float, float | None, float | None, float | None, int]] = {}
+    for (
+        agent_id,
+        endpoint,
+        status,
+        limit,
+        trust,
+        avg_ms,
+        last,
+        created,
+        n,
+        tag,
+        version,
+        tag_trust,
+        samples,
+    ) in rows.tuples():
+        tag_stats.setdefault(agent_id, {})[tag] = TagStats(version, tag_trust, samples)
+        if agent_id not in first_row:
+            first_row[agent_id] = (endpoint, status, limit, trust, avg_ms, last, created, n)
     candidates: list[Candidate] = []
-    for agent_id, agent_rows in grouped.items():
-        if len(agent_rows) < len(tags):
+    for agent_id, stats in tag_stats.items():
+        if len(stats) < needed:
             continue
-        _, endpoint, status, max_concurrency, trust, avg_ms, last_assigned, created, *_ = agent_rows[0]
-        assigned = as_utc(last_assigned)
-        registered = as_utc(created)
+        endpoint, status, limit, trust, avg_ms, last, created, n = first_row[agent_id]
         candidates.append(
             Candidate(
                 agent_id=agent_id,
                 endpoint_url=endpoint,
                 available=status == "available",
-                max_concurrency=max_concurrency,
-                running=running.get(agent_id, 0),
+                max_concurrency=limit,
+                running=int(n),
                 trust=trust,
                 avg_response_ms=avg_ms,
-                last_assigned_at=assigned.timestamp() if assigned else None,
-                tags={r[8]: TagStats(version=r[9], trust=r[10], samples=r[11]) for r in agent_rows},
-                registered_at=registered.timestamp() if registered else 0.0,
+                last_assigned_at=float(last) if last is not None else None,
+                tags=stats,
+                registered_at=float(created or 0.0),
             )
         )
     return candidates
+
+
+async def running_counts(session: AsyncSession) -> dict[str, int]:
+    """Live load of every agent that has running attempts (one indexed GROUP BY)."""
+    rows = await session.execute(
+        select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running").group_by(TaskAttempt.agent_id)
+    )
+    return dict(rows.tuples().all())
+
+
+class CandidateCache:
+    """A worker's snapshot of the slow-changing part of routing candidates, per set of tags.
+
+    Capabilities, versions, trust, availability and limits are reused for ``ttl_seconds`` (a registry
+    change reaches routing within that time); live load is read fresh for every decision, and assignment
+    times are updated locally as this worker assigns, so round-robin stays exact within one worker.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries: dict[tuple[str, ...], tuple[float, list[Candidate]]] = {}
+        self._assigned: dict[str, float] = {}
+
+    async def candidates(self, session: AsyncSession, tags: list[str]) -> list[Candidate]:
+        key = tuple(tags)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is None or now - entry[0] > self.ttl_seconds:
+            fresh = await load_candidates(session, tags)
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = (now, fresh)
+            return fresh
+        return LiveState(running=await running_counts(session), last_assigned=self._assigned).apply(entry[1])
+
+    def record_assignment(self, agent_id: str, at: float) -> None:
+        if len(self._assigned) >= 100_000:
+            self._assigned.clear()
+        self._assigned[agent_id] = at
 
 
 @dataclass(frozen=True)
@@ -175,7 +241,7 @@ async def _store_receipt(
     session: AsyncSession, request: RouteRequest, evaluation: Evaluation, outcome: RouteOutcome, reason: str, ms: float
 ) -> None:
     receipt = await session.get(RoutingReceipt, (request.task_id, request.attempt))
-    candidates = [r.as_dict() for r in evaluation.reports[:RECEIPT_CANDIDATE_LIMIT]]
+    candidates = [r.as_dict() for r in evaluation.reports]
     now = utcnow()
     if receipt is None:
         receipt = RoutingReceipt(task_id=request.task_id, attempt=request.attempt, created_at=now)
@@ -185,12 +251,14 @@ async def _store_receipt(
     receipt.winner_agent_id = evaluation.winner.agent_id if evaluation.winner else None
     receipt.reason = reason
     receipt.candidates = candidates
-    receipt.candidates_total = len(evaluation.reports)
+    receipt.candidates_total = evaluation.total
     receipt.duration_ms = round(ms, 3)
     receipt.updated_at = now
 
 
-async def route_attempt(session: AsyncSession, request: RouteRequest) -> RouteDecision:
+async def route_attempt(
+    session: AsyncSession, request: RouteRequest, cache: CandidateCache | None = None
+) -> RouteDecision:
     """Pick and reserve an agent for ``request.attempt``. Idempotent: a replay returns the same agent."""
     started = time.perf_counter()
     existing = await session.get(TaskAttempt, (request.task_id, request.attempt))
@@ -205,7 +273,7 @@ async def route_attempt(session: AsyncSession, request: RouteRequest) -> RouteDe
 
     requirements = [parse_requirement(text) for text in request.required_capabilities]
     tags = sorted({r.tag for r in requirements})
-    candidates = await load_candidates(session, tags)
+    candidates = await (cache.candidates(session, tags) if cache else load_candidates(session, tags))
     query = RoutingQuery(
         requirements=requirements,
         strategy=Strategy(request.strategy),
@@ -246,17 +314,16 @@ async def route_attempt(session: AsyncSession, request: RouteRequest) -> RouteDe
     winner = evaluation.winner
     now = utcnow()
     session.add(TaskAttempt(task_id=request.task_id, attempt=request.attempt, agent_id=winner.agent_id, started_at=now))
-    agent_row = await session.get(Agent, winner.agent_id)
-    if agent_row is not None:
-        agent_row.last_assigned_at = now
+    await session.execute(update(Agent).where(Agent.id == winner.agent_id).values(last_assigned_at=now))
+    if cache is not None:
+        cache.record_assignment(winner.agent_id, now.timestamp())
     if task is not None:
         task.status = "running"
         task.status_reason = None
         task.assigned_agent_id = winner.agent_id
         task.attempts = request.attempt
         task.started_at = task.started_at or now
-    eligible = sum(1 for r in evaluation.reports if r.eliminated_by is None)
-    reason = f"{request.strategy}: best of {eligible} eligible agent(s) ({evaluation.summary()})"
+    reason = f"{request.strategy}: best of {len(evaluation.eligible)} eligible agent(s) ({evaluation.summary()})"
     await _store_receipt(session, request, evaluation, RouteOutcome.ASSIGNED, reason, elapsed())
     await session.flush()
     return RouteDecision(

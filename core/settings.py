@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         "least_loaded"
     )
 
+    # How long a worker reuses agents' capabilities, trust and availability when routing (live load is
+    # always fresh); registry changes reach routing within this time. 0 reads everything on every decision.
+    routing_cache_ttl_seconds: float = Field(default=1.0, ge=0)
+
     # Age-based priority boost: a waiting task gains one priority level per this many seconds (0 disables).
     priority_aging_seconds: float = Field(default=60.0, ge=0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -18,14 +19,21 @@ class CapabilityRequirement:
     spec: SpecifierSet
 
     def accepts(self, version: str) -> bool:
-        if not str(self.spec):
+        if not self.spec:
             return True
-        try:
-            return Version(version) in self.spec
-        except InvalidVersion:
-            return False
+        parsed = _parse_version(version)
+        return parsed is not None and self.spec.contains(parsed)
 
 
+@lru_cache(maxsize=4096)
+def _parse_version(version: str) -> Version | None:
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return None
+
+
+@lru_cache(maxsize=1024)
 def parse_requirement(text: str) -> CapabilityRequirement:
     """Parse ``tag`` or ``tag<specifier>``; raises ValueError with a message meant for the API user."""
     match = _REQUIREMENT.match(text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from models.capabilities import CapabilityRequirement
@@ -40,14 +40,14 @@ class Filter(StrEnum):
 PERMANENT_FILTERS = frozenset({Filter.VERSION, Filter.EXCLUDED, Filter.MIN_TRUST})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagStats:
     version: str
     trust: float
     samples: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     agent_id: str
     endpoint_url: str
@@ -104,6 +104,25 @@ class RoutingQuery:
     now: float = 0.0  # epoch seconds, supplied by the caller so the decision stays a pure function
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """What changes between decisions, layered over (possibly cached) candidates without copying them."""
+
+    running: dict[str, int]
+    last_assigned: dict[str, float]
+
+    def apply(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Candidates whose load or assignment time differs, replaced; the rest reused as they are."""
+        updated: list[Candidate] = []
+        for c in candidates:
+            running = self.running.get(c.agent_id, 0)
+            last = self.last_assigned.get(c.agent_id)
+            if running != c.running or (last is not None and last != c.last_assigned_at):
+                c = replace(c, running=running, last_assigned_at=last if last is not None else c.last_assigned_at)
+            updated.append(c)
+        return updated
+
+
 @dataclass
 class Evaluation:
     winner: Candidate | None
@@ -111,33 +130,51 @@ class Evaluation:
     waiting_is_useful: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     eligible: list[Candidate] = field(default_factory=list)
+    total: int = 0
 
     def summary(self) -> str:
         parts = [f"{n} {name.replace('_', ' ')}" for name, n in sorted(self.counts.items()) if n]
         return ", ".join(parts) if parts else "none removed"
 
 
-def _eliminate(candidate: Candidate, query: RoutingQuery, tags: list[str]) -> tuple[Filter | None, str]:
+def _eliminate(candidate: Candidate, query: RoutingQuery, trust: float) -> Filter | None:
     for req in query.requirements:
         stats = candidate.tags.get(req.tag)
         if stats is None or not req.accepts(stats.version):
-            have = stats.version if stats else "none"
-            return Filter.VERSION, f"needs {req.tag}{req.spec}, has {have}"
+            return Filter.VERSION
     if candidate.agent_id in query.excluded:
-        return Filter.EXCLUDED, "excluded by the task"
-    trust = candidate.effective_trust(tags)
+        return Filter.EXCLUDED
     if query.min_trust is not None and trust < query.min_trust:
-        return Filter.MIN_TRUST, f"trust {trust:.3f} below min_trust {query.min_trust:.3f}"
+        return Filter.MIN_TRUST
     if not candidate.available:
-        return Filter.UNAVAILABLE, "marked unavailable"
+        return Filter.UNAVAILABLE
     if candidate.agent_id in query.failed_on_task:
-        return Filter.ALREADY_FAILED, "already failed an earlier attempt of this task"
+        return Filter.ALREADY_FAILED
     if candidate.running >= candidate.max_concurrency:
-        return Filter.AT_CAPACITY, f"{candidate.running}/{candidate.max_concurrency} running"
-    return None, "eligible"
+        return Filter.AT_CAPACITY
+    return None
 
 
-def _rank(eligible: list[Candidate], query: RoutingQuery, tags: list[str]) -> list[tuple[Candidate, float]]:
+def _detail(candidate: Candidate, why: Filter | None, query: RoutingQuery, trust: float) -> str:
+    """Human-readable reason; only computed for the candidates that make it into the receipt."""
+    if why is Filter.VERSION:
+        wanted = ", ".join(f"{r.tag}{r.spec}" for r in query.requirements)
+        have = ", ".join(f"{t} {s.version}" for t, s in sorted(candidate.tags.items()))
+        return f"needs {wanted}, has {have}"
+    if why is Filter.EXCLUDED:
+        return "excluded by the task"
+    if why is Filter.MIN_TRUST:
+        return f"trust {trust:.3f} below min_trust {query.min_trust:.3f}"
+    if why is Filter.UNAVAILABLE:
+        return "marked unavailable"
+    if why is Filter.ALREADY_FAILED:
+        return "already failed an earlier attempt of this task"
+    if why is Filter.AT_CAPACITY:
+        return f"{candidate.running}/{candidate.max_concurrency} running"
+    return "eligible"
+
+
+def _rank(eligible: list[Candidate], query: RoutingQuery, trust: dict[str, float]) -> list[tuple[Candidate, float]]:
     """Eligible candidates best first, each with the strategy's score (higher is better)."""
     never = float("-inf")
     if query.strategy is Strategy.LEAST_LOADED:
@@ -158,13 +195,13 @@ def _rank(eligible: list[Candidate], query: RoutingQuery, tags: list[str]) -> li
         scored = [(c, -(c.avg_response_ms if c.avg_response_ms is not None else 0.0)) for c in eligible]
         scored.sort(key=lambda cs: (cs[0].avg_response_ms is not None, cs[0].avg_response_ms or 0.0, cs[0].agent_id))
         return scored
-    return _trust_weighted(eligible, query.seed, tags)
+    return _trust_weighted(eligible, query.seed, trust)
 
 
-def _trust_weighted(eligible: list[Candidate], seed: str, tags: list[str]) -> list[tuple[Candidate, float]]:
+def _trust_weighted(eligible: list[Candidate], seed: str, trust: dict[str, float]) -> list[tuple[Candidate, float]]:
     """Draw the winner with probability proportional to trust; seeded, so a given task/attempt is reproducible."""
     ordered = sorted(eligible, key=lambda c: c.agent_id)
-    weights = [max(c.effective_trust(tags), 0.0) for c in ordered]
+    weights = [max(trust[c.agent_id], 0.0) for c in ordered]
     total = sum(weights)
     if total == 0:
         weights = [1.0] * len(ordered)
@@ -176,52 +213,63 @@ def _trust_weighted(eligible: list[Candidate], seed: str, tags: list[str]) -> li
     return [(c, probabilities[c.agent_id]) for c in [winner, *rest]]
 
 
-def evaluate(candidates: list[Candidate], query: RoutingQuery) -> Evaluation:
+def evaluate(
+    candidates: list[Candidate], query: RoutingQuery, receipt_limit: int = RECEIPT_CANDIDATE_LIMIT
+) -> Evaluation:
     """Apply the filters, then the strategy. An agent that already failed this task is used again only when
-    no other capable agent remains (a one-agent pool would otherwise wait out its queue timeout)."""
+    no other capable agent remains (a one-agent pool would otherwise wait out its queue timeout).
+
+    Every candidate is filtered and counted; detailed reports are built for at most ``receipt_limit`` of
+    them (the ranked eligible ones first), which keeps a decision over thousands of agents cheap.
+    """
     tags = sorted({r.tag for r in query.requirements})
-    verdicts = [(c, *_eliminate(c, query, tags)) for c in candidates]
-    eligible = [c for c, why, _ in verdicts if why is None]
+    trust = {c.agent_id: c.effective_trust(tags) for c in candidates}
+    verdicts = [(c, _eliminate(c, query, trust[c.agent_id])) for c in candidates]
+    eligible = [c for c, why in verdicts if why is None]
     others_may_free_up = any(
-        why is not None and why not in PERMANENT_FILTERS and why is not Filter.ALREADY_FAILED for _, why, _ in verdicts
+        why is not None and why not in PERMANENT_FILTERS and why is not Filter.ALREADY_FAILED for _, why in verdicts
     )
+    second_chance: set[str] = set()
     if not eligible and not others_may_free_up:
-        second_chance = [c for c, why, _ in verdicts if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
-        if second_chance:
-            note = "eligible again: no other capable agent can take the task"
-            verdicts = [(c, None, note) if c in second_chance else (c, why, d) for c, why, d in verdicts]
-            eligible = second_chance
-    ranked = _rank(eligible, query, tags) if eligible else []
-    scores = {c.agent_id: s for c, s in ranked}
+        eligible = [c for c, why in verdicts if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
+        second_chance = {c.agent_id for c in eligible}
+        verdicts = [(c, None if c.agent_id in second_chance else why) for c, why in verdicts]
+    ranked = _rank(eligible, query, trust) if eligible else []
     counts: dict[str, int] = {}
-    reports: list[CandidateReport] = []
-    for c, why, detail in verdicts:
+    for _, why in verdicts:
         if why is not None:
             counts[why.value] = counts.get(why.value, 0) + 1
-        reports.append(
-            CandidateReport(
-                agent_id=c.agent_id,
-                eliminated_by=why,
-                detail=detail,
-                trust=c.effective_trust(tags),
-                running=c.running,
-                max_concurrency=c.max_concurrency,
-                score=scores.get(c.agent_id),
-            )
+    removed = sorted(((c, why) for c, why in verdicts if why is not None), key=lambda cw: cw[0].agent_id)
+    shown: list[tuple[Candidate, Filter | None, float | None]] = [
+        (c, None, score) for c, score in ranked[:receipt_limit]
+    ]
+    shown += [(c, why, None) for c, why in removed[: max(0, receipt_limit - len(shown))]]
+    reports = [
+        CandidateReport(
+            agent_id=c.agent_id,
+            eliminated_by=why,
+            detail="eligible again: no other capable agent can take the task"
+            if c.agent_id in second_chance
+            else _detail(c, why, query, trust[c.agent_id]),
+            trust=trust[c.agent_id],
+            running=c.running,
+            max_concurrency=c.max_concurrency,
+            score=score,
         )
-    order = {c.agent_id: i for i, (c, _) in enumerate(ranked)}
-    reports.sort(key=lambda r: (r.eliminated_by is not None, order.get(r.agent_id, 0), r.agent_id))
-    waiting = not ranked and any(why is not None and why not in PERMANENT_FILTERS for _, why, _ in verdicts)
+        for c, why, score in shown
+    ]
+    waiting = not ranked and any(why is not None and why not in PERMANENT_FILTERS for _, why in verdicts)
     return Evaluation(
         winner=ranked[0][0] if ranked else None,
         reports=reports,
         waiting_is_useful=waiting,
         counts=counts,
         eligible=[c for c, _ in ranked],
+        total=len(verdicts),
     )
 
 
 def could_use(candidate: Candidate, query: RoutingQuery) -> bool:
     """Whether ``candidate`` passes the task's permanent filters (capability versions, exclusions, min_trust)."""
-    why, _ = _eliminate(candidate, query, sorted({r.tag for r in query.requirements}))
+    why = _eliminate(candidate, query, candidate.effective_trust(sorted({r.tag for r in query.requirements})))
     return why not in PERMANENT_FILTERS

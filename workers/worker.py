@@ -46,7 +46,7 @@ def build_workers(
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
     if ORCHESTRATION_QUEUE in queues:
-        registry = RegistryActivities(db, client)
+        registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds)
         events = EventActivities(db, settings)
         scheduled = ScheduleActivities(db, settings)
         workers.append(
@@ -70,7 +70,7 @@ def build_workers(
         )
     if AGENTS_QUEUE in queues:
         calls = AgentCallActivities(db, http, settings.agent_signing_secret, settings.agent_heartbeat_interval_seconds)
-        health = HealthActivities(db, http)
+        health = HealthActivities(db, http, client, settings)
         workers.append(
             Worker(
                 client,

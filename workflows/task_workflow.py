@@ -51,14 +51,13 @@ AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_at
 # Waiting tasks are woken by a signal when a slot frees; polling is only the fallback, so it can be slow.
 BUSY_POLL_INITIAL = timedelta(seconds=1)
 BUSY_POLL_MAX = timedelta(seconds=30)
-MAX_BACKOFF = timedelta(minutes=5)
 
 
 def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
     """Delay before attempt ``attempt + 1``: the task's retry policy, else the submission-time default."""
     retry = params.retry or RetrySpec(initial_interval_seconds=params.policy.retry_backoff_seconds)
     seconds = retry.initial_interval_seconds * retry.backoff_coefficient ** (attempt - 1)
-    return min(timedelta(seconds=min(seconds, retry.maximum_interval_seconds)), MAX_BACKOFF)
+    return timedelta(seconds=min(seconds, retry.maximum_interval_seconds))
 
 
 @workflow.defn(name="TaskWorkflow")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Admin, AgentsRead, AgentsWrite, State
+from api.state import AppState
 from core import agents, trust
+from core.errors import Unavailable
+from core.events import dispatch_pending
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
 from models.common import Page
 from models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
+log = logging.getLogger("ains.api")
 
 
 @router.post("", status_code=201, response_model=AgentView)
@@ -65,6 +70,15 @@ async def agent_trust(
         return await trust.agent_trust(session, agent_id, limit=limit, cursor=cursor)
 
 
+async def dispatch_events(state: AppState) -> None:
+    """Start deliveries of events the change recorded (e.g. trust.tier_changed). The change is committed
+    either way: undelivered events stay pending and go out with the next dispatch."""
+    try:
+        await dispatch_pending(state.db, await state.temporal(), state.settings)
+    except Unavailable as exc:
+        log.warning("events recorded but not dispatched yet: %s", exc.message)
+
+
 @router.post("/{agent_id}/heartbeat", response_model=AgentView)
 async def heartbeat(agent_id: str, state: State, _: AgentsWrite) -> AgentView:
     """Agents call this periodically; one that the health check had marked unavailable becomes available."""
@@ -76,4 +90,8 @@ async def heartbeat(agent_id: str, state: State, _: AgentsWrite) -> AgentView:
 async def override_trust(agent_id: str, change: TrustOverride, state: State, principal: Admin) -> TrustRecordView:
     """Set the agent's trust score by hand (admin); recorded in its trust history with the reason."""
     async with state.db.transaction() as session:
-        return await trust.override_trust(session, agent_id, change, actor=f"{principal.client_id}/{principal.key_id}")
+        record = await trust.override_trust(
+            session, agent_id, change, actor=f"{principal.client_id}/{principal.key_id}"
+        )
+    await dispatch_events(state)
+    return record

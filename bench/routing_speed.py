@@ -1,0 +1,260 @@
+"""Routing speed: one routing decision among 10,000 agents with 50 capability tags, on SQLite and Postgres.
+
+Times ``core.routing.route_attempt`` (the body of the ``route_task`` local activity: load candidates and
+live load, filter, score, reserve the winner, write the receipt) for every strategy, with the registry
+holding 10,000 agents (3 tags each out of 50), 1,000 running attempts and a task row per decision.
+Each decision runs in its own transaction that is rolled back, so every sample sees the same registry.
+
+    .venv/bin/python -m bench.routing_speed [--agents 10000] [--tags 50] [--samples 300] [--postgres URL]
+
+Writes bench/results/ROUTING.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+from core.db import Database
+from core.migrate import upgrade
+from core.routing import CandidateCache, route_attempt
+from core.settings import Settings
+from models.routing import Strategy
+from models.tables import Agent, AgentCapability, Task, TaskAttempt
+from models.workflow_io import RouteOutcome, RouteRequest
+
+RESULTS = Path(__file__).parent / "results" / "ROUTING.md"
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+TAGS_PER_AGENT = 3
+RUNNING_ATTEMPTS = 1000
+WARMUP = 20
+DEFAULT_CACHE_TTL = Settings.model_fields["routing_cache_ttl_seconds"].default
+
+
+async def populate(db: Database, agents: int, tags: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    tag_names = [f"tag{i:02d}" for i in range(tags)]
+    now = datetime.now(UTC)
+    agent_rows = []
+    cap_rows = []
+    for i in range(agents):
+        agent_id = f"agent-{i:05d}"
+        agent_rows.append(
+            {
+                "id": agent_id,
+                "display_name": agent_id,
+                "endpoint_url": f"http://127.0.0.1:9/{agent_id}",
+                "max_concurrency": rng.choice([1, 2, 4, 8]),
+                "status": "available" if rng.random() > 0.05 else "unavailable",
+                "trust_score": round(rng.uniform(0.2, 1.0), 4),
+                "total_tasks": 0,
+                "successful_tasks": 0,
+                "failed_tasks": 0,
+                "timed_out_tasks": 0,
+                "avg_response_ms": round(rng.uniform(20, 2000), 1) if rng.random() > 0.1 else None,
+                "last_assigned_at": now - timedelta(seconds=rng.randint(0, 86_400)) if rng.random() > 0.2 else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        for tag in rng.sample(tag_names, TAGS_PER_AGENT):
+            cap_rows.append(
+                {
+                    "agent_id": agent_id,
+                    "tag": tag,
+                    "version": rng.choice(["1.0", "1.5", "2.0", "2.3"]),
+                    "trust_score": round(rng.uniform(0.2, 1.0), 4),
+                    "total_tasks": rng.randint(0, 20),
+                    "successful_tasks": 0,
+                }
+            )
+    holder_rows = [
+        {
+            "id": f"tsk_hold_{i}",
+            "client_id": "bench",
+            "type": "echo",
+            "input": {},
+            "required_capabilities": [],
+            "priority": 5,
+            "timeout_seconds": 60,
+            "max_attempts": 1,
+            "request_hash": "",
+            "status": "running",
+            "attempts": 1,
+            "workflow_id": f"task-hold-{i}",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(RUNNING_ATTEMPTS)
+    ]
+    attempt_rows = [
+        {
+            "task_id": f"tsk_hold_{i}",
+            "attempt": 1,
+            "agent_id": f"agent-{rng.randrange(agents):05d}",
+            "status": "running",
+            "started_at": now,
+        }
+        for i in range(RUNNING_ATTEMPTS)
+    ]
+    async with db.transaction() as session:
+        for table, rows in (
+            (Agent, agent_rows),
+            (AgentCapability, cap_rows),
+            (Task, holder_rows),
+            (TaskAttempt, attempt_rows),
+        ):
+            for start in range(0, len(rows), 2000):
+                await session.execute(insert(table), rows[start : start + 2000])
+    return tag_names
+
+
+async def time_routing(
+    db: Database, tag_names: list[str], strategy: Strategy, samples: int, cache: CandidateCache | None
+) -> list[float]:
+    rng = random.Random(11)
+    timings: list[float] = []
+    if cache is not None:  # a worker in steady state has every hot tag in its snapshot
+        async with db.session() as session:
+            for tag in tag_names:
+                await cache.candidates(session, [tag])
+    for i in range(samples + WARMUP):
+        tag = rng.choice(tag_names)
+        requirement = tag if i % 3 else f"{tag}>=1.5"
+        task_id = f"tsk_bench_{uuid.uuid4().hex}"
+        async with db.sessions() as session, session.begin():
+            session.add(
+                Task(
+                    id=task_id,
+                    client_id="bench",
+                    type="echo",
+                    input={},
+                    required_capabilities=[requirement],
+                    timeout_seconds=60,
+                    max_attempts=1,
+                    workflow_id=f"task-{task_id}",
+                )
+            )
+            await session.flush()
+            request = RouteRequest(
+                task_id=task_id, attempt=1, required_capabilities=[requirement], failed_agent_ids=[], strategy=strategy
+            )
+            started = time.perf_counter()
+            decision = await route_attempt(session, request, cache)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert decision.outcome is RouteOutcome.ASSIGNED, decision.reason
+            await session.rollback()
+        if i >= WARMUP:
+            timings.append(elapsed)
+    return timings
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[str]:
+    await upgrade(url)
+    db = Database(url)
+    try:
+        started = time.perf_counter()
+        tags = await populate(db, args.agents, args.tags)
+        print(f"[{name}] registry populated in {time.perf_counter() - started:.1f}s", flush=True)
+        lines = []
+        runs: list[tuple[Strategy, CandidateCache | None]] = [(s, CandidateCache(3600)) for s in Strategy]
+        runs += [(s, None) for s in Strategy]
+        for strategy, cache in runs:
+            timings = await time_routing(db, tags, strategy, args.samples, cache)
+            median = statistics.median(timings)
+            mode = "warm snapshot" if cache else "cold: all from the DB"
+            lines.append(
+                f"| {name} | {strategy.value} | {mode} | {median:.2f} | {quantile(timings, 0.95):.2f} | "
+                f"{quantile(timings, 0.99):.2f} | {statistics.pstdev(timings):.2f} | {'yes' if median < 5 else 'no'} |"
+            )
+            print(lines[-1], flush=True)
+        return lines
+    finally:
+        await db.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--tags", type=int, default=50)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--postgres", default=os.environ.get("AINS_BENCH_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rows += await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/routing.db", args)
+    if not args.no_postgres:
+        admin = make_url(args.postgres)
+        name = f"ains_bench_{uuid.uuid4().hex[:8]}"
+        dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            conn = await asyncpg.connect(dsn)
+        except OSError as exc:
+            print(f"[postgres] skipped: {exc}")
+        else:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+            try:
+                rows += await run_backend(
+                    "postgres", admin.set(database=name).render_as_string(hide_password=False), args
+                )
+            finally:
+                conn = await asyncpg.connect(dsn)
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.close()
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        "\n".join(
+            [
+                "# Routing speed",
+                "",
+                f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+                f"Python {platform.python_version()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+                "",
+                f"Registry: {args.agents:,} agents, {args.tags} tags ({TAGS_PER_AGENT} per agent, so about "
+                f"{args.agents * TAGS_PER_AGENT // args.tags} agents per tag), {RUNNING_ATTEMPTS:,} running attempts. "
+                f"Each sample is one `route_attempt` call (candidates, live load, filters, strategy, reservation, "
+                f"receipt) for a random tag, every third with a version constraint; {WARMUP} warm-up calls, then "
+                f"{args.samples} timed calls per strategy, each in a transaction that is rolled back. A worker keeps a "
+                f"snapshot of capabilities, versions, trust and availability per tag set for {DEFAULT_CACHE_TTL:g} s "
+                "(AINS_ROUTING_CACHE_TTL_SECONDS) and reads live load fresh for every decision: 'warm snapshot' rows "
+                "are decisions served from it, 'cold' rows load every candidate from the database (the first "
+                "decision for a tag set after the TTL, or AINS_ROUTING_CACHE_TTL_SECONDS=0).",
+                "",
+                "Goal: median under 5 ms.",
+                "",
+                "| backend | strategy | candidate data | median ms | p95 ms | p99 ms | stdev ms | goal met |",
+                "|---|---|---|---|---|---|---|---|",
+                *rows,
+                "",
+                "Reproduce: `.venv/bin/python -m bench.routing_speed`.",
+                "",
+            ]
+        )
+    )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,177 @@
+"""Backoff between attempts and queue timeouts, on Temporal's time-skipping test server.
+
+Hours of timers pass in seconds of wall time; the history shows the exact timer durations.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from core.agents import register_agent
+from core.db import Database
+from core.settings import ORCHESTRATION_QUEUE, Settings
+from models.agents import AgentCreate, Capability
+from models.search_attributes import ALL_KEYS
+from models.tables import Task, TaskAttempt
+from models.workflow_io import ExecutionPolicy, RetrySpec, TaskWorkflowInput, TaskWorkflowResult
+from tests.support.databases import fresh_database
+from tests.support.servers import RunningServer
+from tests.support.stack import SIGNING_SECRET
+from workers.temporal_dev import find_binary
+from workers.worker import build_workers, resolve_queues
+from workflows.task_workflow import TaskWorkflow
+
+
+@pytest.fixture(scope="module")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: int(key.indexed_value_type) for key in ALL_KEYS},  # type: ignore[misc]
+        )
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Database]:
+    async with fresh_database("sqlite", tmp_path) as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            await db.dispose()
+
+
+async def _agent(db: Database, url: str, max_concurrency: int = 1) -> tuple[str, str]:
+    agent_id, tag = f"ts-{uuid.uuid4().hex[:8]}", f"ts-{uuid.uuid4().hex[:8]}"
+    async with db.transaction() as session:
+        await register_agent(
+            session,
+            AgentCreate(
+                id=agent_id,
+                display_name=agent_id,
+                endpoint_url=url,  # type: ignore[arg-type]
+                capabilities=[Capability(tag=tag)],
+                max_concurrency=max_concurrency,
+            ),
+        )
+    return agent_id, tag
+
+
+async def _run(client: Client, db: Database, params: TaskWorkflowInput) -> tuple[TaskWorkflowResult, list[float]]:
+    async with db.transaction() as session:
+        session.add(
+            Task(
+                id=params.task_id,
+                client_id="c",
+                type="echo",
+                input={},
+                required_capabilities=params.required_capabilities,
+                timeout_seconds=params.timeout_seconds,
+                max_attempts=params.max_attempts,
+                workflow_id=f"task-{params.task_id}",
+            )
+        )
+    settings = Settings(database_url=db.url, agent_signing_secret=SIGNING_SECRET, worker_metrics_port=0)
+    async with httpx.AsyncClient() as http:
+        workers = build_workers(client, db, http, settings, resolve_queues(["all"]))
+        for worker in workers:
+            await worker.__aenter__()
+        try:
+            handle = await client.start_workflow(
+                TaskWorkflow.run, params, id=f"task-{params.task_id}", task_queue=ORCHESTRATION_QUEUE
+            )
+            result = await handle.result()
+            timers = [
+                event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+                async for event in handle.fetch_history_events()
+                if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+            ]
+        finally:
+            for worker in reversed(workers):
+                await worker.__aexit__(None, None, None)
+    return result, timers
+
+
+async def test_backoff_between_attempts_follows_the_task_retry_policy(
+    time_skipping: WorkflowEnvironment, registry: Database, demo_agent: RunningServer
+) -> None:
+    agent_id, tag = await _agent(registry, f"{demo_agent.url}/fail")
+    params = TaskWorkflowInput(
+        task_id=f"tsk_{uuid.uuid4().hex}",
+        client_id="c",
+        task_type="echo",
+        required_capabilities=[tag],
+        priority=5,
+        timeout_seconds=10,
+        max_attempts=3,
+        retry=RetrySpec(initial_interval_seconds=600, backoff_coefficient=3, maximum_interval_seconds=7200),
+    )
+    started = time.monotonic()
+    result, timers = await _run(time_skipping.client, registry, params)
+    assert time.monotonic() - started < 20, "40 minutes of backoff should be skipped"
+    assert result.status == "failed" and result.attempts == 3
+    assert timers == [600.0, 1800.0], "initial * coefficient^(attempt-1) between the three attempts"
+    async with registry.session() as session:
+        attempts = [await session.get(TaskAttempt, (params.task_id, n)) for n in (1, 2, 3)]
+    assert [a.agent_id for a in attempts if a] == [agent_id] * 3, "the only capable agent is retried"
+
+
+async def test_task_waits_for_a_busy_agent_until_its_queue_timeout(
+    time_skipping: WorkflowEnvironment, registry: Database, demo_agent: RunningServer
+) -> None:
+    agent_id, tag = await _agent(registry, f"{demo_agent.url}/run", max_concurrency=1)
+    async with registry.transaction() as session:  # another task holds the agent's only slot
+        session.add(
+            Task(
+                id="tsk_holder",
+                client_id="c",
+                type="echo",
+                input={},
+                required_capabilities=[tag],
+                timeout_seconds=60,
+                max_attempts=1,
+                workflow_id="task-holder",
+                status="running",
+            )
+        )
+        await session.flush()
+        session.add(TaskAttempt(task_id="tsk_holder", attempt=1, agent_id=agent_id))
+    params = TaskWorkflowInput(
+        task_id=f"tsk_{uuid.uuid4().hex}",
+        client_id="c",
+        task_type="echo",
+        required_capabilities=[tag],
+        priority=5,
+        timeout_seconds=10,
+        max_attempts=1,
+        queue_timeout_seconds=3600,
+        policy=ExecutionPolicy(priority_aging_seconds=0),
+    )
+    started = time.monotonic()
+    result, timers = await _run(time_skipping.client, registry, params)
+    assert time.monotonic() - started < 30
+    assert result.status == "failed" and "within 3600s" in (result.error or "")
+    assert sum(timers) == pytest.approx(3600), "the waits add up to exactly the queue timeout"
+    assert max(timers) <= 30, "it kept checking (and could be woken) instead of sleeping through"
+    async with registry.session() as session:
+        task = await session.get(Task, params.task_id)
+    assert task is not None and task.status == "failed" and task.error_code == "no_agent_available"
