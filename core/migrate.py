@@ -26,12 +26,12 @@ def _upgrade(sync_connection: Any, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade_engine(engine: AsyncEngine, revision: str = "heads") -> None:
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
+async def upgrade(url: str, revision: str = "heads") -> None:
     engine = create_engine(url)
     try:
         await upgrade_engine(engine, revision)

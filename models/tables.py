@@ -123,6 +123,10 @@ class Task(Base):
     queue_timeout_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     retry_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # Composition: the chain or plan this task is a step of, and the template it was made from.
+    parent_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    step_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    template_id: Mapped[str | None] = mapped_column(String(64), default=None)
     schedule_id: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
@@ -279,3 +283,54 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskDependency(Base):
+    """``task_id`` may start only after ``depends_on_id`` succeeded (dependencies across submissions)."""
+
+    __tablename__ = "task_dependencies"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_task_dependencies_depends_on", "depends_on_id"),)
+
+
+class TaskTemplate(Base):
+    __tablename__ = "task_templates"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    task_type: Mapped[str] = mapped_column(String(100))
+    defaults: Mapped[dict[str, Any]] = mapped_column(JSON)
+    times_used: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("client_id", "name", name="uq_task_templates_client_name"),)
+
+
+class Composition(Base):
+    """A chain or a plan: its spec, overall status and each step's state (the read model of its workflow)."""
+
+    __tablename__ = "compositions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    steps: Mapped[dict[str, Any]] = mapped_column(JSON)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    request_hash: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("client_id", "kind", "idempotency_key", name="uq_compositions_client_idempotency"),
+        Index("ix_compositions_client_created", "client_id", "created_at"),
+    )
