@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import get_settings
 from core.url_safety import UrlPolicy, check_url
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView, Capability
+from models.agents import LLM_ENDPOINT_SCHEME, AgentCreate, AgentStatus, AgentUpdate, AgentView, Capability
 from models.capabilities import TAG_PATTERN
 from models.common import Page
 from models.tables import Agent, AgentCapability, TaskAttempt, as_utc, utcnow
@@ -49,7 +49,10 @@ def to_view(agent: Agent, capabilities: list[Capability], running: int) -> Agent
     return AgentView(
         id=agent.id,
         display_name=agent.display_name,
+        kind="llm" if agent.kind == "llm" else "http",
         endpoint_url=agent.endpoint_url,
+        model_group=agent.model_group,
+        prompt_template=agent.prompt_template,
         health_url=agent.health_url,
         capabilities=capabilities,
         max_concurrency=agent.max_concurrency,
@@ -80,13 +83,18 @@ async def _views(session: AsyncSession, agents: Sequence[Agent]) -> list[AgentVi
 
 
 async def register_agent(session: AsyncSession, spec: AgentCreate, url_policy: UrlPolicy | None = None) -> AgentView:
-    await check_url(str(spec.endpoint_url), url_policy or UrlPolicy.from_settings(get_settings()))
+    if spec.endpoint_url is not None:
+        await check_url(str(spec.endpoint_url), url_policy or UrlPolicy.from_settings(get_settings()))
     if await session.get(Agent, spec.id) is not None:
         raise Conflict(f"agent {spec.id!r} is already registered; use PATCH /v1/agents/{spec.id} to change it")
     agent = Agent(
         id=spec.id,
         display_name=spec.display_name,
-        endpoint_url=str(spec.endpoint_url),
+        # An llm agent has no endpoint; the column names its model group instead.
+        endpoint_url=str(spec.endpoint_url) if spec.endpoint_url else f"{LLM_ENDPOINT_SCHEME}{spec.model_group}",
+        kind=spec.kind,
+        model_group=spec.model_group,
+        prompt_template=spec.prompt_template,
         health_url=str(spec.health_url) if spec.health_url else None,
         max_concurrency=spec.max_concurrency,
         status=AgentStatus.AVAILABLE.value,
@@ -146,6 +154,13 @@ async def update_agent(
         agent.endpoint_url = str(spec.endpoint_url)
     if spec.health_url is not None:
         agent.health_url = str(spec.health_url)
+    if (spec.model_group is not None or spec.prompt_template is not None) and agent.kind != "llm":
+        raise InvalidInput("model_group and prompt_template apply to llm agents only")
+    if spec.model_group is not None:
+        agent.model_group = spec.model_group
+        agent.endpoint_url = f"{LLM_ENDPOINT_SCHEME}{spec.model_group}"
+    if spec.prompt_template is not None:
+        agent.prompt_template = spec.prompt_template
     if spec.max_concurrency is not None:
         agent.max_concurrency = spec.max_concurrency
     if spec.status is not None:

@@ -31,3 +31,9 @@ class PayloadTooLarge(AinsError):
 
 class Unavailable(AinsError):
     code = "unavailable"
+
+
+class BudgetExceeded(AinsError):
+    """An LLM call was refused before it was made because it would exceed the client's budget."""
+
+    code = "budget_exceeded"

@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.search_attributes import ALL_KEYS
 from tests.support.databases import REDIS_ENV, backends, fresh_database
+from tests.support.fake_llm import FakeLLMServer, running_fake_llm
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import SIGNING_SECRET, Stack, stack_settings, start_stack
 from workers.demo_agent import create_demo_agent
@@ -46,6 +47,13 @@ async def demo_agent() -> AsyncIterator[RunningServer]:
 
 
 @pytest.fixture(scope="session")
+async def fake_llm() -> AsyncIterator[FakeLLMServer]:
+    """A local OpenAI-compatible server; the stacks' providers file points its model groups at it."""
+    async with running_fake_llm() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     return os.environ.get(REDIS_ENV, "")
 
@@ -56,12 +64,14 @@ async def stack(
     temporal_env: WorkflowEnvironment,
     demo_agent: RunningServer,
     redis_url: str,
+    fake_llm: FakeLLMServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     backend: str = request.param
     address = temporal_env.client.service_client.config.target_host
     async with fresh_database(backend, tmp_path_factory.mktemp(backend)) as url:
         settings = stack_settings(url, address, f"ains-{backend}", redis_url)
+        settings = settings.model_copy(update={"providers_file": fake_llm.providers_file})
         running = await start_stack(backend, settings, demo_agent.url)
         try:
             yield running

@@ -1,0 +1,111 @@
+"""Calling an LLM agent for one attempt of a task, on the llm task queue.
+
+Like HTTP agent calls, the model's failures (every deployment failed, timed out, or the budget refused
+the call) are *results* for the workflow, which re-routes. The budget reservation is keyed by task and
+attempt, so a retry of this activity (a lost worker) neither reserves nor books the call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from temporalio import activity
+
+from core.errors import AinsError, BudgetExceeded
+from core.llm import CallContext, LlmService
+from core.providers import LlmCallFailed
+from models.llm import DEFAULT_PROMPT_TEMPLATE
+from models.tables import Agent, Task
+from models.workflow_io import AgentCallRequest, AgentCallResult, CallOutcome
+
+CANCEL_GRACE_SECONDS = 5.0
+
+
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        raise KeyError(key)
+
+
+def render_prompt(template: str | None, task_type: str, task_input: dict[str, Any]) -> str:
+    """``template`` with {type}, {input_json} and the input's top-level keys; ValueError names a bad key."""
+    values: dict[str, Any] = {k: v for k, v in task_input.items() if isinstance(k, str)}
+    values.update(type=task_type, input_json=json.dumps(task_input, indent=2, sort_keys=True))
+    try:
+        return (template or DEFAULT_PROMPT_TEMPLATE).format_map(_Missing(values))
+    except KeyError as exc:
+        raise ValueError(f"prompt template uses {{{exc.args[0]}}}, which the task input does not have") from exc
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise ValueError(f"prompt template is invalid: {exc}") from exc
+
+
+def answer_output(content: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    output: dict[str, Any] = {"text": content, "llm": metadata}
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        output["data"] = parsed
+    return output
+
+
+class LlmCallActivities:
+    def __init__(self, service: LlmService, heartbeat_interval: float) -> None:
+        self._service = service
+        self._heartbeat_interval = heartbeat_interval
+
+    @activity.defn(name="call_llm")
+    async def call_llm(self, request: AgentCallRequest) -> AgentCallResult:
+        started = time.perf_counter()
+
+        def result(outcome: CallOutcome, error: str, code: str | None = None) -> AgentCallResult:
+            ms = round((time.perf_counter() - started) * 1000, 3)
+            return AgentCallResult(outcome=outcome, error=error, duration_ms=ms, error_code=code)
+
+        async with self._service.db.session() as session:
+            task = await session.get(Task, request.task_id)
+            agent = await session.get(Agent, request.agent_id)
+        if task is None:
+            return result(CallOutcome.FAILURE, "task no longer exists")
+        if agent is None or agent.kind != "llm" or not agent.model_group:
+            return result(CallOutcome.FAILURE, f"agent {request.agent_id} is not an llm agent")
+        try:
+            prompt = render_prompt(agent.prompt_template, task.type, task.input)
+        except ValueError as exc:
+            return result(CallOutcome.FAILURE, str(exc))
+        ctx = CallContext(
+            call_id=f"task:{task.id}:{request.attempt}",
+            client_id=task.client_id,
+            task_id=task.id,
+            attempt=request.attempt,
+            agent_id=agent.id,
+        )
+        call = asyncio.create_task(
+            self._service.complete(ctx, agent.model_group, [{"role": "user", "content": prompt}])
+        )
+        try:
+            async with asyncio.timeout(request.timeout_seconds):
+                while not call.done():
+                    activity.heartbeat()
+                    await asyncio.wait({call}, timeout=self._heartbeat_interval)
+        except TimeoutError:
+            return result(CallOutcome.TIMEOUT, f"llm agent did not answer within {request.timeout_seconds}s")
+        finally:
+            if not call.done():
+                call.cancel()  # the service releases the reservation on cancellation
+                await asyncio.wait({call}, timeout=CANCEL_GRACE_SECONDS)
+        try:
+            answer = call.result()
+        except BudgetExceeded as exc:
+            return result(CallOutcome.FAILURE, exc.message, BudgetExceeded.code)
+        except LlmCallFailed as exc:
+            return result(CallOutcome.TIMEOUT if exc.timeout else CallOutcome.FAILURE, exc.message)
+        except AinsError as exc:  # e.g. the agent names a model group that is not configured
+            return result(CallOutcome.FAILURE, exc.message)
+        ms = round((time.perf_counter() - started) * 1000, 3)
+        return AgentCallResult(
+            outcome=CallOutcome.SUCCESS, output=answer_output(answer.content, answer.metadata()), duration_ms=ms
+        )

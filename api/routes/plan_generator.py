@@ -1,0 +1,22 @@
+"""POST /v1/plans/generate: an LLM proposes a plan over the registered agents' capabilities, for review."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api.deps import State, TasksWrite
+from api.routes.providers import llm_service
+from core.plan_generator import generate_plan
+from models.llm import PlanGenerateRequest, PlanGenerateResponse
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+@router.post("/generate", response_model=PlanGenerateResponse)
+async def generate(
+    body: PlanGenerateRequest, request: Request, state: State, principal: TasksWrite
+) -> PlanGenerateResponse:
+    """The plan is validated exactly like a hand-written one. Output that is not JSON, breaks the schema or
+    the DAG rules is rejected with 422 and every error; a plan needing capabilities no agent offers yet comes
+    back with ``valid: false`` and its problems. The call is charged to the client's LLM budget."""
+    return await generate_plan(llm_service(request, state), principal.client_id, body)
