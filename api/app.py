@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
+from api.audit import AuditMiddleware
 from api.metrics import RequestMiddleware
 from api.routes import agents, health, keys, schedules, tasks, trust, webhooks
+from api.routes import audit as audit_routes
 from api.state import AppState
 from core.settings import Settings, get_settings
+from core.tracing import instrument_app
 
 DESCRIPTION = """
 AINS runs tasks for AI agents as durable Temporal workflows: each task is routed to a capable agent,
@@ -46,5 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
     ):
         app.include_router(router)
+    app.include_router(audit_routes.router)
+    # Innermost first: the audit middleware sees the principal and route; CORS answers preflights;
+    # RequestMiddleware (outermost) sets the request id, the size limit, security headers and metrics.
+    app.add_middleware(AuditMiddleware)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
+        )
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_request_bytes)
+    instrument_app(app, settings)
     return app

@@ -9,8 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.events import emit_tier_change
+from core.metrics import observe_task_finished
 from models.capabilities import parse_requirement
-from models.tables import Agent, AgentCapability, Task, TaskAttempt, TrustRecord, utcnow
+from models.tables import Agent, AgentCapability, Task, TaskAttempt, TrustRecord, as_utc, utcnow
 from models.tasks import TaskStatus
 from models.trust import TrustEvent, next_trust
 from models.workflow_io import AttemptRecord, CallOutcome, TaskStatusUpdate
@@ -113,6 +114,9 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
             task.error_code = record.error_code
         if TaskStatus(record.task_status).is_final:
             task.completed_at = now
+            observe_task_finished(
+                task.type, record.task_status, (now - (as_utc(task.created_at) or now)).total_seconds()
+            )
     await session.flush()
     return True
 
@@ -135,6 +139,7 @@ async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> No
         task.error = change.reason
     if status.is_final:
         task.completed_at = now
+        observe_task_finished(task.type, status.value, (now - (as_utc(task.created_at) or now)).total_seconds())
         # A cancelled or abandoned task releases the slot its running attempt held.
         await session.execute(
             update(TaskAttempt)

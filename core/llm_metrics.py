@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from core.metrics import DOMAIN_REGISTRY
 
-if TYPE_CHECKING:
-    from core.providers import ProviderManager
-
 log = logging.getLogger("ains.llm")
 
+# Key of the provider label in each deployment's litellm model_info.
+PROVIDER_INFO_KEY = "ains_provider"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 LLM_CALLS = Counter(
@@ -62,43 +61,35 @@ def _seconds(start: Any, end: Any) -> float:
     return 0.0
 
 
-def install_litellm_callback(manager: ProviderManager) -> None:
-    """Count every deployment attempt; idempotent per manager (the latest one resolves deployment ids)."""
+def _labels(kwargs: dict[str, Any]) -> tuple[str, str]:
+    """Provider and deployment id, from the model_info the provider manager gives every deployment."""
+    params = kwargs.get("litellm_params") or {}
+    info = params.get("model_info") or {}
+    return str(info.get(PROVIDER_INFO_KEY) or "unknown"), str(info.get("id") or "unknown")
+
+
+def install_litellm_callback() -> None:
+    """Count every deployment attempt (also those rescued by a fallback); once per process."""
+    if _installed:
+        return
+    import litellm
     from litellm.exceptions import Timeout
     from litellm.integrations.custom_logger import CustomLogger
 
     class _Metrics(CustomLogger):
-        def _labels(self, kwargs: dict[str, Any]) -> tuple[str, str]:
-            params = kwargs.get("litellm_params") or {}
-            info = params.get("model_info") or {}
-            deployment_id = str(info.get("id") or "unknown")
-            deployment = manager.config.deployment(deployment_id)
-            return (deployment.provider if deployment else "unknown"), deployment_id
-
         async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-            provider, deployment = self._labels(kwargs)
+            provider, deployment = _labels(kwargs)
             LLM_CALLS.labels(provider, deployment, "success").inc()
             LLM_LATENCY.labels(provider).observe(_seconds(start_time, end_time))
 
         async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-            provider, deployment = self._labels(kwargs)
-            exc = kwargs.get("exception")
-            outcome = "timeout" if isinstance(exc, Timeout) else "failure"
+            provider, deployment = _labels(kwargs)
+            outcome = "timeout" if isinstance(kwargs.get("exception"), Timeout) else "failure"
             LLM_CALLS.labels(provider, deployment, outcome).inc()
             LLM_ERRORS.labels(provider, deployment).inc()
             LLM_LATENCY.labels(provider).observe(_seconds(start_time, end_time))
 
-    for old in _installed:
-        if old in litellm_callbacks():
-            litellm_callbacks().remove(old)
-    _installed.clear()
     handler = _Metrics()
     _installed.append(handler)
-    litellm_callbacks().append(handler)
-
-
-def litellm_callbacks() -> list[Any]:
-    import litellm
-
     callbacks: list[Any] = litellm.callbacks
-    return callbacks
+    callbacks.append(handler)

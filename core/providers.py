@@ -23,6 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from core.errors import InvalidInput
+from core.llm_metrics import PROVIDER_INFO_KEY
 from core.settings import Settings
 from models.llm import LlmAnswer, LlmUsage
 from models.providers import (
@@ -199,7 +200,11 @@ class ProviderManager:
                 if d.tpm is not None:
                     params["tpm"] = d.tpm
                 model_list.append(
-                    {"model_name": f"{g.name}@{d.priority}", "litellm_params": params, "model_info": {"id": d.id}}
+                    {
+                        "model_name": f"{g.name}@{d.priority}",
+                        "litellm_params": params,
+                        "model_info": {"id": d.id, PROVIDER_INFO_KEY: d.provider},
+                    }
                 )
         return model_list, fallbacks
 
@@ -212,7 +217,7 @@ class ProviderManager:
 
                 from core.llm_metrics import install_litellm_callback
 
-                install_litellm_callback(self)
+                install_litellm_callback()
                 model_list, fallbacks = self._model_list()
                 cooldown = self.config.cooldown
                 self._router = Router(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.metrics import observe_queue_wait
 from models.capabilities import parse_requirement
 from models.priority import effective_priority, ranks_ahead
 from models.routing import (
@@ -322,6 +323,8 @@ async def route_attempt(
         task.status_reason = None
         task.assigned_agent_id = winner.agent_id
         task.attempts = request.attempt
+        if task.started_at is None and task.created_at is not None:
+            observe_queue_wait(task.type, (now - (as_utc(task.created_at) or now)).total_seconds())
         task.started_at = task.started_at or now
     reason = f"{request.strategy}: best of {len(evaluation.eligible)} eligible agent(s) ({evaluation.summary()})"
     await _store_receipt(session, request, evaluation, RouteOutcome.ASSIGNED, reason, elapsed())

@@ -99,13 +99,38 @@ class Settings(BaseSettings):
     allow_loopback_urls: bool | None = None
     allow_private_urls: bool = False
 
+    # Observability and hardening (see README "Observability").
+    # Log lines as JSON objects (request_id, task_id, workflow_id, trace_id when known) or plain text.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # AINS domain metrics (routing, agent calls, trust, webhooks) of each worker process; 0 disables.
+    worker_app_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    # OpenTelemetry tracing through API, workflows and activities (needs the `otel` extra).
+    otel_enabled: bool = False
+    otel_service_name: str = "ains"
+    # OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces; empty: spans only feed trace ids to logs.
+    otel_exporter_endpoint: str = ""
+    # Comma-separated origins allowed by CORS, e.g. "https://app.example.com"; empty: no CORS headers at all.
+    cors_origins: str = ""
+    # Audit log of every mutation under /v1 (GET /v1/audit).
+    audit_enabled: bool = True
+
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
-        if self.environment == "production" and self.agent_signing_secret == DEFAULT_WEBHOOK_SECRET:
-            raise ValueError("AINS_AGENT_SIGNING_SECRET must be set to a real secret in production")
-        if self.environment == "production" and self.callback_signing_secret == DEFAULT_WEBHOOK_SECRET:
-            raise ValueError("AINS_CALLBACK_SIGNING_SECRET must be set to a real secret in production")
+        # Outside development every secret setting must differ from its shipped default and from the
+        # well-known development values (docker-compose.yml's credentials included).
+        if self.environment == "development":
+            return self
+        for name in secret_setting_names():
+            value = getattr(self, name)
+            if isinstance(value, str) and value and _is_default_secret(name, value):
+                what = "development credentials" if name in SECRET_URL_SETTINGS else "a default secret"
+                raise ValueError(f"AINS_{name.upper()} uses {what}; set a real one outside development")
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def loopback_urls_allowed(self) -> bool:
@@ -121,6 +146,25 @@ class Settings(BaseSettings):
 
     def workflow_ui_link(self, workflow_id: str) -> str:
         return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+
+# Settings holding secrets: never logged, and refused outside development when left at a default.
+SECRET_SUFFIXES = ("_secret", "_api_key", "_password", "_token")
+SECRET_URL_SETTINGS = ("database_url", "redis_url")
+KNOWN_DEV_SECRETS = frozenset({DEFAULT_WEBHOOK_SECRET, "changeme", "change-me", "secret", "password", "ains"})
+KNOWN_DEV_URL_CREDENTIALS = ("://ains:ains@", "://postgres:postgres@", "://temporal:temporal@")
+
+
+def secret_setting_names() -> list[str]:
+    names = [n for n in Settings.model_fields if n.endswith(SECRET_SUFFIXES)]
+    return names + [n for n in SECRET_URL_SETTINGS if n in Settings.model_fields]
+
+
+def _is_default_secret(name: str, value: str) -> bool:
+    if name in SECRET_URL_SETTINGS:
+        return any(cred in value for cred in KNOWN_DEV_URL_CREDENTIALS)
+    default = Settings.model_fields[name].default
+    return value == default or value in KNOWN_DEV_SECRETS
 
 
 @lru_cache(maxsize=1)

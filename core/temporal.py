@@ -27,11 +27,16 @@ TASK_EXECUTION_SLACK = timedelta(hours=1)
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    # Interceptors on the client also apply to workers built on it: domain metrics, and tracing when enabled.
+    from core.metrics import DomainMetricsInterceptor
+    from core.tracing import temporal_interceptors
+
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        interceptors=[DomainMetricsInterceptor(), *temporal_interceptors(settings)],
     )
 
 

@@ -334,3 +334,28 @@ class Composition(Base):
         UniqueConstraint("client_id", "kind", "idempotency_key", name="uq_compositions_client_idempotency"),
         Index("ix_compositions_client_created", "client_id", "created_at"),
     )
+
+
+class AuditEntry(Base):
+    """One mutation under /v1 (POST/PUT/PATCH/DELETE): who, what, when, from where. Written by api/audit.py."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    client_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    key_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(2048))
+    resource_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    status_code: Mapped[int] = mapped_column(Integer)
+    client_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    user_agent: Mapped[str | None] = mapped_column(String(300), default=None)
+    request_id: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (
+        Index("ix_audit_log_created", "created_at"),
+        Index("ix_audit_log_client", "client_id", "id"),
+        Index("ix_audit_log_resource", "resource_id"),
+    )

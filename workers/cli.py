@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,9 +12,9 @@ from core.settings import ALL_QUEUES, get_settings
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from core.logging import configure_logging
+
+    configure_logging(get_settings())
 
 
 async def _wait_for_signal() -> asyncio.Event:
@@ -38,7 +37,9 @@ def cmd_api(_: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None
+    )
     return 0
 
 

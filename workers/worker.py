@@ -19,6 +19,7 @@ from activities.registry import RegistryActivities
 from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
 from core.db import Database
+from core.metrics import serve_domain_metrics, stop_domain_metrics
 from core.schedules_system import ensure_health_schedule
 from core.settings import AGENTS_QUEUE, ALL_QUEUES, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
@@ -27,6 +28,16 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("ains.worker")
 AGENT_HTTP_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+
+
+def start_domain_metrics(port: int, stack: AsyncExitStack) -> None:
+    """AINS domain metrics (core.metrics) on ``port``; a busy port is logged, not fatal."""
+    try:
+        bound = serve_domain_metrics(port)
+    except OSError as exc:
+        log.error("cannot serve AINS domain metrics on port %d: %s", port, exc)
+        return
+    stack.callback(stop_domain_metrics, bound)
 
 
 def resolve_queues(names: Sequence[str]) -> list[str]:
@@ -105,6 +116,8 @@ async def run_workers(
         stack.push_async_callback(db.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(limits=AGENT_HTTP_LIMITS))
         client = await connect(settings, runtime)
+        if settings.worker_app_metrics_port:
+            start_domain_metrics(settings.worker_app_metrics_port, stack)
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
         workers = build_workers(client, db, http, settings, queues)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from core import budgets
 from core.errors import BudgetExceeded
 from core.llm import CallContext, InProcessCache, LlmService
-from core.llm_metrics import LLM_CACHE_HITS, LLM_COST, LLM_ERRORS, LLM_TOKENS
+from core.llm_metrics import LLM_CACHE_HITS, LLM_COST, LLM_TOKENS
 from core.metrics import DOMAIN_REGISTRY
 from core.providers import LlmCallFailed, ProviderManager
 from core.usage import usage_report
@@ -138,7 +138,9 @@ async def test_tokens_and_cost_are_recorded_per_call_task_agent_and_client(
     tokens_before = metric("ains_llm_tokens_total", {"provider": f"prov-{first}", "kind": "prompt"})
     cost_before = metric("ains_llm_cost_usd_total", {"provider": f"prov-{first}"})
     for attempt in (1, 2):
-        ctx = CallContext(call_id=f"task:{task}:{attempt}", client_id=client, task_id=task, attempt=attempt, agent_id=agent)
+        ctx = CallContext(
+            call_id=f"task:{task}:{attempt}", client_id=client, task_id=task, attempt=attempt, agent_id=agent
+        )
         answer = await service.complete(ctx, "g", MESSAGES)
         # 100 * $0.001 + 50 * $0.002
         assert answer.usage.cost_usd == pytest.approx(0.2)

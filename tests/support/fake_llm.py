@@ -7,6 +7,7 @@ answer with, a delay, canned content and the usage numbers to report. Every requ
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -95,6 +96,7 @@ class FakeLLM:
 
 # Model groups of the test stacks' providers file; tests set each fake model's behaviour before use.
 E2E_GROUP = "e2e"
+FAKE_KEY_ENV = "AINS_TEST_FAKE_LLM_KEY"
 PLANNER_GROUP = "planner"
 
 
@@ -112,7 +114,7 @@ def stack_providers(api_base: str) -> dict[str, Any]:
                         "provider": "fake-a",
                         "model": "openai/e2e-primary",
                         "api_base": api_base,
-                        "api_key_env": "AINS_TEST_FAKE_LLM_KEY",
+                        "api_key_env": FAKE_KEY_ENV,
                         "priority": 1,
                         "input_cost_per_million": 1000,
                         "output_cost_per_million": 2000,
@@ -162,6 +164,8 @@ class FakeLLMServer:
 async def running_fake_llm() -> AsyncIterator[FakeLLMServer]:
     fake = FakeLLM()
     server = await serve(fake.create_app())
+    # The e2e group's key comes from the environment, as in production; tests check it never leaks.
+    os.environ[FAKE_KEY_ENV] = f"sk-test-{uuid.uuid4().hex}"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "providers.yaml"
         path.write_text(yaml.safe_dump(stack_providers(f"{server.url}/v1")))

@@ -1,0 +1,185 @@
+"""AINS domain metrics (Prometheus) recorded where the work happens, mostly in worker processes.
+
+They live in their own registry, ``DOMAIN_REGISTRY``, served by each worker on
+``AINS_WORKER_APP_METRICS_PORT`` (default 9465; the Temporal SDK's own metrics stay on
+``AINS_WORKER_METRICS_PORT``, 9464) and appended to the API's ``/metrics`` (the API process records
+the few it owns, and in the single-process dev stack the workers share its registry).
+
+Most are recorded by ``DomainMetricsInterceptor`` around activities, from their typed inputs and
+results, so activities stay free of metric code; queue wait and task duration are observed in
+core.routing / core.attempts where the task row is at hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from temporalio import activity
+from temporalio import client as temporal_client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+log = logging.getLogger("ains.metrics")
+
+DOMAIN_REGISTRY = CollectorRegistry()
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+ROUTING_DECISIONS = Counter(
+    "ains_routing_decisions",
+    "Routing decisions by strategy and outcome (assigned, all_busy, no_capable_agent)",
+    ["strategy", "outcome"],
+    registry=DOMAIN_REGISTRY,
+)
+AGENT_CALLS = Counter(
+    "ains_agent_calls", "Agent calls by agent and outcome", ["agent_id", "outcome"], registry=DOMAIN_REGISTRY
+)
+AGENT_CALL_ERRORS = Counter(
+    "ains_agent_call_errors",
+    "Failed or timed-out agent calls by agent",
+    ["agent_id", "outcome"],
+    registry=DOMAIN_REGISTRY,
+)
+AGENT_CALL_DURATION = Histogram(
+    "ains_agent_call_duration_seconds",
+    "Agent call latency by agent",
+    ["agent_id"],
+    buckets=DURATION_BUCKETS,
+    registry=DOMAIN_REGISTRY,
+)
+TRUST_CHANGES = Counter(
+    "ains_trust_changes", "Trust score changes by event type", ["event_type"], registry=DOMAIN_REGISTRY
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "ains_webhook_delivery_attempts",
+    "Webhook delivery attempts by outcome (delivered, failed, refused)",
+    ["outcome"],
+    registry=DOMAIN_REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "ains_webhook_deliveries",
+    "Webhook deliveries finished, by final status (succeeded, dead)",
+    ["status"],
+    registry=DOMAIN_REGISTRY,
+)
+QUEUE_WAIT = Histogram(
+    "ains_task_queue_wait_seconds",
+    "Time from submission to the first agent assignment, by task type",
+    ["type"],
+    buckets=DURATION_BUCKETS,
+    registry=DOMAIN_REGISTRY,
+)
+TASK_DURATION = Histogram(
+    "ains_task_duration_seconds",
+    "Time from submission to a final status, by task type and status",
+    ["type", "status"],
+    buckets=DURATION_BUCKETS,
+    registry=DOMAIN_REGISTRY,
+)
+
+_TRUST_EVENT = {"success": "success", "failure": "failure", "timeout": "timeout"}
+
+
+def observe_queue_wait(task_type: str, seconds: float) -> None:
+    QUEUE_WAIT.labels(type=task_type).observe(max(0.0, seconds))
+
+
+def observe_task_finished(task_type: str, status: str, seconds: float) -> None:
+    TASK_DURATION.labels(type=task_type, status=status).observe(max(0.0, seconds))
+
+
+def _value(obj: Any, name: str) -> Any:
+    value = getattr(obj, name, None)
+    return getattr(value, "value", value)
+
+
+def _on_route(args: tuple[Any, ...], result: Any) -> None:
+    if args and result is not None:
+        ROUTING_DECISIONS.labels(str(_value(args[0], "strategy")), str(_value(result, "outcome"))).inc()
+
+
+def _on_agent_call(args: tuple[Any, ...], result: Any) -> None:
+    agent_id = str(_value(args[0], "agent_id")) if args else "unknown"
+    outcome = str(_value(result, "outcome"))
+    AGENT_CALLS.labels(agent_id, outcome).inc()
+    if outcome != "success":
+        AGENT_CALL_ERRORS.labels(agent_id, outcome).inc()
+    duration_ms = _value(result, "duration_ms")
+    if isinstance(duration_ms, int | float):
+        AGENT_CALL_DURATION.labels(agent_id).observe(duration_ms / 1000)
+
+
+def _on_record(args: tuple[Any, ...], result: Any) -> None:
+    if result is True and args:  # applied now, not a replay or retry of an earlier application
+        outcome = str(_value(getattr(args[0], "result", None), "outcome"))
+        TRUST_CHANGES.labels(_TRUST_EVENT.get(outcome, outcome)).inc()
+
+
+def _on_webhook_attempt(_: tuple[Any, ...], result: Any) -> None:
+    if _value(result, "delivered"):
+        outcome = "delivered"
+        WEBHOOK_DELIVERIES.labels("succeeded").inc()  # a delivered event ends its delivery
+    else:
+        outcome = "refused" if _value(result, "permanent") else "failed"
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+
+
+def _on_webhook_finish(args: tuple[Any, ...], _: Any) -> None:
+    # The workflow calls finish only to dead-letter; successes are counted at the delivering attempt.
+    if args:
+        WEBHOOK_DELIVERIES.labels(str(_value(args[0], "status"))).inc()
+
+
+_RECORDERS: dict[str, Callable[[tuple[Any, ...], Any], None]] = {
+    "route_task": _on_route,
+    "call_agent": _on_agent_call,
+    "record_attempt": _on_record,
+    "attempt_webhook_delivery": _on_webhook_attempt,
+    "finish_webhook_delivery": _on_webhook_finish,
+}
+
+
+class _ActivityMetrics(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        result = await super().execute_activity(input)
+        log.debug("activity %s finished", activity.info().activity_type)
+        recorder = _RECORDERS.get(activity.info().activity_type)
+        if recorder is None and type(result).__name__ == "AgentCallResult":
+            recorder = _on_agent_call  # other agent-call activities (e.g. LLM providers) share the shape
+        if recorder is not None:
+            try:
+                recorder(tuple(input.args), result)
+            except Exception:  # metrics must never fail an activity
+                log.exception("recording metrics for %s failed", activity.info().activity_type)
+        return result
+
+
+class DomainMetricsInterceptor(temporal_client.Interceptor, Interceptor):
+    """Records domain metrics from activity inputs and results; set on the client, so its workers use it."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityMetrics(next)
+
+
+_servers: dict[int, Any] = {}
+
+
+def serve_domain_metrics(port: int, addr: str = "0.0.0.0") -> int:
+    """Serve ``DOMAIN_REGISTRY`` over HTTP on ``port`` (0 picks a free one); returns the bound port."""
+    server, _thread = start_http_server(port, addr=addr, registry=DOMAIN_REGISTRY)
+    bound = int(server.server_port)
+    _servers[bound] = server
+    log.info("AINS domain metrics on http://%s:%d/metrics", addr, bound)
+    return bound
+
+
+def stop_domain_metrics(port: int) -> None:
+    server = _servers.pop(port, None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
