@@ -247,3 +247,28 @@ async def test_response_cache_per_client_with_hit_counter(stack: Stack, fake_llm
     assert two.content == "cached?" and two.usage.cost_usd == 0
     assert len(fake_llm.fake.calls_for(first)) == 2  # the other client is never served from this cache
     assert LLM_CACHE_HITS.labels("g")._value.get() == hits_before + 1
+
+
+async def test_redis_response_cache_is_shared_between_services(
+    stack: Stack, fake_llm: FakeLLMServer, redis_url: str
+) -> None:
+    if not redis_url:
+        pytest.skip("set AINS_TEST_REDIS_URL to test the Redis cache")
+    from redis.asyncio import Redis
+
+    from core.llm import RedisCache
+
+    first, second = f"a-{uid()}", f"b-{uid()}"
+    fake_llm.fake.set(first, content="shared")
+    redis = Redis.from_url(redis_url)
+    try:
+        config = two_tier_config(fake_llm.api_base, first, second)
+        one = LlmService(stack.db, ProviderManager(config), RedisCache(redis), 60)
+        two = LlmService(stack.db, ProviderManager(config), RedisCache(redis), 60)  # another worker
+        client = f"c-{uid()}"
+        a = await one.complete(CallContext(call_id=f"t:{uid()}", client_id=client), "g", MESSAGES)
+        b = await two.complete(CallContext(call_id=f"t:{uid()}", client_id=client), "g", MESSAGES)
+    finally:
+        await redis.aclose()
+    assert (a.cached, b.cached, b.content) == (False, True, "shared")
+    assert len(fake_llm.fake.calls_for(first)) == 1
