@@ -13,11 +13,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import AinsError, Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from core.errors import AinsError, BudgetExceeded, Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 
 log = logging.getLogger("ains.api")
 
-_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, PayloadTooLarge: 413, Unavailable: 503}
+_STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    PayloadTooLarge: 413,
+    Unavailable: 503,
+    BudgetExceeded: 402,
+}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -39,7 +46,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AinsError)
     async def _domain(_: Request, exc: AinsError) -> JSONResponse:
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+        return JSONResponse(error_body(exc.code, exc.message, getattr(exc, "details", None)), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

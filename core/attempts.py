@@ -111,7 +111,7 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
             task.error_code = None
         else:
             task.error = record.result.error
-            task.error_code = record.error_code
+            task.error_code = record.result.error_code or record.error_code
         if TaskStatus(record.task_status).is_final:
             task.completed_at = now
             observe_task_finished(

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.metrics import observe_queue_wait
+from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
 from models.priority import effective_priority, ranks_ahead
 from models.routing import (
@@ -270,6 +271,7 @@ async def route_attempt(
             agent_id=existing.agent_id,
             endpoint_url=agent.endpoint_url if agent else None,
             reason="already assigned to this attempt",
+            agent_kind=kind_of_endpoint(agent.endpoint_url if agent else None),
         )
 
     requirements = [parse_requirement(text) for text in request.required_capabilities]
@@ -330,5 +332,9 @@ async def route_attempt(
     await _store_receipt(session, request, evaluation, RouteOutcome.ASSIGNED, reason, elapsed())
     await session.flush()
     return RouteDecision(
-        outcome=RouteOutcome.ASSIGNED, agent_id=winner.agent_id, endpoint_url=winner.endpoint_url, reason=reason
+        outcome=RouteOutcome.ASSIGNED,
+        agent_id=winner.agent_id,
+        endpoint_url=winner.endpoint_url,
+        reason=reason,
+        agent_kind=kind_of_endpoint(winner.endpoint_url),
     )

@@ -15,7 +15,13 @@ DEFAULT_WEBHOOK_SECRET = "dev-insecure-secret-change-me"
 ORCHESTRATION_QUEUE = "ains-orchestration"
 AGENTS_QUEUE = "ains-agents"
 WEBHOOKS_QUEUE = "ains-webhooks"
-ALL_QUEUES: dict[str, str] = {"orchestration": ORCHESTRATION_QUEUE, "agents": AGENTS_QUEUE, "webhooks": WEBHOOKS_QUEUE}
+LLM_QUEUE = "ains-llm"
+ALL_QUEUES: dict[str, str] = {
+    "orchestration": ORCHESTRATION_QUEUE,
+    "agents": AGENTS_QUEUE,
+    "webhooks": WEBHOOKS_QUEUE,
+    "llm": LLM_QUEUE,
+}
 
 
 class Settings(BaseSettings):
@@ -80,6 +86,12 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # Temporal SDK metrics in Prometheus format on this port of each worker process; 0 disables.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+
+    # LLM providers and model groups (YAML, see deploy/providers.example.yaml); empty: no model groups.
+    # API keys are never in the file: each deployment names the environment variable holding its key.
+    providers_file: Path | None = None
+    # Response cache of LLM calls per (client, model group, prompt); 0 disables it.
+    llm_cache_ttl_seconds: float = Field(default=0.0, ge=0)
 
     # Signs requests to agents (X-AINS-Signature); must be changed outside development.
     agent_signing_secret: str = DEFAULT_WEBHOOK_SECRET

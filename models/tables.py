@@ -74,6 +74,9 @@ class Agent(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     endpoint_url: Mapped[str] = mapped_column(String(2048))
     health_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    kind: Mapped[str] = mapped_column(String(16), default="http", server_default="http")
+    model_group: Mapped[str | None] = mapped_column(String(64), default=None)
+    prompt_template: Mapped[str | None] = mapped_column(Text, default=None)
     max_concurrency: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="available", index=True)
     trust_score: Mapped[float] = mapped_column(Float, default=INITIAL_TRUST, index=True)
@@ -359,3 +362,68 @@ class AuditEntry(Base):
         Index("ix_audit_log_client", "client_id", "id"),
         Index("ix_audit_log_resource", "resource_id"),
     )
+
+
+class LlmCall(Base):
+    """One LLM call: its budget reservation, then (settled) the deployment that answered, tokens and cost.
+
+    The id is ``task:<task id>:<attempt>`` for task attempts (so a retried activity finds its reservation and
+    never counts twice) or ``plan:<uuid>`` for the plan generator.
+    """
+
+    __tablename__ = "llm_calls"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempt: Mapped[int | None] = mapped_column(Integer, default=None)
+    agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    purpose: Mapped[str] = mapped_column(String(16), default="task")
+    day: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default="reserved")
+    model_group: Mapped[str] = mapped_column(String(64))
+    deployment_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    provider: Mapped[str | None] = mapped_column(String(64), default=None)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached: Mapped[bool] = mapped_column(default=False)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The answer of a settled call, so a retried activity returns it instead of calling (and paying) again.
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_llm_calls_client_day", "client_id", "day"),
+        Index("ix_llm_calls_task", "task_id"),
+        Index("ix_llm_calls_agent_day", "agent_id", "day"),
+    )
+
+
+class ClientBudget(Base):
+    """A client's daily LLM budget in USD (UTC days)."""
+
+    __tablename__ = "client_budgets"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    daily_limit_usd: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClientSpend(Base):
+    """What a client spent (settled) and holds (reserved by calls in flight) on one UTC day.
+
+    Reservations are a single conditional UPDATE, so concurrent calls cannot overspend.
+    """
+
+    __tablename__ = "client_spend"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
