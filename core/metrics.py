@@ -1,9 +1,10 @@
 """AINS domain metrics (Prometheus) recorded where the work happens, mostly in worker processes.
 
-They live in their own registry, ``DOMAIN_REGISTRY``, served by each worker on
-``AINS_WORKER_APP_METRICS_PORT`` (default 9465; the Temporal SDK's own metrics stay on
-``AINS_WORKER_METRICS_PORT``, 9464) and appended to the API's ``/metrics`` (the API process records
-the few it owns, and in the single-process dev stack the workers share its registry).
+They live in their own registry, ``DOMAIN_REGISTRY``. Each worker process serves one ``/metrics`` on
+``AINS_WORKER_METRICS_PORT`` (9464) with both these and the Temporal SDK's worker metrics: the SDK's
+Prometheus exporter binds an internal port on 127.0.0.1 and ``serve_worker_metrics`` appends its text to
+ours, so one scrape target per worker carries everything. The API's ``/metrics`` appends this registry
+too (the API records the few it owns, and in a single-process dev stack the workers share it).
 
 Most are recorded by ``DomainMetricsInterceptor`` around activities, from their typed inputs and
 results, so activities stay free of metric code; queue wait and task duration are observed in
@@ -13,10 +14,14 @@ core.routing / core.attempts where the task row is at hand.
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import urllib.request
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from temporalio import activity
 from temporalio import client as temporal_client
 from temporalio.worker import (
@@ -166,20 +171,58 @@ class DomainMetricsInterceptor(temporal_client.Interceptor, Interceptor):
         return _ActivityMetrics(next)
 
 
-_servers: dict[int, Any] = {}
+_servers: dict[int, ThreadingHTTPServer] = {}
+SDK_SCRAPE_TIMEOUT_SECONDS = 2.0
 
 
-def serve_domain_metrics(port: int, addr: str = "0.0.0.0") -> int:
-    """Serve ``DOMAIN_REGISTRY`` over HTTP on ``port`` (0 picks a free one); returns the bound port."""
-    server, _thread = start_http_server(port, addr=addr, registry=DOMAIN_REGISTRY)
+def render_worker_metrics(sdk_metrics_url: str | None) -> bytes:
+    """This process's AINS metrics followed by the Temporal SDK's (metric names never overlap)."""
+    body = generate_latest(DOMAIN_REGISTRY)
+    if sdk_metrics_url:
+        try:
+            with urllib.request.urlopen(sdk_metrics_url, timeout=SDK_SCRAPE_TIMEOUT_SECONDS) as response:
+                sdk: bytes = response.read()
+        except OSError as exc:
+            sdk = f"# Temporal SDK metrics unavailable: {exc}\n".encode()
+        body += sdk if sdk.endswith(b"\n") or not sdk else sdk + b"\n"
+    return body
+
+
+def serve_worker_metrics(port: int, sdk_metrics_url: str | None = None, addr: str = "0.0.0.0") -> int:
+    """Serve ``/metrics`` (AINS + Temporal SDK metrics) on ``port`` (0 picks one); returns the bound port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            body = render_worker_metrics(sdk_metrics_url)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a log line each
+            return
+
+    server = ThreadingHTTPServer((addr, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="ains-worker-metrics", daemon=True).start()
     bound = int(server.server_port)
     _servers[bound] = server
-    log.info("AINS domain metrics on http://%s:%d/metrics", addr, bound)
+    log.info("worker metrics on http://%s:%d/metrics", addr, bound)
     return bound
 
 
-def stop_domain_metrics(port: int) -> None:
+def stop_worker_metrics(port: int) -> None:
     server = _servers.pop(port, None)
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+def free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     worker_sticky_timeout_seconds: float = Field(default=10.0, gt=0)
     # In-flight activities get this long to finish on SIGTERM; k8s terminationGracePeriodSeconds must exceed it.
     worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    # Temporal SDK metrics in Prometheus format on this port of each worker process; 0 disables.
+    # Prometheus metrics of each worker process on this port: AINS domain metrics (routing, agent calls,
+    # trust, webhooks, queue wait, task duration) and the Temporal SDK's worker metrics; 0 disables.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     # LLM providers and model groups (YAML, see deploy/providers.example.yaml); empty: no model groups.
@@ -115,8 +116,6 @@ class Settings(BaseSettings):
     # Log lines as JSON objects (request_id, task_id, workflow_id, trace_id when known) or plain text.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # AINS domain metrics (routing, agent calls, trust, webhooks) of each worker process; 0 disables.
-    worker_app_metrics_port: int = Field(default=9465, ge=0, le=65535)
     # OpenTelemetry tracing through API, workflows and activities (needs the `otel` extra).
     otel_enabled: bool = False
     otel_service_name: str = "ains"

@@ -40,9 +40,9 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     )
 
 
-def prometheus_runtime(port: int) -> Runtime:
-    """An SDK runtime that serves worker metrics (task latencies, slots, polls) on ``port``."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
+    """An SDK runtime that serves worker metrics (task latencies, slots, polls) on ``host:port``."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
 
 
 def task_workflow_id(task_id: str) -> str:

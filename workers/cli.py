@@ -54,11 +54,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> None:
+        from core.metrics import free_local_port
         from core.temporal import prometheus_runtime
 
         stop = await _wait_for_signal()
-        runtime = prometheus_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
-        await run_workers(settings, queues, stop, runtime)
+        runtime = sdk_url = None
+        if settings.worker_metrics_port:
+            # The SDK exports on an internal port; AINS_WORKER_METRICS_PORT serves its metrics and ours together.
+            sdk_port = free_local_port()
+            runtime = prometheus_runtime(sdk_port, host="127.0.0.1")
+            sdk_url = f"http://127.0.0.1:{sdk_port}/metrics"
+        await run_workers(settings, queues, stop, runtime, sdk_url)
 
     asyncio.run(main())
     return 0

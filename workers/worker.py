@@ -19,7 +19,7 @@ from activities.registry import RegistryActivities
 from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
 from core.db import Database
-from core.metrics import serve_domain_metrics, stop_domain_metrics
+from core.metrics import serve_worker_metrics, stop_worker_metrics
 from core.schedules_system import ensure_health_schedule
 from core.settings import AGENTS_QUEUE, ALL_QUEUES, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
@@ -30,14 +30,14 @@ log = logging.getLogger("ains.worker")
 AGENT_HTTP_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
 
 
-def start_domain_metrics(port: int, stack: AsyncExitStack) -> None:
-    """AINS domain metrics (core.metrics) on ``port``; a busy port is logged, not fatal."""
+def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExitStack) -> None:
+    """AINS and Temporal SDK metrics together on ``port`` (core.metrics); a busy port is logged, not fatal."""
     try:
-        bound = serve_domain_metrics(port)
+        bound = serve_worker_metrics(port, sdk_metrics_url)
     except OSError as exc:
-        log.error("cannot serve AINS domain metrics on port %d: %s", port, exc)
+        log.error("cannot serve worker metrics on port %d: %s", port, exc)
         return
-    stack.callback(stop_domain_metrics, bound)
+    stack.callback(stop_worker_metrics, bound)
 
 
 def resolve_queues(names: Sequence[str]) -> list[str]:
@@ -108,16 +108,23 @@ def build_workers(
 
 
 async def run_workers(
-    settings: Settings, queues: Sequence[str], stop: asyncio.Event, runtime: Runtime | None = None
+    settings: Settings,
+    queues: Sequence[str],
+    stop: asyncio.Event,
+    runtime: Runtime | None = None,
+    sdk_metrics_url: str | None = None,
 ) -> None:
-    """Run workers for ``queues`` until ``stop`` is set, then drain in-flight work and exit."""
+    """Run workers for ``queues`` until ``stop`` is set, then drain in-flight work and exit.
+
+    With ``AINS_WORKER_METRICS_PORT`` set, serves AINS metrics there, plus the SDK's from ``sdk_metrics_url``.
+    """
     async with AsyncExitStack() as stack:
         db = Database(settings.effective_database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(limits=AGENT_HTTP_LIMITS))
         client = await connect(settings, runtime)
-        if settings.worker_app_metrics_port:
-            start_domain_metrics(settings.worker_app_metrics_port, stack)
+        if settings.worker_metrics_port:
+            start_worker_metrics(settings.worker_metrics_port, sdk_metrics_url, stack)
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
         workers = build_workers(client, db, http, settings, queues)

@@ -22,7 +22,9 @@ async def list_audit(
     client_id: Annotated[str | None, Query(max_length=64)] = None,
     key_id: Annotated[str | None, Query(max_length=36)] = None,
     method: AuditMethod | None = None,
-    route: Annotated[str | None, Query(max_length=200, description="Route template, e.g. /v1/agents/{agent_id}")] = None,
+    route: Annotated[
+        str | None, Query(max_length=200, description="Route template, e.g. /v1/agents/{agent_id}")
+    ] = None,
     resource_id: Annotated[str | None, Query(max_length=200)] = None,
     status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
     since: Annotated[datetime | None, Query(description="Entries at or after this time (with a zone)")] = None,

@@ -7,6 +7,8 @@ import asyncio
 import io
 import json
 import logging
+import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from core.logging import REDACTED, build_handler
-from core.metrics import serve_domain_metrics, stop_domain_metrics
+from core.metrics import free_local_port, serve_worker_metrics, stop_worker_metrics
 from core.temporal import connect
 from tests.support.receivers import webhook_receiver
 from tests.support.servers import serve
@@ -65,7 +67,7 @@ def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 async def test_domain_metrics_appear_after_tasks_run(stack: Stack) -> None:
-    port = serve_domain_metrics(0, "127.0.0.1")  # what `ains worker` serves on AINS_WORKER_APP_METRICS_PORT
+    port = serve_worker_metrics(0, addr="127.0.0.1")  # what `ains worker` serves on AINS_WORKER_METRICS_PORT
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as scrape:
             before = samples((await scrape.get("/metrics")).text)
@@ -111,11 +113,55 @@ async def test_domain_metrics_appear_after_tasks_run(stack: Stack) -> None:
         assert grew("ains_webhook_delivery_attempts_total", outcome="delivered") >= 1
         assert grew("ains_webhook_deliveries_total", status="succeeded") >= 1
     finally:
-        stop_domain_metrics(port)
+        stop_worker_metrics(port)
 
     api_metrics = samples((await stack.http.get("/metrics")).text)
     assert value(api_metrics, "ains_tasks_by_type", status="succeeded", type="uppercase") >= 1
     assert value(api_metrics, "ains_tasks_by_type", status="failed", type="reverse") >= 1
+
+
+async def test_a_worker_process_serves_sdk_and_ains_metrics_on_one_port(stack: Stack) -> None:
+    port = free_local_port()
+    env = {
+        **os.environ,
+        "AINS_DATABASE_URL": stack.settings.effective_database_url,
+        "AINS_TEMPORAL_ADDRESS": stack.settings.temporal_address,
+        "AINS_TEMPORAL_NAMESPACE": stack.settings.temporal_namespace,
+        "AINS_AGENT_SIGNING_SECRET": SIGNING_SECRET,
+        "AINS_WORKER_METRICS_PORT": str(port),
+        "AINS_LOG_FORMAT": "json",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.cli",
+        "worker",
+        "--queue",
+        "webhooks",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        text = ""
+        deadline = time.monotonic() + 20
+        async with httpx.AsyncClient(timeout=5) as http:
+            while time.monotonic() < deadline and "temporal_" not in text:
+                try:
+                    text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.3)
+        assert "# TYPE ains_agent_calls_total counter" in text  # AINS domain metrics
+        assert "# TYPE ains_webhook_deliveries_total counter" in text
+        assert any(line.startswith("temporal_") for line in text.splitlines()), text[-2000:]  # the SDK's
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    # Its log lines are JSON.
+    lines = [line for line in stderr.decode().splitlines() if line.startswith("{")]
+    assert any(json.loads(line)["message"].startswith("worker polling") for line in lines), stderr.decode()[-2000:]
 
 
 # ----------------------------------------------------------------------------- Temporal visibility

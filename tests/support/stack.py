@@ -47,7 +47,6 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         priority_aging_seconds=1.0,
         worker_shutdown_grace_seconds=1.0,
         worker_metrics_port=0,
-        worker_app_metrics_port=0,
         max_task_input_bytes=4096,
         max_request_bytes=65_536,
         max_timeout_seconds=600,
@@ -107,7 +106,6 @@ class Stack:
             "AINS_WORKER_STICKY_TIMEOUT_SECONDS": "1",
             "AINS_WORKER_SHUTDOWN_GRACE_SECONDS": "1",
             "AINS_WORKER_METRICS_PORT": "0",
-            "AINS_WORKER_APP_METRICS_PORT": "0",
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "worker", "--queue", "all"],
