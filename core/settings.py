@@ -162,8 +162,21 @@ class Settings(BaseSettings):
 # Settings holding secrets: never logged, and refused outside development when left at a default.
 SECRET_SUFFIXES = ("_secret", "_api_key", "_password", "_token")
 SECRET_URL_SETTINGS = ("database_url", "redis_url")
-KNOWN_DEV_SECRETS = frozenset({DEFAULT_WEBHOOK_SECRET, "changeme", "change-me", "secret", "password", "ains"})
-KNOWN_DEV_URL_CREDENTIALS = ("://ains:ains@", "://postgres:postgres@", "://temporal:temporal@")
+# Compared case-insensitively; includes the placeholders of deploy/k8s/secret.yaml.
+KNOWN_DEV_SECRETS = frozenset(
+    {
+        DEFAULT_WEBHOOK_SECRET,
+        "changeme",
+        "change-me",
+        "change_me",
+        "replace_me",
+        "replace-me",
+        "secret",
+        "password",
+        "ains",
+    }
+)
+KNOWN_DEV_URL_CREDENTIALS = ("://ains:ains@", "://postgres:postgres@", "://temporal:temporal@", ":replace_me@")
 
 
 def secret_setting_names() -> list[str]:
@@ -173,9 +186,9 @@ def secret_setting_names() -> list[str]:
 
 def _is_default_secret(name: str, value: str) -> bool:
     if name in SECRET_URL_SETTINGS:
-        return any(cred in value for cred in KNOWN_DEV_URL_CREDENTIALS)
+        return any(cred in value.lower() for cred in KNOWN_DEV_URL_CREDENTIALS)
     default = Settings.model_fields[name].default
-    return value == default or value in KNOWN_DEV_SECRETS
+    return value == default or value.lower() in KNOWN_DEV_SECRETS
 
 
 @lru_cache(maxsize=1)

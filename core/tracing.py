@@ -41,12 +41,16 @@ def setup_tracing(settings: Settings, exporter: Any = None) -> bool:
     if not available():
         log.warning("AINS_OTEL_ENABLED is set but the `otel` extra is not installed; tracing is off")
         return False
-    if _configured:
-        return True
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    if _configured:
+        current = trace.get_tracer_provider()
+        if exporter is not None and isinstance(current, TracerProvider):
+            current.add_span_processor(SimpleSpanProcessor(exporter))
+        return True
 
     provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
     if exporter is not None:

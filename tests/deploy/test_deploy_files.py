@@ -1046,6 +1046,15 @@ def test_grafana_dashboards_have_a_query_in_every_panel() -> None:
         "ains_http_request_duration_seconds_bucket",
         "ains_tasks_created_total",
         "temporal_workflow_task_schedule_to_start_latency_bucket",
+        # AINS domain metrics (core.metrics), served by each worker on AINS_WORKER_METRICS_PORT
+        "ains_tasks_by_type",
+        "ains_task_queue_wait_seconds_bucket",
+        "ains_task_duration_seconds_bucket",
+        "ains_agent_calls_total",
+        "ains_agent_call_errors_total",
+        "ains_routing_decisions_total",
+        "ains_trust_changes_total",
+        "ains_webhook_delivery_attempts_total",
     ]:
         assert metric in joined, f"no panel queries {metric}"
     assert re.search(r"\bains_tasks\b(?!_)", joined), "no panel queries the ains_tasks gauge"
@@ -1054,3 +1063,38 @@ def test_grafana_dashboards_have_a_query_in_every_panel() -> None:
     tasks_queries = re.findall(r"(\w+) by \(status\) \(ains_tasks\)", joined)
     assert tasks_queries, "ains_tasks must be broken down by status"
     assert set(tasks_queries) <= {"max", "min", "avg"}, "combine ains_tasks across replicas with max, not sum"
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def k8s_secret_env() -> dict[str, str]:
+    (secret,) = k8s("Secret").values()
+    return {k: str(v) for k, v in secret["stringData"].items()}
+
+
+def _settings_from_env(env: dict[str, str]) -> Settings:
+    fields = {name.removeprefix("AINS_").lower(): value for name, value in env.items() if value != ""}
+    return Settings.model_validate({k: v for k, v in fields.items() if k in Settings.model_fields})
+
+
+def test_k8s_secret_placeholders_cannot_reach_production() -> None:
+    """The shipped Secret holds placeholders: a production process started with them refuses to run."""
+    env = {**configmap_env(), **k8s_secret_env()}
+    assert env["AINS_ENVIRONMENT"] == "production"
+    with pytest.raises(ValueError, match="outside development"):
+        _settings_from_env(env)
+    for name in k8s_secret_env():  # each placeholder on its own is refused
+        real = {k: v.replace("REPLACE_ME", "s3cr3t-0123456789abcdef") for k, v in k8s_secret_env().items()}
+        with pytest.raises(ValueError, match=name):
+            _settings_from_env({**configmap_env(), **real, name: k8s_secret_env()[name]})
+    real = {k: v.replace("REPLACE_ME", "s3cr3t-0123456789abcdef") for k, v in k8s_secret_env().items()}
+    assert _settings_from_env({**configmap_env(), **real}).environment == "production"
+
+
+def test_compose_production_needs_real_secrets() -> None:
+    """docker-compose.yml's defaults are for development only: with AINS_ENVIRONMENT=production they are refused."""
+    env = {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in compose()["x-ains-env"].items()}
+    env["AINS_ENVIRONMENT"] = "production"
+    with pytest.raises(ValueError, match="outside development"):
+        _settings_from_env(env)
