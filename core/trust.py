@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput, NotFound
 from core.events import emit_tier_change
+from core.metrics import TRUST_CHANGES
 from models.routing import MIN_TAG_SAMPLES
 from models.tables import Agent, AgentCapability, TrustRecord, as_utc, utcnow
 from models.trust import TrustEvent, TrustTier, success_rate, tier_of
@@ -133,6 +134,7 @@ async def override_trust(session: AsyncSession, agent_id: str, change: TrustOver
     session.add(record)
     await session.flush()
     await emit_tier_change(session, agent_id, before, after, reason=record.reason)
+    TRUST_CHANGES.labels(TrustEvent.OVERRIDE.value).inc()
     return _record_view(record)
 
 

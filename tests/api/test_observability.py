@@ -115,7 +115,16 @@ async def test_domain_metrics_appear_after_tasks_run(stack: Stack) -> None:
     finally:
         stop_worker_metrics(port)
 
+    # Overrides happen in the API process and are counted there.
+    before_override = samples((await stack.http.get("/metrics")).text)
+    override = await stack.http.post(
+        f"/v1/agents/{ok_agent}/trust", headers=auth(stack.admin_key), json={"score": 0.9, "reason": "metrics test"}
+    )
+    assert override.status_code == 201, override.text
     api_metrics = samples((await stack.http.get("/metrics")).text)
+    assert value(api_metrics, "ains_trust_changes_total", event_type="override") == (
+        value(before_override, "ains_trust_changes_total", event_type="override") + 1
+    )
     assert value(api_metrics, "ains_tasks_by_type", status="succeeded", type="uppercase") >= 1
     assert value(api_metrics, "ains_tasks_by_type", status="failed", type="reverse") >= 1
 
