@@ -186,6 +186,9 @@ async def test_search_attributes_are_set_and_queryable(stack: Stack) -> None:
         f'AinsClientId="{client_id}" AND AinsStatus="succeeded"',
         f'AinsAgentId="{agent_id}"',
         f'AinsClientId="{client_id}" AND AinsTaskType="word_count" AND AinsPriority >= 8',
+        # the README's examples
+        f'AinsClientId="{client_id}" AND AinsStatus IN ("succeeded", "failed", "timed_out")',
+        f'AinsAgentId="{agent_id}" AND StartTime > "2020-01-01T00:00:00Z" AND ExecutionStatus="Completed"',
     ]
     for query in queries:
         deadline = time.monotonic() + 15  # visibility is eventually consistent
