@@ -13,8 +13,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from models.keys import Scope
+from models.tables import Schedule, WebhookSubscription
 from tests.support.stack import Stack, auth
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -78,7 +80,7 @@ async def test_fuzz_api_from_openapi_schema(stack: Stack) -> None:
     try:
         failures, operations, statuses = await asyncio.to_thread(_fuzz, stack.api_url, auth(key))
     finally:
-        await _remove_fuzzed_schedules(stack, key, client_id)
+        await _remove_fuzzed(stack, key, client_id)
     assert operations >= 20
     # The run really exercised the API: many requests, accepted ones among them, and no 5xx at all.
     assert sum(statuses.values()) >= 2 * operations, statuses
@@ -89,15 +91,15 @@ async def test_fuzz_api_from_openapi_schema(stack: Stack) -> None:
     assert time.monotonic() - started < TIME_BUDGET_SECONDS + 30
 
 
-async def _remove_fuzzed_schedules(stack: Stack, key: str, client_id: str) -> None:
-    """Schedules created by the fuzzer would keep firing tasks for the rest of the session."""
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = (await stack.http.get("/v1/schedules", headers=auth(key), params=params)).json()
-        for item in page.get("items", []):
-            if item.get("client_id", client_id) == client_id:
-                await stack.http.delete(f"/v1/schedules/{item['id']}", headers=auth(key))
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return
+async def _remove_fuzzed(stack: Stack, key: str, client_id: str) -> None:
+    """Schedules created by the fuzzer would keep firing tasks, and its webhook subscriptions would receive
+    other tests' agent events, for the rest of the session: delete exactly the fuzz client's ones."""
+    async with stack.db.session() as session:
+        schedules = (await session.execute(select(Schedule.id).where(Schedule.client_id == client_id))).scalars()
+        hooks = (
+            await session.execute(select(WebhookSubscription.id).where(WebhookSubscription.client_id == client_id))
+        ).scalars()
+        doomed = [f"/v1/schedules/{i}" for i in schedules] + [f"/v1/webhooks/{i}" for i in hooks]
+    for path in doomed:
+        deleted = await stack.http.delete(path, headers=auth(key))
+        assert deleted.status_code in (200, 204, 404), deleted.text
