@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
-from api.audit import AuditMiddleware
+from api.audit import AuditMiddleware, AuditWriter
 from api.metrics import RequestMiddleware
 from api.routes import agents, health, keys, schedules, tasks, trust, webhooks
 from api.routes import audit as audit_routes
@@ -33,9 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.create(settings)
         app.state.ains = state
+        app.state.audit = AuditWriter(state.db) if settings.audit_enabled else None
         try:
             yield
         finally:
+            if app.state.audit is not None:
+                await app.state.audit.close()
             await state.close()
 
     app = FastAPI(title="AINS", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

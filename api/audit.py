@@ -2,23 +2,94 @@
 (who: client and key id; what: method, route template, path, resource id, status; when; from where:
 client IP and user agent; request id) after its response has been sent.
 
+Entries are written by ``AuditWriter`` in batches (one transaction per ``FLUSH_INTERVAL_SECONDS`` or
+``MAX_BATCH`` entries), off the request path: a mutation costs its client no extra latency, and under load
+the audit log costs one write per batch instead of one per request. ``GET /v1/audit`` flushes this
+process's pending entries first; the lifespan flushes on shutdown. If the DB is down, entries are kept
+(up to ``MAX_PENDING``) and retried.
+
 Requests refused before authentication (401) or by the rate limit (429) are not recorded: they are
 anonymous, cheap to flood with, and already visible in the metrics and logs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from contextlib import suppress
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import audit
+from core.db import Database
 from models.audit import AUDITED_METHODS, AuditRecord
+from models.tables import utcnow
 
 log = logging.getLogger("ains.audit")
 MAX_CAPTURED_BODY = 65_536
+FLUSH_INTERVAL_SECONDS = 0.1
+MAX_BATCH = 500
+MAX_PENDING = 50_000
+
+
+class AuditWriter:
+    """Buffers audit entries and writes them in batches from one background task."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[AuditRecord] = []
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def add(self, entry: AuditRecord) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            log.error(
+                "audit buffer full (%d entries, registry DB unreachable?); dropping %s %s",
+                MAX_PENDING,
+                entry.method,
+                entry.path,
+            )
+            return
+        self._pending.append(entry)
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ains-audit-writer")
+        if len(self._pending) >= MAX_BATCH:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write everything pending now (raises if the DB refuses; the entries stay pending)."""
+        async with self._lock:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                async with self._db.transaction() as session:
+                    await audit.record_many(session, batch)
+                del self._pending[: len(batch)]
+
+    async def _run(self) -> None:
+        while not self._closed:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_SECONDS)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not write %d audit entries; retrying", len(self._pending))
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("lost %d audit entries at shutdown: the registry DB refused them", len(self._pending))
 
 
 def _resource_id(scope: Scope, status: int, body: bytes) -> str | None:
@@ -60,19 +131,19 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            await self._record(scope, status, b"".join(chunks) if size <= MAX_CAPTURED_BODY else b"")
+            self._record(scope, status, b"".join(chunks) if size <= MAX_CAPTURED_BODY else b"")
 
-    async def _record(self, scope: Scope, status: int, body: bytes) -> None:
+    def _record(self, scope: Scope, status: int, body: bytes) -> None:
         state_dict: dict[str, Any] = scope.get("state") or {}
         principal = state_dict.get("principal")
-        app = scope.get("app")
-        ains = getattr(getattr(app, "state", None), "ains", None)
-        if principal is None or ains is None or not ains.settings.audit_enabled:
+        writer: AuditWriter | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
+        if principal is None or writer is None:
             return
         headers = dict(scope.get("headers") or [])
         client = scope.get("client")
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         entry = AuditRecord(
+            created_at=utcnow(),
             client_id=principal.client_id,
             key_id=principal.key_id,
             method=scope["method"],
@@ -84,9 +155,4 @@ class AuditMiddleware:
             user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:300] or None,
             request_id=str(state_dict.get("request_id", ""))[:100],
         )
-        try:
-            async with ains.db.transaction() as session:
-                await audit.record(session, entry)
-        except Exception:
-            # The mutation already happened and was answered; losing its audit entry must be loud.
-            log.exception("could not write the audit entry for %s %s", entry.method, entry.path)
+        writer.add(entry)

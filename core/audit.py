@@ -18,10 +18,16 @@ def _utc(value: datetime) -> datetime:
 
 
 async def record(session: AsyncSession, entry: AuditRecord) -> int:
-    row = AuditEntry(**entry.model_dump(), created_at=utcnow())
+    row = AuditEntry(**entry.model_dump())
     session.add(row)
     await session.flush()
     return row.id
+
+
+async def record_many(session: AsyncSession, entries: list[AuditRecord]) -> None:
+    """Write a batch of entries (each keeps the time it was recorded at, in order)."""
+    session.add_all(AuditEntry(**entry.model_dump()) for entry in entries)
+    await session.flush()
 
 
 def _view(row: AuditEntry) -> AuditEntryView:

@@ -29,6 +29,7 @@ class AuditEntryView(BaseModel):
 class AuditRecord(BaseModel):
     """What the audit middleware records for one request."""
 
+    created_at: datetime = Field(description="When the response was sent (UTC).")
     client_id: str | None
     key_id: str | None
     method: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import Admin, State
 from core import audit
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 @router.get("", response_model=Page[AuditEntryView])
 async def list_audit(
+    request: Request,
     state: State,
     _: Admin,
     client_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -33,6 +34,8 @@ async def list_audit(
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> Page[AuditEntryView]:
     """Who changed what, when and from where: newest first, filtered, paginated with `next_cursor`."""
+    if request.app.state.audit is not None:
+        await request.app.state.audit.flush()  # this replica's entries still in the write buffer
     async with state.db.session() as session:
         return await audit.list_entries(
             session,

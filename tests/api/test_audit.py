@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
+
 from api.app import create_app
 from models.keys import Scope
+from models.tables import AuditEntry
 from tests.support.stack import Stack, auth
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -140,3 +144,17 @@ async def test_audit_is_admin_only_filtered_and_paginated(stack: Stack) -> None:
     assert bad.status_code == 422
     bad_method = await stack.http.get("/v1/audit", headers=admin, params={"method": "GET"})
     assert bad_method.status_code == 422
+
+
+async def test_entries_are_written_in_the_background_without_a_reader(stack: Stack) -> None:
+    """The writer flushes on its own (off the request path); GET /v1/audit only forces an early flush."""
+    key, client_id = await stack.new_key()
+    for _ in range(3):
+        assert (await stack.http.post("/v1/agents/ghost/heartbeat", headers=auth(key))).status_code == 404
+    deadline = asyncio.get_running_loop().time() + 5
+    count = 0
+    while count < 3 and asyncio.get_running_loop().time() < deadline:
+        async with stack.db.session() as session:
+            count = (await session.execute(select(func.count()).where(AuditEntry.client_id == client_id))).scalar_one()
+        await asyncio.sleep(0.05)
+    assert count == 3
