@@ -8,10 +8,20 @@ from temporalio.service import RPCError
 
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
+from core.dependencies import dependency_state, waiting_dependents
 from core.routing import CandidateCache, next_waiting_workflow, route_attempt
-from models.workflow_io import AttemptRecord, RouteDecision, RouteRequest, TaskStatusUpdate, WakeRequest
+from models.workflow_io import (
+    AttemptRecord,
+    DependencyState,
+    DependentsRequest,
+    RouteDecision,
+    RouteRequest,
+    TaskStatusUpdate,
+    WakeRequest,
+)
 
 SLOT_FREED_SIGNAL = "slot_freed"
+DEPENDENCY_FINISHED_SIGNAL = "dependency_finished"
 
 
 class RegistryActivities:
@@ -49,3 +59,28 @@ class RegistryActivities:
         except RPCError:  # it finished meanwhile; its own polling covers any other case
             return None
         return workflow_id
+
+    @activity.defn(name="check_dependencies")
+    async def check_dependencies(self, request: DependentsRequest) -> DependencyState:
+        async with self._db.session() as session:
+            return await dependency_state(session, request.task_id)
+
+    @activity.defn(name="notify_dependents")
+    async def notify_dependents(self, request: DependentsRequest) -> int:
+        """Signal every unfinished task waiting on this one (run after its final status is committed).
+
+        A dependent whose workflow has not started yet misses the signal, but its own first check reads the
+        committed status, so no wake-up is lost.
+        """
+        if self._client is None:
+            return 0
+        async with self._db.session() as session:
+            workflow_ids = await waiting_dependents(session, request.task_id)
+        notified = 0
+        for workflow_id in workflow_ids:
+            try:
+                await self._client.get_workflow_handle(workflow_id).signal(DEPENDENCY_FINISHED_SIGNAL, request.task_id)
+                notified += 1
+            except RPCError:  # not started yet, or already finished: see the docstring
+                continue
+        return notified

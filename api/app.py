@@ -11,7 +11,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import errors
 from api.audit import AuditMiddleware, AuditWriter
 from api.metrics import RequestMiddleware
-from api.routes import agents, health, keys, schedules, tasks, trust, webhooks
+from api.routes import (
+    agents,
+    budgets,
+    health,
+    keys,
+    plan_generator,
+    providers,
+    schedules,
+    tasks,
+    templates,
+    trust,
+    usage,
+    webhooks,
+)
 from api.routes import audit as audit_routes
 from api.state import AppState
 from core.settings import Settings, get_settings
@@ -43,7 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="AINS", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
+    for llm_router in (plan_generator.router, providers.router, usage.router, budgets.router):  # before /v1/plans
+        app.include_router(llm_router)
     for router in (
+        templates.router,
         health.router,
         keys.router,
         agents.router,

@@ -6,21 +6,25 @@ import base64
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from core.settings import Settings
+from core.templates import count_use as count_template_use
+from core.templates import resolve as resolve_template
 from core.temporal import start_task_workflow, task_workflow_id
 from core.url_safety import UrlPolicy, check_url
 from models.common import Page
 from models.routing import Strategy
-from models.tables import RoutingReceipt, Task, as_utc, utcnow
+from models.tables import RoutingReceipt, Task, TaskDependency, as_utc, utcnow
 from models.tasks import (
     CandidateView,
     RoutingReceiptView,
@@ -92,7 +96,7 @@ def to_view(task: Task, settings: Settings) -> TaskView:
     )
 
 
-def _workflow_input(task: Task, settings: Settings) -> TaskWorkflowInput:
+def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None = None) -> TaskWorkflowInput:
     return TaskWorkflowInput(
         policy=ExecutionPolicy(
             heartbeat_timeout_seconds=settings.agent_heartbeat_timeout_seconds,
@@ -112,7 +116,112 @@ def _workflow_input(task: Task, settings: Settings) -> TaskWorkflowInput:
         excluded_agent_ids=task.excluded_agent_ids or [],
         queue_timeout_seconds=task.queue_timeout_seconds,
         retry=RetrySpec(**task.retry_policy) if task.retry_policy else None,
+        depends_on=depends_on or [],
     )
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The chain or plan a task is a step of."""
+
+    id: str
+    step: str
+
+
+async def check_dependencies(session: AsyncSession, client_id: str, depends_on: list[str]) -> None:
+    if not depends_on:
+        return
+    rows = (await session.execute(select(Task.id, Task.client_id).where(Task.id.in_(depends_on)))).tuples().all()
+    owned = {task_id for task_id, owner in rows if owner == client_id}
+    unknown = [d for d in depends_on if d not in owned]
+    if unknown:
+        raise InvalidInput(f"depends_on names unknown task(s): {', '.join(unknown)}")
+
+
+async def prepare_spec(session: AsyncSession, settings: Settings, client_id: str, spec: TaskCreate) -> TaskCreate:
+    """The request with its template applied, checked against the limits in Settings."""
+    spec = await resolve_template(session, client_id, spec)
+    _validate_limits(spec, settings)
+    if spec.callback_url is not None:
+        await check_url(str(spec.callback_url), UrlPolicy.from_settings(settings))
+    return spec
+
+
+def build_task(
+    settings: Settings,
+    client_id: str,
+    spec: TaskCreate,
+    *,
+    schedule_id: str | None = None,
+    parent: Parent | None = None,
+    task_id: str | None = None,
+) -> Task:
+    """The row for a prepared request (not yet added to a session)."""
+    task_id = task_id or _task_id(client_id, spec.idempotency_key)
+    return Task(
+        id=task_id,
+        client_id=client_id,
+        type=spec.task_type,
+        input=spec.input,
+        required_capabilities=spec.effective_requirements(),
+        priority=spec.priority,
+        timeout_seconds=spec.timeout_seconds,
+        max_attempts=spec.max_attempts,
+        idempotency_key=spec.idempotency_key,
+        request_hash=_request_hash(spec),
+        callback_url=str(spec.callback_url) if spec.callback_url is not None else None,
+        schedule_id=schedule_id,
+        parent_id=parent.id if parent else None,
+        step_name=parent.step if parent else None,
+        template_id=spec.template_id,
+        routing_strategy=(spec.routing_strategy or Strategy(settings.default_routing_strategy)).value,
+        min_trust=spec.min_trust,
+        excluded_agent_ids=list(spec.exclude_agents),
+        queue_timeout_seconds=spec.queue_timeout_seconds,
+        retry_policy=spec.retry_policy.model_dump() if spec.retry_policy else None,
+        status=TaskStatus.PENDING.value,
+        workflow_id=task_workflow_id(task_id),
+    )
+
+
+async def record_task(
+    db: Database,
+    settings: Settings,
+    client_id: str,
+    spec: TaskCreate,
+    *,
+    schedule_id: str | None = None,
+    parent: Parent | None = None,
+    task_id: str | None = None,
+) -> tuple[Task, bool]:
+    """Validate and write the task row (with its dependencies and template use) in one transaction.
+
+    Returns the row and whether it was created now; an existing row with the same id (idempotency key,
+    or a step task written again by a retried activity) is returned instead, never duplicated.
+    """
+    async with db.session() as session:
+        spec = await prepare_spec(session, settings, client_id, spec)
+    task = build_task(settings, client_id, spec, schedule_id=schedule_id, parent=parent, task_id=task_id)
+    task_id, request_hash = task.id, task.request_hash
+    try:
+        async with db.transaction() as session:
+            await check_dependencies(session, client_id, spec.depends_on)
+            session.add(task)
+            await session.flush()
+            session.add_all(TaskDependency(task_id=task_id, depends_on_id=d) for d in spec.depends_on)
+            if spec.template_id:
+                await count_template_use(session, spec.template_id)
+        return task, True
+    except IntegrityError:
+        async with db.session() as session:
+            existing = await session.get(Task, task_id)
+        if existing is None:  # pragma: no cover - the conflicting row vanished; the client can retry
+            raise Conflict("a concurrent request for this task is in progress; retry") from None
+        if existing.request_hash != request_hash and parent is None:
+            raise Conflict(
+                f"idempotency key {spec.idempotency_key!r} was already used for a different request"
+            ) from None
+        return existing, False
 
 
 async def submit_task(
@@ -129,59 +238,21 @@ async def submit_task(
     The row is written first so the task is readable at once. With an idempotency key, a repeat of the
     request (even after a crash between the two steps) finds the row and makes sure the workflow runs.
     """
-    _validate_limits(spec, settings)
-    if spec.callback_url is not None:
-        await check_url(str(spec.callback_url), UrlPolicy.from_settings(settings))
-    task_id = _task_id(client_id, spec.idempotency_key)
-    request_hash = _request_hash(spec)
-    task = Task(
-        id=task_id,
-        client_id=client_id,
-        type=spec.type,
-        input=spec.input,
-        required_capabilities=spec.effective_requirements(),
-        priority=spec.priority,
-        timeout_seconds=spec.timeout_seconds,
-        max_attempts=spec.max_attempts,
-        idempotency_key=spec.idempotency_key,
-        request_hash=request_hash,
-        callback_url=str(spec.callback_url) if spec.callback_url is not None else None,
-        schedule_id=schedule_id,
-        routing_strategy=(spec.routing_strategy or Strategy(settings.default_routing_strategy)).value,
-        min_trust=spec.min_trust,
-        excluded_agent_ids=list(spec.exclude_agents),
-        queue_timeout_seconds=spec.queue_timeout_seconds,
-        retry_policy=spec.retry_policy.model_dump() if spec.retry_policy else None,
-        status=TaskStatus.PENDING.value,
-        workflow_id=task_workflow_id(task_id),
-    )
-    created = True
+    task, created = await record_task(db, settings, client_id, spec, schedule_id=schedule_id)
     try:
-        async with db.transaction() as session:
-            session.add(task)
-    except IntegrityError:
-        if spec.idempotency_key is None:
-            raise
-        created = False
-        async with db.session() as session:
-            existing = await session.get(Task, task_id)
-        if existing is None:  # pragma: no cover - the conflicting row vanished; the client can retry
-            raise Conflict("a concurrent request with this idempotency key is in progress; retry") from None
-        if existing.request_hash != request_hash:
-            raise Conflict(
-                f"idempotency key {spec.idempotency_key!r} was already used for a different request"
-            ) from None
-        task = existing
-    try:
-        await start_task_workflow(temporal, _workflow_input(task, settings), settings)
+        await start_task_workflow(temporal, workflow_input(task, settings, spec.depends_on), settings)
     except RPCError as exc:
         if created and spec.idempotency_key is None:
             # Nobody can retry this exact task, so do not leave a row that would never run.
             async with db.transaction() as session:
-                row = await session.get(Task, task_id)
+                row = await session.get(Task, task.id)
                 if row is not None:
                     await session.delete(row)
         raise Unavailable(f"Temporal is unreachable, the task was not started: {exc.message}") from exc
+    return accepted(task, settings, created)
+
+
+def accepted(task: Task, settings: Settings, created: bool) -> TaskAccepted:
     return TaskAccepted(
         id=task.id,
         status=TaskStatus(task.status),

@@ -7,11 +7,17 @@ MAX_PRIORITY = 10
 DEFAULT_PRIORITY = 5
 
 
+# Aged tasks stop just below the top level: a priority-10 task always goes first, and below that a task
+# that waited long enough outranks newer ones of any lower priority, so nothing below 10 starves.
+AGED_CEILING = MAX_PRIORITY - 0.5
+
+
 def effective_priority(priority: int, waited_seconds: float, aging_seconds: float) -> float:
-    """Priority plus one level per ``aging_seconds`` waited (uncapped, so an old task outranks any new one)."""
+    """Priority plus one level per ``aging_seconds`` waited, capped just below the top priority."""
     if aging_seconds <= 0:
         return float(priority)
-    return priority + max(waited_seconds, 0.0) / aging_seconds
+    boosted = priority + max(waited_seconds, 0.0) / aging_seconds
+    return boosted if priority >= MAX_PRIORITY else min(boosted, AGED_CEILING)
 
 
 def ranks_ahead(

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
 from models.agents import AGENT_ID_PATTERN
 from models.capabilities import parse_requirement
@@ -43,7 +43,23 @@ class RetryPolicy(StrictModel):
 
 
 class TaskCreate(StrictModel):
-    type: str = Field(pattern=TASK_TYPE_PATTERN, description="What to do, e.g. 'summarize'.")
+    type: str | None = Field(
+        default=None,
+        pattern=TASK_TYPE_PATTERN,
+        description="What to do, e.g. 'summarize'. Required without a template.",
+    )
+    template_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Start from a template: its defaults apply, fields given here override them "
+        "(input objects are merged key by key).",
+    )
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Ids of earlier tasks of yours that must succeed first; the task fails with "
+        "dependency_failed if one fails.",
+    )
     input: dict[str, Any] = Field(default_factory=dict, description="JSON object handed to the agent.")
     required_capabilities: list[str] = Field(
         default_factory=list,
@@ -86,8 +102,22 @@ class TaskCreate(StrictModel):
             parse_requirement(item)
         return value
 
+    @model_validator(mode="after")
+    def _type_or_template(self) -> TaskCreate:
+        if self.type is None and self.template_id is None:
+            raise ValueError("type is required (or give a template_id)")
+        if len(set(self.depends_on)) != len(self.depends_on):
+            raise ValueError("depends_on lists a task more than once")
+        return self
+
+    @property
+    def task_type(self) -> str:
+        if self.type is None:
+            raise ValueError("the task type comes from its template; resolve the template first")
+        return self.type
+
     def effective_requirements(self) -> list[str]:
-        return self.required_capabilities or [self.type.lower()]
+        return self.required_capabilities or [self.task_type.lower()]
 
 
 class TaskAccepted(BaseModel):
@@ -153,3 +183,17 @@ class RoutingReceiptView(BaseModel):
 class TaskRoutingView(BaseModel):
     task_id: str
     receipts: list[RoutingReceiptView]
+
+
+MAX_BATCH_SIZE = 1000
+
+
+class TaskBatchCreate(StrictModel):
+    tasks: list[TaskCreate] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+class TaskBatchAccepted(BaseModel):
+    batch_id: str
+    workflow_id: str
+    temporal_ui_url: str
+    tasks: list[TaskAccepted]

@@ -42,6 +42,7 @@ class TaskWorkflowInput(BaseModel):
     excluded_agent_ids: list[str] = []
     queue_timeout_seconds: float | None = None
     retry: RetrySpec | None = None
+    depends_on: list[str] = []
 
 
 class RouteRequest(BaseModel):
@@ -71,6 +72,7 @@ class RouteDecision(BaseModel):
     agent_id: str | None = None
     endpoint_url: str | None = None
     reason: str
+    agent_kind: str = "http"
 
 
 class AgentCallRequest(BaseModel):
@@ -92,6 +94,8 @@ class AgentCallResult(BaseModel):
     output: dict[str, Any] | None = None
     error: str | None = None
     duration_ms: float
+    # Set when the failure has a more precise code than agent_error (e.g. budget_exceeded).
+    error_code: str | None = None
 
 
 class AttemptRecord(BaseModel):
@@ -119,3 +123,20 @@ class TaskWorkflowResult(BaseModel):
     agent_id: str | None
     attempts: int
     error: str | None = None
+
+
+class DependencyState(BaseModel):
+    """Where a task's dependencies stand: all succeeded, some still running, or one that did not succeed."""
+
+    pending: list[str]
+    failed: str | None = None
+    failed_status: str | None = None
+
+
+class DependentsRequest(BaseModel):
+    task_id: str
+
+
+class BatchInput(BaseModel):
+    batch_id: str
+    tasks: list[TaskWorkflowInput]

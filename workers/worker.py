@@ -9,19 +9,22 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 
 import httpx
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.agent_calls import AgentCallActivities
 from activities.health import HealthActivities
+from activities.llm_calls import LlmCallActivities
 from activities.registry import RegistryActivities
 from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
 from core.db import Database
+from core.llm import LlmService
 from core.metrics import serve_worker_metrics, stop_worker_metrics
 from core.schedules_system import ensure_health_schedule
-from core.settings import AGENTS_QUEUE, ALL_QUEUES, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
+from core.settings import AGENTS_QUEUE, ALL_QUEUES, LLM_QUEUE, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
 from workflows import ALL_WORKFLOWS
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -70,6 +73,8 @@ def build_workers(
                     registry.record_attempt,
                     registry.set_task_status,
                     registry.wake_waiting_task,
+                    registry.check_dependencies,
+                    registry.notify_dependents,
                     events.emit_task_event,
                     scheduled.submit_scheduled_task,
                     scheduled.await_task,
@@ -101,6 +106,21 @@ def build_workers(
                 activities=[deliveries.attempt_delivery, deliveries.finish_delivery],
                 max_concurrent_activities=200,
                 sticky_queue_schedule_to_start_timeout=sticky,
+                graceful_shutdown_timeout=grace,
+            )
+        )
+    if LLM_QUEUE in queues:
+        # Redis (when configured) shares the LLM response cache between workers; its pool closes with the process.
+        cache_redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        llm = LlmCallActivities(
+            LlmService.from_settings(settings, db, cache_redis), settings.agent_heartbeat_interval_seconds
+        )
+        workers.append(
+            Worker(
+                client,
+                task_queue=LLM_QUEUE,
+                activities=[llm.call_llm],
+                max_concurrent_activities=200,
                 graceful_shutdown_timeout=grace,
             )
         )

@@ -1,10 +1,18 @@
 """Deterministic workflow code, one business process per module."""
 
 from workflows.agent_health import AgentHealthWorkflow
+from workflows.batch import BatchWorkflow
 from workflows.scheduled_task import ScheduledTaskWorkflow
 from workflows.task_workflow import TaskWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-ALL_WORKFLOWS = [TaskWorkflow, AgentHealthWorkflow, ScheduledTaskWorkflow, WebhookDeliveryWorkflow]
+ALL_WORKFLOWS = [TaskWorkflow, AgentHealthWorkflow, BatchWorkflow, ScheduledTaskWorkflow, WebhookDeliveryWorkflow]
 
-__all__ = ["ALL_WORKFLOWS", "AgentHealthWorkflow", "ScheduledTaskWorkflow", "TaskWorkflow", "WebhookDeliveryWorkflow"]
+__all__ = [
+    "ALL_WORKFLOWS",
+    "AgentHealthWorkflow",
+    "BatchWorkflow",
+    "ScheduledTaskWorkflow",
+    "TaskWorkflow",
+    "WebhookDeliveryWorkflow",
+]

@@ -18,8 +18,8 @@ from workflows.events import emit_task_event
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentCallActivities
-    from activities.registry import SLOT_FREED_SIGNAL, RegistryActivities
-    from core.settings import AGENTS_QUEUE
+    from activities.registry import DEPENDENCY_FINISHED_SIGNAL, SLOT_FREED_SIGNAL, RegistryActivities
+    from core.settings import AGENTS_QUEUE, LLM_QUEUE
     from models import search_attributes as sa
     from models.priority import effective_priority, priority_key
     from models.tasks import TaskStatus
@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         AgentCallResult,
         AttemptRecord,
         CallOutcome,
+        DependentsRequest,
         RetrySpec,
         RouteDecision,
         RouteOutcome,
@@ -44,6 +45,8 @@ REGISTRY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maxim
 REGISTRY_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
 # Waking a waiting task is an optimisation (it polls anyway): give up quickly rather than hold this task.
 WAKE_SCHEDULE_TO_CLOSE = timedelta(seconds=30)
+# Dependencies wake the waiting task by signal; this re-check only guards against a lost signal.
+DEPENDENCY_RECHECK = timedelta(minutes=10)
 # The agent call: its own timeout is enforced inside the activity; this margin covers our overhead.
 AGENT_CALL_MARGIN = timedelta(seconds=15)
 # Retries here only cover a lost worker; agent failures come back as results and are re-routed instead.
@@ -64,6 +67,7 @@ def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
 class TaskWorkflow:
     def __init__(self) -> None:
         self._woken = False
+        self._dependency_news = False
         self._attempt = 0
         self._agent_id: str | None = None
 
@@ -72,6 +76,11 @@ class TaskWorkflow:
         """Another task released an agent this task may use: route again now instead of at the next poll."""
         self._woken = True
 
+    @workflow.signal(name=DEPENDENCY_FINISHED_SIGNAL)
+    def dependency_finished(self, task_id: str) -> None:
+        """A task this one depends on reached its final status: check the dependencies again."""
+        self._dependency_news = True
+
     @workflow.query
     def progress(self) -> dict[str, object]:
         return {"attempt": self._attempt, "agent_id": self._agent_id}
@@ -79,7 +88,8 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
         try:
-            result = await self._run_attempts(params)
+            blocked = await self._wait_for_dependencies(params) if params.depends_on else None
+            result = blocked or await self._run_attempts(params)
         except asyncio.CancelledError:
             await self._set_status(params.task_id, TaskStatus.CANCELLED, "cancelled by request", None)
             if self._agent_id is not None:
@@ -200,16 +210,31 @@ class TaskWorkflow:
     async def _call_agent(self, params: TaskWorkflowInput, attempt: int, decision: RouteDecision) -> AgentCallResult:
         assert decision.agent_id is not None and decision.endpoint_url is not None
         started = workflow.now()
+        request = AgentCallRequest(
+            task_id=params.task_id,
+            attempt=attempt,
+            agent_id=decision.agent_id,
+            endpoint_url=decision.endpoint_url,
+            timeout_seconds=params.timeout_seconds,
+        )
         try:
+            if decision.agent_kind == "llm":
+                # An llm agent: activities.llm_calls.call_llm on its own queue, same timeouts, retries and result.
+                llm_result: AgentCallResult = await workflow.execute_activity(
+                    "call_llm",
+                    request,
+                    result_type=AgentCallResult,
+                    task_queue=LLM_QUEUE,
+                    start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
+                    heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
+                    priority=Priority(priority_key=priority_key(self._effective_priority(params))),
+                    retry_policy=AGENT_CALL_RETRY,
+                    summary=f"call llm agent {decision.agent_id} (attempt {attempt})",
+                )
+                return llm_result
             return await workflow.execute_activity_method(
                 AgentCallActivities.call_agent,
-                AgentCallRequest(
-                    task_id=params.task_id,
-                    attempt=attempt,
-                    agent_id=decision.agent_id,
-                    endpoint_url=decision.endpoint_url,
-                    timeout_seconds=params.timeout_seconds,
-                ),
+                request,
                 task_queue=AGENTS_QUEUE,
                 start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
                 heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
@@ -253,9 +278,50 @@ class TaskWorkflow:
         except ActivityError:
             workflow.logger.warning("could not wake a waiting task for agent %s; it will poll", agent_id)
 
+    async def _wait_for_dependencies(self, params: TaskWorkflowInput) -> TaskWorkflowResult | None:
+        """Block until every dependency succeeded (None) or one did not (the failed result).
+
+        Woken by the ``dependency_finished`` signal; the dependencies are re-read from the registry after
+        every wake-up and, as a safety net only, every DEPENDENCY_RECHECK.
+        """
+        reported = False
+        while True:
+            state = await workflow.execute_local_activity_method(
+                RegistryActivities.check_dependencies,
+                DependentsRequest(task_id=params.task_id),
+                start_to_close_timeout=REGISTRY_TIMEOUT,
+                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+                retry_policy=REGISTRY_RETRY,
+            )
+            if state.failed is not None:
+                reason = f"dependency {state.failed} ended {state.failed_status}"
+                await self._set_status(params.task_id, TaskStatus.FAILED, reason, "dependency_failed")
+                return self._result(params, TaskStatus.FAILED, reason)
+            if not state.pending:
+                return None
+            if not reported:
+                reason = f"waiting for {len(state.pending)} dependency(ies): {', '.join(state.pending[:5])}"
+                await self._set_status(params.task_id, TaskStatus.PENDING, reason, None)
+                reported = True
+            self._dependency_news = False
+            try:
+                await workflow.wait_condition(lambda: self._dependency_news, timeout=DEPENDENCY_RECHECK)
+            except TimeoutError:
+                pass
+
     async def _on_finished(self, params: TaskWorkflowInput, result: TaskWorkflowResult) -> None:
         """Runs once when the task reaches its final status (already recorded in the registry)."""
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status)])
+        try:
+            await workflow.execute_local_activity_method(
+                RegistryActivities.notify_dependents,
+                DependentsRequest(task_id=params.task_id),
+                start_to_close_timeout=REGISTRY_TIMEOUT,
+                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+                retry_policy=REGISTRY_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("could not notify the dependents of %s; they re-check on their own", params.task_id)
         await emit_task_event(params.task_id, result.status)
 
     def _result(self, params: TaskWorkflowInput, status: TaskStatus, error: str | None) -> TaskWorkflowResult:

@@ -8,9 +8,17 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
 from api.metrics import TASKS_CREATED
-from core import tasks
+from core import batches, tasks
 from models.common import Page
-from models.tasks import TaskAccepted, TaskCreate, TaskRoutingView, TaskStatus, TaskView
+from models.tasks import (
+    TaskAccepted,
+    TaskBatchAccepted,
+    TaskBatchCreate,
+    TaskCreate,
+    TaskRoutingView,
+    TaskStatus,
+    TaskView,
+)
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -28,9 +36,19 @@ async def submit_task(
         spec = spec.model_copy(update={"idempotency_key": idempotency_key})
     accepted = await tasks.submit_task(state.db, await state.temporal(), state.settings, principal.client_id, spec)
     if accepted.created:
-        TASKS_CREATED.labels(type=spec.type).inc()
+        TASKS_CREATED.labels(type=spec.type or "template").inc()
     response.headers["Location"] = f"/v1/tasks/{accepted.id}"
     return accepted
+
+
+@router.post("/batch", status_code=202, response_model=TaskBatchAccepted)
+async def submit_batch(batch: TaskBatchCreate, state: State, principal: TasksWrite) -> TaskBatchAccepted:
+    """Up to 1,000 tasks, all or nothing: every item is validated first; problems are listed per item (422)."""
+    result = await batches.submit_batch(state.db, await state.temporal(), state.settings, principal.client_id, batch)
+    for item in result.tasks:
+        if item.created:
+            TASKS_CREATED.labels(type="batch").inc()
+    return result
 
 
 @router.get("", response_model=Page[TaskView])

@@ -138,3 +138,15 @@ def test_tag_trust_replaces_overall_trust_once_it_has_enough_samples() -> None:
     result = evaluate([newcomer, veteran], query(min_trust=0.5))
     assert result.winner is not None and result.winner.agent_id == "a"
     assert next(r for r in result.reports if r.agent_id == "b").eliminated_by is Filter.MIN_TRUST
+
+
+def test_aging_raises_priority_but_never_above_a_fresh_priority_10() -> None:
+    from models.priority import effective_priority, ranks_ahead
+
+    assert effective_priority(2, 0, 60) == 2
+    assert effective_priority(2, 120, 60) == 4
+    assert effective_priority(2, 100_000, 60) < effective_priority(10, 0, 60)
+    old_low = effective_priority(1, 600, 60)
+    new_mid = effective_priority(5, 0, 60)
+    assert ranks_ahead(old_low, 0.0, "a", new_mid, 600.0, "b"), "an old priority-1 task outranks a new priority-5"
+    assert effective_priority(3, 10, 0) == 3, "aging disabled"

@@ -48,7 +48,7 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         worker_shutdown_grace_seconds=1.0,
         worker_metrics_port=0,
         max_task_input_bytes=4096,
-        max_request_bytes=65_536,
+        max_request_bytes=1_048_576,
         max_timeout_seconds=600,
         webhook_retry_period_seconds=2.5,
         webhook_initial_backoff_seconds=0.2,

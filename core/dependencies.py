@@ -1,0 +1,38 @@
+"""Dependencies between tasks submitted separately: where they stand, and who waits on a finished task."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Task, TaskDependency
+from models.tasks import TaskStatus
+from models.workflow_io import DependencyState
+
+
+async def dependency_state(session: AsyncSession, task_id: str) -> DependencyState:
+    rows = (
+        await session.execute(
+            select(Task.id, Task.status)
+            .join(TaskDependency, TaskDependency.depends_on_id == Task.id)
+            .where(TaskDependency.task_id == task_id)
+            .order_by(Task.id)
+        )
+    ).tuples()
+    pending: list[str] = []
+    for dep_id, status in rows:
+        if not TaskStatus(status).is_final:
+            pending.append(dep_id)
+        elif status != TaskStatus.SUCCEEDED.value:
+            return DependencyState(pending=pending, failed=dep_id, failed_status=status)
+    return DependencyState(pending=pending)
+
+
+async def waiting_dependents(session: AsyncSession, task_id: str) -> list[str]:
+    """Workflow ids of unfinished tasks that depend on ``task_id``."""
+    rows = await session.execute(
+        select(Task.workflow_id, Task.status)
+        .join(TaskDependency, TaskDependency.task_id == Task.id)
+        .where(TaskDependency.depends_on_id == task_id)
+    )
+    return [workflow_id for workflow_id, status in rows.tuples() if not TaskStatus(status).is_final]
