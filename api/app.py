@@ -14,6 +14,7 @@ from api.metrics import RequestMiddleware
 from api.routes import (
     agents,
     budgets,
+    compositions,
     health,
     keys,
     plan_generator,
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for llm_router in (plan_generator.router, providers.router, usage.router, budgets.router):  # before /v1/plans
         app.include_router(llm_router)
     for router in (
+        compositions.chains,
+        compositions.plans,
         templates.router,
         health.router,
         keys.router,

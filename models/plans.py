@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from models.capabilities import parse_requirement
 from models.common import StrictModel
@@ -24,7 +24,8 @@ MAX_PLAN_DEPTH = 50
 
 class PlanStep(StrictModel):
     name: str = Field(pattern=STEP_NAME_PATTERN, description="Unique within the plan; referenced by depends_on.")
-    type: str = Field(pattern=TASK_TYPE_PATTERN)
+    type: str | None = Field(default=None, pattern=TASK_TYPE_PATTERN, description="Required without template_id.")
+    template_id: str | None = Field(default=None, max_length=64)
     input: dict[str, Any] = Field(
         default_factory=dict,
         description='May reference a dependency\'s output: {"$ref": "steps.<name>.output.<path>"}.',
@@ -41,8 +42,17 @@ class PlanStep(StrictModel):
             parse_requirement(item)
         return value
 
+    @model_validator(mode="after")
+    def _type_or_template(self) -> PlanStep:
+        if self.type is None and self.template_id is None:
+            raise ValueError(f"step {self.name!r}: type is required (or give a template_id)")
+        return self
+
     def effective_requirements(self) -> list[str]:
-        return self.required_capabilities or [self.type.lower()]
+        """Capabilities known before execution (a template step's come from its template at run time)."""
+        if self.required_capabilities:
+            return self.required_capabilities
+        return [self.type.lower()] if self.type else []
 
 
 class PlanCreate(StrictModel):
@@ -184,7 +194,7 @@ def validate_plan(plan: PlanCreate, offered_tags: set[str] | None = None) -> lis
 
 class PlanStepView(BaseModel):
     name: str
-    type: str
+    type: str | None
     depends_on: list[str]
     status: str
     task_id: str | None
@@ -196,8 +206,10 @@ class PlanStepView(BaseModel):
 
 class PlanView(BaseModel):
     id: str
+    kind: str
     name: str | None
     status: str
+    progress: str
     steps: list[PlanStepView]
     workflow_id: str
     temporal_ui_url: str

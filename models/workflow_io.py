@@ -140,3 +140,37 @@ class DependentsRequest(BaseModel):
 class BatchInput(BaseModel):
     batch_id: str
     tasks: list[TaskWorkflowInput]
+
+
+class CompositionStep(BaseModel):
+    name: str
+    depends_on: list[str]
+    on_failure: str = "stop"
+    pass_output: bool = False
+
+
+class CompositionInput(BaseModel):
+    composition_id: str
+    kind: str  # "chain" or "plan"
+    client_id: str
+    steps: list[CompositionStep]
+
+
+class PrepareStepRequest(BaseModel):
+    composition_id: str
+    step: str
+    # Finished steps whose outputs this step may use: step name -> task id.
+    outputs_from: dict[str, str]
+    previous: str | None = None  # chain: the step whose output is merged into this input
+    previous_error: str | None = None
+
+
+class PreparedStep(BaseModel):
+    task: TaskWorkflowInput | None = None
+    error: str | None = None  # the step cannot run (e.g. a reference that does not resolve)
+
+
+class CompositionState(BaseModel):
+    composition_id: str
+    status: str
+    steps: dict[str, dict[str, str | None]]

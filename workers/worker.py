@@ -15,6 +15,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.agent_calls import AgentCallActivities
+from activities.compositions import CompositionActivities
 from activities.health import HealthActivities
 from activities.llm_calls import LlmCallActivities
 from activities.registry import RegistryActivities
@@ -61,6 +62,7 @@ def build_workers(
     workers: list[Worker] = []
     if ORCHESTRATION_QUEUE in queues:
         registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds)
+        compositions = CompositionActivities(db, settings)
         events = EventActivities(db, settings)
         scheduled = ScheduleActivities(db, settings)
         workers.append(
@@ -75,6 +77,8 @@ def build_workers(
                     registry.wake_waiting_task,
                     registry.check_dependencies,
                     registry.notify_dependents,
+                    compositions.prepare_step,
+                    compositions.save_composition_state,
                     events.emit_task_event,
                     scheduled.submit_scheduled_task,
                     scheduled.await_task,

@@ -2,16 +2,25 @@
 
 from workflows.agent_health import AgentHealthWorkflow
 from workflows.batch import BatchWorkflow
+from workflows.composition import CompositionWorkflow
 from workflows.scheduled_task import ScheduledTaskWorkflow
 from workflows.task_workflow import TaskWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-ALL_WORKFLOWS = [TaskWorkflow, AgentHealthWorkflow, BatchWorkflow, ScheduledTaskWorkflow, WebhookDeliveryWorkflow]
+ALL_WORKFLOWS = [
+    TaskWorkflow,
+    AgentHealthWorkflow,
+    BatchWorkflow,
+    CompositionWorkflow,
+    ScheduledTaskWorkflow,
+    WebhookDeliveryWorkflow,
+]
 
 __all__ = [
     "ALL_WORKFLOWS",
     "AgentHealthWorkflow",
     "BatchWorkflow",
+    "CompositionWorkflow",
     "ScheduledTaskWorkflow",
     "TaskWorkflow",
     "WebhookDeliveryWorkflow",

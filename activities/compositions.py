@@ -1,0 +1,24 @@
+"""Chain and plan bookkeeping, run as local activities of CompositionWorkflow."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from core.compositions import prepare_step, save_state
+from core.db import Database
+from core.settings import Settings
+from models.workflow_io import CompositionState, PreparedStep, PrepareStepRequest
+
+
+class CompositionActivities:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    @activity.defn(name="prepare_step")
+    async def prepare_step(self, request: PrepareStepRequest) -> PreparedStep:
+        return await prepare_step(self._db, self._settings, request)
+
+    @activity.defn(name="save_composition_state")
+    async def save_composition_state(self, state: CompositionState) -> None:
+        await save_state(self._db, state)

@@ -1,0 +1,51 @@
+"""/v1/task-chains and /v1/plans: compositions of tasks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import State, TasksRead, TasksWrite, visible_client
+from core import compositions
+from models.chains import ChainCreate
+from models.plans import PlanCreate, PlanView
+
+chains = APIRouter(prefix="/v1/task-chains", tags=["chains"])
+plans = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+@chains.post("", status_code=202, response_model=PlanView)
+async def create_chain(chain: ChainCreate, state: State, principal: TasksWrite) -> PlanView:
+    """Run steps in order; each step's output is merged into the next step's input (its own keys win),
+    and ``{"$ref": "steps.<name>.output.<key>"}`` picks any earlier output."""
+    return await compositions.create_chain(state.db, await state.temporal(), state.settings, principal.client_id, chain)
+
+
+@chains.get("/{chain_id}", response_model=PlanView)
+async def get_chain(chain_id: str, state: State, principal: TasksRead) -> PlanView:
+    return await compositions.get_composition(state.db, state.settings, "chain", chain_id, visible_client(principal))
+
+
+@chains.post("/{chain_id}/cancel", status_code=202, response_model=PlanView)
+async def cancel_chain(chain_id: str, state: State, principal: TasksWrite) -> PlanView:
+    return await compositions.cancel_composition(
+        state.db, await state.temporal(), state.settings, "chain", chain_id, visible_client(principal)
+    )
+
+
+@plans.post("", status_code=202, response_model=PlanView)
+async def create_plan(plan: PlanCreate, state: State, principal: TasksWrite) -> PlanView:
+    """Validate the DAG (cycles, unknown references, duplicate names, capabilities nobody offers, depth and
+    size) and run it: ready steps in parallel, dependents of a failed step skipped."""
+    return await compositions.create_plan(state.db, await state.temporal(), state.settings, principal.client_id, plan)
+
+
+@plans.get("/{plan_id}", response_model=PlanView)
+async def get_plan(plan_id: str, state: State, principal: TasksRead) -> PlanView:
+    return await compositions.get_composition(state.db, state.settings, "plan", plan_id, visible_client(principal))
+
+
+@plans.post("/{plan_id}/cancel", status_code=202, response_model=PlanView)
+async def cancel_plan(plan_id: str, state: State, principal: TasksWrite) -> PlanView:
+    return await compositions.cancel_composition(
+        state.db, await state.temporal(), state.settings, "plan", plan_id, visible_client(principal)
+    )

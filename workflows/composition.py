@@ -1,0 +1,207 @@
+"""CompositionWorkflow: run a chain or a plan, each step a child TaskWorkflow.
+
+Ready steps (every dependency finished as required) start together, so independent branches of a plan
+run in parallel. When a plan step fails, its dependents are skipped with the reason and other branches
+go on; a chain applies the step's failure policy. Cancelling the composition cancels running steps.
+Payloads stay small: steps' outputs stay in the registry DB and are read when the next step is prepared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.compositions import CompositionActivities
+    from core.settings import ORCHESTRATION_QUEUE
+    from models import search_attributes as sa
+    from models.priority import priority_key
+    from models.workflow_io import (
+        CompositionInput,
+        CompositionState,
+        CompositionStep,
+        PrepareStepRequest,
+        TaskWorkflowInput,
+        TaskWorkflowResult,
+    )
+    from workflows.task_workflow import TaskWorkflow
+
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+STEP_EXECUTION_TIMEOUT = timedelta(days=2)
+
+
+@workflow.defn(name="CompositionWorkflow")
+class CompositionWorkflow:
+    def __init__(self) -> None:
+        self._steps: dict[str, dict[str, str | None]] = {}
+
+    @workflow.query
+    def steps(self) -> dict[str, dict[str, str | None]]:
+        return self._steps
+
+    @workflow.run
+    async def run(self, params: CompositionInput) -> str:
+        self._steps = {s.name: {"status": "pending", "task_id": None, "reason": None} for s in params.steps}
+        running: dict[str, asyncio.Task[TaskWorkflowResult]] = {}
+        try:
+            status = await self._execute(params, running)
+        except asyncio.CancelledError:
+            for name, future in running.items():
+                future.cancel()
+                self._steps[name].update(status="cancelled", reason="the composition was cancelled")
+            for state in self._steps.values():
+                if state["status"] == "pending":
+                    state.update(status="cancelled", reason="the composition was cancelled")
+            await self._save(params, "cancelled")
+            raise
+        await self._save(params, status)
+        return status
+
+    async def _execute(self, params: CompositionInput, running: dict[str, asyncio.Task[TaskWorkflowResult]]) -> str:
+        by_name = {s.name: s for s in params.steps}
+        outputs: dict[str, str] = {}  # succeeded step -> its task id
+        last_output: str | None = None  # chain: the step whose output flows on
+        last_error: str | None = None
+        while True:
+            for step in params.steps:
+                if self._steps[step.name]["status"] == "pending" and self._ready(step):
+                    await self._start(params, step, outputs, last_output, last_error, running)
+            if not running:
+                break
+            await self._save(params, "running")
+            done, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+            for name in [n for n, f in running.items() if f in done]:
+                future = running.pop(name)
+                result = self._outcome(future)
+                state = self._steps[name]
+                if result.status == "succeeded":
+                    state.update(status="succeeded", reason=None)
+                    outputs[name] = result.task_id
+                    last_output, last_error = name, None
+                    continue
+                state.update(status="failed", reason=result.error or result.status)
+                self._after_failure(params, by_name[name], result)
+                if params.kind == "chain" and by_name[name].on_failure == "continue":
+                    last_output, last_error = None, result.error or result.status
+        statuses = [s["status"] for s in self._steps.values()]
+        tolerated = {"succeeded", "failed_skipped", "failed_continued"}
+        # A chain that only skipped or continued past failures succeeds if its last step did.
+        if params.kind == "chain" and set(statuses) <= tolerated and statuses[-1] == "succeeded":
+            return "succeeded"
+        return "succeeded" if set(statuses) == {"succeeded"} else "failed"
+
+    def _ready(self, step: CompositionStep) -> bool:
+        deps = [self._steps[d]["status"] for d in step.depends_on]
+        if any(s in ("pending", "running") for s in deps):
+            return False
+        # Chains: a step after a skipped (or continued) failure still runs; plans need every dependency.
+        return all(s == "succeeded" or s in ("failed_skipped", "failed_continued") for s in deps)
+
+    def _after_failure(self, params: CompositionInput, step: CompositionStep, result: TaskWorkflowResult) -> None:
+        if params.kind == "chain" and step.on_failure in ("skip", "continue"):
+            self._steps[step.name]["status"] = f"failed_{'skipped' if step.on_failure == 'skip' else 'continued'}"
+            return
+        reason = f"dependency {step.name} failed" if params.kind == "plan" else f"the chain stopped at {step.name}"
+        blocked = {step.name}
+        changed = True
+        while changed:  # transitive dependents
+            changed = False
+            for other in params.steps:
+                if other.name not in blocked and blocked & set(other.depends_on):
+                    blocked.add(other.name)
+                    changed = True
+                    if self._steps[other.name]["status"] == "pending":
+                        self._steps[other.name].update(status="skipped", reason=reason)
+
+    async def _start(
+        self,
+        params: CompositionInput,
+        step: CompositionStep,
+        outputs: dict[str, str],
+        last_output: str | None,
+        last_error: str | None,
+        running: dict[str, asyncio.Task[TaskWorkflowResult]],
+    ) -> None:
+        is_chain = params.kind == "chain"
+        prepared = await workflow.execute_local_activity_method(
+            CompositionActivities.prepare_step,
+            PrepareStepRequest(
+                composition_id=params.composition_id,
+                step=step.name,
+                outputs_from=dict(outputs),
+                previous=last_output if is_chain and step.pass_output else None,
+                previous_error=last_error if is_chain else None,
+            ),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            schedule_to_close_timeout=BOOKKEEPING_SCHEDULE_TO_CLOSE,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
+        state = self._steps[step.name]
+        if prepared.task is None:
+            state.update(status="failed", reason=prepared.error)
+            self._after_failure(
+                params, step, TaskWorkflowResult(task_id="", status="failed", agent_id=None, attempts=0)
+            )
+            return
+        state.update(status="running", task_id=prepared.task.task_id)
+        running[step.name] = asyncio.ensure_future(self._run_child(prepared.task))
+
+    async def _run_child(self, task: TaskWorkflowInput) -> TaskWorkflowResult:
+        try:
+            return await workflow.execute_child_workflow(
+                TaskWorkflow.run,
+                task,
+                id=f"task-{task.task_id}",
+                task_queue=ORCHESTRATION_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # Cancelled (not terminated) with the composition, so each step records its own cancellation.
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                execution_timeout=STEP_EXECUTION_TIMEOUT,
+                priority=Priority(priority_key=priority_key(task.priority)),
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.CLIENT_ID, task.client_id),
+                        SearchAttributePair(sa.TASK_TYPE, task.task_type),
+                        SearchAttributePair(sa.PRIORITY, task.priority),
+                        SearchAttributePair(sa.STATUS, "pending"),
+                    ]
+                ),
+                static_summary=f"{task.task_type} step task {task.task_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            # Replay after the child was started by an earlier run of this step: follow it to its end.
+            handle = workflow.get_external_workflow_handle(f"task-{task.task_id}")
+            del handle
+            return TaskWorkflowResult(
+                task_id=task.task_id, status="failed", agent_id=None, attempts=0, error="duplicate step"
+            )
+        except ChildWorkflowError as err:
+            status = "cancelled" if "cancel" in str(err.cause).lower() else "failed"
+            return TaskWorkflowResult(
+                task_id=task.task_id, status=status, agent_id=None, attempts=0, error=str(err.cause or err)
+            )
+
+    @staticmethod
+    def _outcome(future: asyncio.Task[Any]) -> TaskWorkflowResult:
+        result: TaskWorkflowResult = future.result()
+        return result
+
+    async def _save(self, params: CompositionInput, status: str) -> None:
+        public = {
+            name: {**state, "status": "failed" if str(state["status"]).startswith("failed_") else state["status"]}
+            for name, state in self._steps.items()
+        }
+        await workflow.execute_local_activity_method(
+            CompositionActivities.save_composition_state,
+            CompositionState(composition_id=params.composition_id, status=status, steps=public),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            schedule_to_close_timeout=BOOKKEEPING_SCHEDULE_TO_CLOSE,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
