@@ -127,13 +127,7 @@ async def generate_plan(service: LlmService, client_id: str, request: PlanGenera
         raise Unavailable(f"no deployment of model group {group!r} answered: {exc.message}") from exc
     plan = parse_plan(answer.content, request.name)
     problems = check_plan(plan, offered, answer.content)
-    note = None
-    if request.start:
-        note = (
-            "starting generated plans is not available yet; review the plan and submit it to POST /v1/plans"
-            if not problems
-            else "not started: the plan has problems to resolve first"
-        )
+    note = "not started: the plan has problems to resolve first" if request.start and problems else None
     return PlanGenerateResponse(
         plan=plan,
         problems=problems,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import State, TasksWrite
 from api.routes.providers import llm_service
+from core.compositions import create_plan
 from core.plan_generator import generate_plan
 from models.llm import PlanGenerateRequest, PlanGenerateResponse
 
@@ -18,5 +19,10 @@ async def generate(
 ) -> PlanGenerateResponse:
     """The plan is validated exactly like a hand-written one. Output that is not JSON, breaks the schema or
     the DAG rules is rejected with 422 and every error; a plan needing capabilities no agent offers yet comes
-    back with ``valid: false`` and its problems. The call is charged to the client's LLM budget."""
-    return await generate_plan(llm_service(request, state), principal.client_id, body)
+    back with ``valid: false`` and its problems. The call is charged to the client's LLM budget. With
+    ``start: true`` a valid plan is started at once (like ``POST /v1/plans``) and ``plan_id`` names it."""
+    generated = await generate_plan(llm_service(request, state), principal.client_id, body)
+    if body.start and generated.valid:
+        view = await create_plan(state.db, await state.temporal(), state.settings, principal.client_id, generated.plan)
+        generated = generated.model_copy(update={"started": True, "plan_id": view.id})
+    return generated

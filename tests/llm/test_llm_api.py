@@ -150,6 +150,17 @@ async def test_plan_generated_from_a_canned_model_answer(stack: Stack, fake_llm:
     prompt = fake_llm.fake.calls_for("planner")[-1]["messages"]
     assert fetch in prompt[0]["content"] and prompt[1]["content"] == "Goal: summarize example.com"
 
+    # start: true runs a valid plan at once, exactly as POST /v1/plans would.
+    started = await stack.http.post(
+        "/v1/plans/generate",
+        headers=auth(key),
+        json={"goal": "summarize example.com", "model_group": PLANNER_GROUP, "start": True},
+    )
+    assert started.status_code == 200, started.text
+    assert started.json()["started"] is True and started.json()["plan_id"]
+    plan_view = await stack.http.get(f"/v1/plans/{started.json()['plan_id']}", headers=auth(key))
+    assert plan_view.status_code == 200 and [s["name"] for s in plan_view.json()["steps"]] == ["fetch", "summarize"]
+
     # A step needing a capability nobody offers comes back for review, marked invalid.
     fake_llm.fake.set("planner", content=plan_answer([{"name": "x", "type": "nobody-offers-this"}]))
     review = await stack.http.post(
