@@ -136,6 +136,9 @@ async def create_chain(
 ) -> PlanView:
     policies = {s.name: {"on_failure": s.on_failure.value, "pass_output": s.pass_output} for s in chain.steps}
     steps = chain.as_plan_steps()
+    problems = validate_plan(PlanCreate(steps=steps, priority=chain.priority), await offered_tags(db))
+    if problems:
+        raise PlanInvalid(problems)
     return await _create(
         db, temporal, settings, client_id, "chain", chain.name, steps, policies, chain.priority, chain.idempotency_key
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from models.capabilities import parse_requirement
 from models.common import StrictModel
 from models.plans import STEP_NAME_PATTERN, PlanStep
 from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -37,6 +38,13 @@ class ChainStep(StrictModel):
         description="Merge the previous step's output into this step's input (this step's own keys win).",
     )
 
+    @field_validator("required_capabilities")
+    @classmethod
+    def _check_requirements(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_requirement(item)
+        return value
+
     @model_validator(mode="after")
     def _type_or_template(self) -> ChainStep:
         if self.type is None and self.template_id is None:
@@ -59,7 +67,7 @@ class ChainCreate(StrictModel):
         return self
 
     def as_plan_steps(self) -> list[PlanStep]:
-        """The chain as a DAG: each step depends on the one before it."""
+        """The chain as a DAG: each step depends on every step before it (so it may reference any of them)."""
         steps: list[PlanStep] = []
         for index, step in enumerate(self.steps):
             steps.append(
@@ -69,7 +77,7 @@ class ChainCreate(StrictModel):
                     template_id=step.template_id,
                     input=step.input,
                     required_capabilities=step.required_capabilities,
-                    depends_on=[self.steps[index - 1].name] if index else [],
+                    depends_on=[s.name for s in self.steps[:index]],
                     timeout_seconds=step.timeout_seconds,
                     max_attempts=step.max_attempts,
                 )
