@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from core.db import Database
 from core.errors import AinsError, Conflict, InvalidInput, Unavailable
 from core.settings import ORCHESTRATION_QUEUE, Settings
-from core.tasks import Parent, accepted, build_task, check_dependencies, prepare_spec, workflow_input
+from core.tasks import Parent, accepted, build_task, owned_task_ids, prepare_spec, workflow_input
 from core.templates import count_use
 from models.tables import Task, TaskDependency
 from models.tasks import TaskBatchAccepted, TaskBatchCreate, TaskCreate
@@ -52,10 +52,15 @@ async def submit_batch(
     }
     prepared: list[tuple[TaskCreate, Task]] = []
     async with db.session() as session:
+        wanted = sorted({d for t in batch.tasks for d in t.depends_on})
+        owned = await owned_task_ids(session, client_id, wanted)
         for index, item in enumerate(batch.tasks):
+            unknown = [d for d in item.depends_on if d not in owned]
+            if unknown:
+                problems[index] = f"depends_on names unknown task(s): {', '.join(unknown)}"
+                continue
             try:
                 spec = await prepare_spec(session, settings, client_id, item)
-                await check_dependencies(session, client_id, spec.depends_on)
                 prepared.append((spec, build_task(settings, client_id, spec)))
             except AinsError as exc:
                 problems[index] = exc.message

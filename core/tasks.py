@@ -128,11 +128,18 @@ class Parent:
     step: str
 
 
+async def owned_task_ids(session: AsyncSession, client_id: str, task_ids: list[str]) -> set[str]:
+    """Which of ``task_ids`` exist and belong to the client (one query)."""
+    if not task_ids:
+        return set()
+    rows = await session.execute(select(Task.id).where(Task.id.in_(task_ids), Task.client_id == client_id))
+    return set(rows.scalars())
+
+
 async def check_dependencies(session: AsyncSession, client_id: str, depends_on: list[str]) -> None:
     if not depends_on:
         return
-    rows = (await session.execute(select(Task.id, Task.client_id).where(Task.id.in_(depends_on)))).tuples().all()
-    owned = {task_id for task_id, owner in rows if owner == client_id}
+    owned = await owned_task_ids(session, client_id, depends_on)
     unknown = [d for d in depends_on if d not in owned]
     if unknown:
         raise InvalidInput(f"depends_on names unknown task(s): {', '.join(unknown)}")
