@@ -7,8 +7,6 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.common import (
     Priority,
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -63,14 +61,7 @@ async def start_task_workflow(client: Client, params: TaskWorkflowInput, setting
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             execution_timeout=execution_timeout,
             priority=Priority(priority_key=priority_key(params.priority)),
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.CLIENT_ID, params.client_id),
-                    SearchAttributePair(sa.TASK_TYPE, params.task_type),
-                    SearchAttributePair(sa.PRIORITY, params.priority),
-                    SearchAttributePair(sa.STATUS, "pending"),
-                ]
-            ),
+            search_attributes=sa.new_task_attributes(params.client_id, params.task_type, params.priority),
             static_summary=f"{params.task_type} task {params.task_id} (priority {params.priority})",
         )
     except WorkflowAlreadyStartedError:

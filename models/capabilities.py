@@ -60,3 +60,10 @@ def validate_version(version: str) -> str:
 def satisfies(capabilities: dict[str, str], requirements: list[CapabilityRequirement]) -> bool:
     """True when ``capabilities`` (tag -> version) meets every requirement."""
     return all(req.tag in capabilities and req.accepts(capabilities[req.tag]) for req in requirements)
+
+
+def check_requirements(values: list[str]) -> list[str]:
+    """Field validator body: every requirement must parse (ValueError with the reason otherwise)."""
+    for item in values:
+        parse_requirement(item)
+    return values

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from models.capabilities import parse_requirement
+from models.capabilities import check_requirements
 from models.common import StrictModel
 from models.plans import STEP_NAME_PATTERN, PlanStep
 from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -41,9 +41,7 @@ class ChainStep(StrictModel):
     @field_validator("required_capabilities")
     @classmethod
     def _check_requirements(cls, value: list[str]) -> list[str]:
-        for item in value:
-            parse_requirement(item)
-        return value
+        return check_requirements(value)
 
     @model_validator(mode="after")
     def _type_or_template(self) -> ChainStep:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from models.capabilities import parse_requirement
+from models.capabilities import check_requirements, parse_requirement
 from models.common import StrictModel
 from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from models.references import find_references
@@ -38,9 +38,7 @@ class PlanStep(StrictModel):
     @field_validator("required_capabilities")
     @classmethod
     def _check_requirements(cls, value: list[str]) -> list[str]:
-        for item in value:
-            parse_requirement(item)
-        return value
+        return check_requirements(value)
 
     @model_validator(mode="after")
     def _type_or_template(self) -> PlanStep:

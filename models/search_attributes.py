@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 CLIENT_ID = SearchAttributeKey.for_keyword("AinsClientId")
 TASK_TYPE = SearchAttributeKey.for_keyword("AinsTaskType")
@@ -23,3 +23,15 @@ def dev_server_flags() -> list[str]:
     for key in ALL_KEYS:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
     return flags
+
+
+def new_task_attributes(client_id: str, task_type: str, priority: int) -> TypedSearchAttributes:
+    """The attributes a task workflow starts with (agent and status are upserted as it runs)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(CLIENT_ID, client_id),
+            SearchAttributePair(TASK_TYPE, task_type),
+            SearchAttributePair(PRIORITY, priority),
+            SearchAttributePair(STATUS, "pending"),
+        ]
+    )

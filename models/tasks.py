@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
 from models.agents import AGENT_ID_PATTERN
-from models.capabilities import parse_requirement
+from models.capabilities import check_requirements
 from models.common import StrictModel
 from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from models.routing import Strategy
@@ -98,9 +98,7 @@ class TaskCreate(StrictModel):
     @field_validator("required_capabilities")
     @classmethod
     def _check_requirements(cls, value: list[str]) -> list[str]:
-        for item in value:
-            parse_requirement(item)
-        return value
+        return check_requirements(value)
 
     @model_validator(mode="after")
     def _type_or_template(self) -> TaskCreate:

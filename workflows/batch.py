@@ -8,21 +8,16 @@ so a task of a batch is read, cancelled and retried exactly like any other. A ch
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from core.settings import ORCHESTRATION_QUEUE
-    from models import search_attributes as sa
-    from models.priority import priority_key
     from models.workflow_io import BatchInput, TaskWorkflowInput
+    from workflows.children import task_child_options
     from workflows.task_workflow import TaskWorkflow
 
 START_CHUNK = 50
-TASK_EXECUTION_TIMEOUT = timedelta(days=2)
 
 
 @workflow.defn(name="BatchWorkflow")
@@ -42,21 +37,8 @@ class BatchWorkflow:
             await workflow.start_child_workflow(
                 TaskWorkflow.run,
                 task,
-                id=f"task-{task.task_id}",
-                task_queue=ORCHESTRATION_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                execution_timeout=TASK_EXECUTION_TIMEOUT,
-                priority=Priority(priority_key=priority_key(task.priority)),
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.CLIENT_ID, task.client_id),
-                        SearchAttributePair(sa.TASK_TYPE, task.task_type),
-                        SearchAttributePair(sa.PRIORITY, task.priority),
-                        SearchAttributePair(sa.STATUS, "pending"),
-                    ]
-                ),
-                static_summary=f"{task.task_type} task {task.task_id} (priority {task.priority})",
+                **task_child_options(task),
             )
         except WorkflowAlreadyStartedError:
             return False

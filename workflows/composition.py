@@ -13,14 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.compositions import CompositionActivities
-    from core.settings import ORCHESTRATION_QUEUE
-    from models import search_attributes as sa
-    from models.priority import priority_key
     from models.workflow_io import (
         CompositionInput,
         CompositionState,
@@ -29,12 +26,12 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowInput,
         TaskWorkflowResult,
     )
+    from workflows.children import task_child_options
     from workflows.task_workflow import TaskWorkflow
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-STEP_EXECUTION_TIMEOUT = timedelta(days=2)
 
 
 @workflow.defn(name="CompositionWorkflow")
@@ -158,27 +155,11 @@ class CompositionWorkflow:
             return await workflow.execute_child_workflow(
                 TaskWorkflow.run,
                 task,
-                id=f"task-{task.task_id}",
-                task_queue=ORCHESTRATION_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 # Cancelled (not terminated) with the composition, so each step records its own cancellation.
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                execution_timeout=STEP_EXECUTION_TIMEOUT,
-                priority=Priority(priority_key=priority_key(task.priority)),
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.CLIENT_ID, task.client_id),
-                        SearchAttributePair(sa.TASK_TYPE, task.task_type),
-                        SearchAttributePair(sa.PRIORITY, task.priority),
-                        SearchAttributePair(sa.STATUS, "pending"),
-                    ]
-                ),
-                static_summary=f"{task.task_type} step task {task.task_id}",
+                **task_child_options(task),
             )
-        except WorkflowAlreadyStartedError:
-            # Replay after the child was started by an earlier run of this step: follow it to its end.
-            handle = workflow.get_external_workflow_handle(f"task-{task.task_id}")
-            del handle
+        except WorkflowAlreadyStartedError:  # the step's task id was used before; never run a task twice
             return TaskWorkflowResult(
                 task_id=task.task_id, status="failed", agent_id=None, attempts=0, error="duplicate step"
             )
