@@ -25,17 +25,13 @@ from pathlib import Path
 import httpx
 
 from bench.harness import BENCH_AGENT_ID, Stack, say_to
+from bench.stats import pct
 from core.agents import update_agent
 from core.db import Database
 from models.agents import AgentStatus, AgentUpdate
 
 RESULTS = Path(__file__).parent / "results" / "BATCH.md"
 say = say_to("batch")
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(args: argparse.Namespace) -> str:
@@ -73,8 +69,8 @@ async def run(args: argparse.Namespace) -> str:
         finally:
             stack.stop_all()
     rows = [
-        f"| {size} | {statistics.median(v):.0f} | {quantile(v, 0.95):.0f} | {quantile(v, 0.99):.0f} | {goal} | "
-        f"{'yes' if quantile(v, 0.95) < goal else 'no'} |"
+        f"| {size} | {statistics.median(v):.0f} | {pct(v, 95):.0f} | {pct(v, 99):.0f} | {goal} | "
+        f"{'yes' if pct(v, 95) < goal else 'no'} |"
         for size, v, goal in ((1000, timings[1000], 500), (100, timings[100], 100))
     ]
     return "\n".join(

@@ -28,6 +28,7 @@ import asyncpg
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
+from bench.stats import pct
 from core.db import Database
 from core.migrate import upgrade
 from core.routing import CandidateCache, route_attempt
@@ -162,11 +163,6 @@ async def time_routing(
     return timings
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[str]:
     await upgrade(url)
     db = Database(url)
@@ -182,8 +178,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[str
             median = statistics.median(timings)
             mode = "warm snapshot" if cache else "cold: all from the DB"
             lines.append(
-                f"| {name} | {strategy.value} | {mode} | {median:.2f} | {quantile(timings, 0.95):.2f} | "
-                f"{quantile(timings, 0.99):.2f} | {statistics.pstdev(timings):.2f} | {'yes' if median < 5 else 'no'} |"
+                f"| {name} | {strategy.value} | {mode} | {median:.2f} | {pct(timings, 95):.2f} | "
+                f"{pct(timings, 99):.2f} | {statistics.pstdev(timings):.2f} | {'yes' if median < 5 else 'no'} |"
             )
             print(lines[-1], flush=True)
         return lines

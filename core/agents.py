@@ -21,15 +21,15 @@ from models.trust import success_rate, tier_of
 MAX_PAGE_SIZE = 500
 
 
-async def running_counts(session: AsyncSession, agent_ids: Sequence[str]) -> dict[str, int]:
-    """Live load per agent, derived from attempt rows so a crash can never leak a slot."""
-    if not agent_ids:
+async def running_counts(session: AsyncSession, agent_ids: Sequence[str] | None = None) -> dict[str, int]:
+    """Live load per agent (every agent with running attempts when ``agent_ids`` is None), derived from
+    attempt rows so a crash can never leak a slot. One indexed GROUP BY."""
+    if agent_ids is not None and not agent_ids:
         return {}
-    rows = await session.execute(
-        select(TaskAttempt.agent_id, func.count())
-        .where(TaskAttempt.status == "running", TaskAttempt.agent_id.in_(agent_ids))
-        .group_by(TaskAttempt.agent_id)
-    )
+    query = select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running")
+    if agent_ids is not None:
+        query = query.where(TaskAttempt.agent_id.in_(agent_ids))
+    rows = await session.execute(query.group_by(TaskAttempt.agent_id))
     return {agent_id: count for agent_id, count in rows.tuples()}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.agents import running_counts
 from core.metrics import observe_queue_wait
 from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
@@ -34,7 +35,7 @@ def _epoch(column: Any, dialect: str) -> ColumnElement[Any]:
     return func.extract("epoch", column)
 
 
-async def load_candidates(session: AsyncSession, tags: list[str]) -> list[Candidate]:
+async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str | None = None) -> list[Candidate]:
     """Every agent offering all ``tags``, with its live load and what the filters and strategies need.
 
     One query: agents joined to the capability rows for ``tags`` and to the running-attempt counts (load is
@@ -65,7 +66,7 @@ async def load_candidates(session: AsyncSession, tags: list[str]) -> list[Candid
         )
         .join(AgentCapability, AgentCapability.agent_id == Agent.id)
         .outerjoin(running, running.c.agent_id == Agent.id)
-        .where(AgentCapability.tag.in_(tags))
+        .where(AgentCapability.tag.in_(tags), *([Agent.id == agent_id] if agent_id else []))
     )
     needed = len(tags)
     tag_stats: dict[str, dict[str, TagStats]] = {}
@@ -108,14 +109,6 @@ async def load_candidates(session: AsyncSession, tags: list[str]) -> list[Candid
             )
         )
     return candidates
-
-
-async def running_counts(session: AsyncSession) -> dict[str, int]:
-    """Live load of every agent that has running attempts (one indexed GROUP BY)."""
-    rows = await session.execute(
-        select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running").group_by(TaskAttempt.agent_id)
-    )
-    return dict(rows.tuples().all())
 
 
 class CandidateCache:
@@ -229,11 +222,14 @@ async def next_waiting_workflow(session: AsyncSession, agent_id: str, aging_seco
     tags = set(
         (await session.execute(select(AgentCapability.tag).where(AgentCapability.agent_id == agent_id))).scalars()
     )
-    candidates = [c for c in await load_candidates(session, sorted(tags)) if c.agent_id == agent_id] if tags else []
+    waiting_list = await waiting_tasks(session, tags, aging_seconds, utcnow().timestamp()) if tags else []
+    if not waiting_list:  # the common case: nobody waits, so no candidate load at all
+        return None
+    candidates = await load_candidates(session, sorted(tags), agent_id=agent_id)
     if not candidates:
         return None
     agent = candidates[0]
-    for waiting in await waiting_tasks(session, tags, aging_seconds, utcnow().timestamp()):
+    for waiting in waiting_list:
         if {r.tag for r in waiting.query.requirements} <= set(agent.tags) and could_use(agent, waiting.query):
             return waiting.workflow_id
     return None
