@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import insert_or_merge
 from core.errors import BudgetExceeded
 from models.llm import LlmAnswer
 from models.tables import ClientBudget, ClientSpend, LlmCall, as_utc, utcnow
@@ -31,9 +30,8 @@ def _usd(value: float) -> str:
 
 
 async def _ensure_spend_row(session: AsyncSession, client_id: str, day: str) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(ClientSpend)
+        insert_or_merge(session, ClientSpend)
         .values(client_id=client_id, day=day, spent_usd=0.0, reserved_usd=0.0)
         .on_conflict_do_nothing(index_elements=["client_id", "day"])
     )

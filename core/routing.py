@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Insert,
+    String,
+    Update,
+    bindparam,
+    cast,
+    func,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.agents import running_counts
+from core.db import insert_or_merge
 from core.metrics import observe_queue_wait
 from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
@@ -22,6 +37,7 @@ from models.routing import (
     Strategy,
     TagStats,
     could_use,
+    effective_trusts,
     evaluate,
 )
 from models.tables import Agent, AgentCapability, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
@@ -35,42 +51,28 @@ def _epoch(column: Any, dialect: str) -> ColumnElement[Any]:
     return func.extract("epoch", column)
 
 
-async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str | None = None) -> list[Candidate]:
-    """Every agent offering all ``tags``, with its live load and what the filters and strategies need.
-
-    One query: agents joined to the capability rows for ``tags`` and to the running-attempt counts (load is
-    derived from attempt rows so a crash can never leak a slot).
-    """
+async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: bool = True) -> list[Candidate]:
+    """Agents with their capability rows (those matching ``conditions``), as candidates with no live load yet."""
     dialect = session.get_bind().dialect.name
-    running = (
-        select(TaskAttempt.agent_id, func.count().label("n"))
-        .where(TaskAttempt.status == "running")
-        .group_by(TaskAttempt.agent_id)
-        .subquery()
+    query = select(
+        Agent.id,
+        Agent.endpoint_url,
+        Agent.status,
+        Agent.max_concurrency,
+        Agent.trust_score,
+        Agent.avg_response_ms,
+        _epoch(Agent.last_assigned_at, dialect),
+        _epoch(Agent.created_at, dialect),
+        AgentCapability.tag,
+        AgentCapability.version,
+        AgentCapability.trust_score,
+        AgentCapability.total_tasks,
     )
-    rows = await session.execute(
-        select(
-            Agent.id,
-            Agent.endpoint_url,
-            Agent.status,
-            Agent.max_concurrency,
-            Agent.trust_score,
-            Agent.avg_response_ms,
-            _epoch(Agent.last_assigned_at, dialect),
-            _epoch(Agent.created_at, dialect),
-            func.coalesce(running.c.n, 0),
-            AgentCapability.tag,
-            AgentCapability.version,
-            AgentCapability.trust_score,
-            AgentCapability.total_tasks,
-        )
-        .join(AgentCapability, AgentCapability.agent_id == Agent.id)
-        .outerjoin(running, running.c.agent_id == Agent.id)
-        .where(AgentCapability.tag.in_(tags), *([Agent.id == agent_id] if agent_id else []))
-    )
-    needed = len(tags)
+    on = AgentCapability.agent_id == Agent.id
+    query = query.join(AgentCapability, on) if inner else query.outerjoin(AgentCapability, on)
+    rows = await session.execute(query.where(*conditions))
     tag_stats: dict[str, dict[str, TagStats]] = {}
-    first_row: dict[str, tuple[str, str, int, float, float | None, float | None, float | None, int]] = {}
+    first_row: dict[str, tuple[str, str, int, float, float | None, float | None, float | None]] = {}
     for (
         agent_id,
         endpoint,
@@ -80,27 +82,26 @@ async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str 
         avg_ms,
         last,
         created,
-        n,
         tag,
         version,
         tag_trust,
         samples,
     ) in rows.tuples():
-        tag_stats.setdefault(agent_id, {})[tag] = TagStats(version, tag_trust, samples)
+        stats = tag_stats.setdefault(agent_id, {})
+        if tag is not None:
+            stats[tag] = TagStats(version, tag_trust, samples)
         if agent_id not in first_row:
-            first_row[agent_id] = (endpoint, status, limit, trust, avg_ms, last, created, n)
+            first_row[agent_id] = (endpoint, status, limit, trust, avg_ms, last, created)
     candidates: list[Candidate] = []
     for agent_id, stats in tag_stats.items():
-        if len(stats) < needed:
-            continue
-        endpoint, status, limit, trust, avg_ms, last, created, n = first_row[agent_id]
+        endpoint, status, limit, trust, avg_ms, last, created = first_row[agent_id]
         candidates.append(
             Candidate(
                 agent_id=agent_id,
                 endpoint_url=endpoint,
                 available=status == "available",
                 max_concurrency=limit,
-                running=int(n),
+                running=0,
                 trust=trust,
                 avg_response_ms=avg_ms,
                 last_assigned_at=float(last) if last is not None else None,
@@ -111,37 +112,167 @@ async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str 
     return candidates
 
 
-class CandidateCache:
-    """A worker's snapshot of the slow-changing part of routing candidates, per set of tags.
+async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str | None = None) -> list[Candidate]:
+    """Every agent offering all ``tags`` (with its stats for those tags), straight from the registry."""
+    conditions = [AgentCapability.tag.in_(tags), *([Agent.id == agent_id] if agent_id else [])]
+    return [c for c in await _load(session, *conditions) if len(c.tags) == len(set(tags))]
 
-    Capabilities, versions, trust, availability and limits are reused for ``ttl_seconds`` (a registry
-    change reaches routing within that time); live load is read fresh for every decision, and assignment
-    times are updated locally as this worker assigns, so round-robin stays exact within one worker.
+
+async def load_agents(session: AsyncSession, changed_since: datetime | None = None) -> list[Candidate]:
+    """Every agent with all its capabilities, or only those changed since ``changed_since``."""
+    conditions = [Agent.updated_at > changed_since] if changed_since is not None else []
+    return await _load(session, *conditions, inner=False)
+
+
+@dataclass(frozen=True)
+class LiveLoad:
+    running: dict[str, int]  # running attempts per agent, for the agents offering the tags asked about
+    others_waiting: int  # tasks other than the one being routed that wait for an agent (any tags)
+
+
+def _live_load_statement(per_tag: bool) -> CompoundSelect[Any]:
+    running = select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running")
+    if per_tag:
+        capable = select(AgentCapability.agent_id).where(AgentCapability.tag.in_(bindparam("tags", expanding=True)))
+        running = running.where(TaskAttempt.agent_id.in_(capable))
+    waiting = (
+        select(cast(null(), String), func.count())
+        .select_from(Task)
+        .where(Task.status == "routing", Task.id != bindparam("task_id"))
+    )
+    return union_all(running.group_by(TaskAttempt.agent_id), waiting)
+
+
+# Built once: the routing step runs these for every decision, and constructing statements costs more than
+# running them (the compiled form is cached by SQLAlchemy either way).
+_LIVE_LOAD = {True: _live_load_statement(per_tag=True), False: _live_load_statement(per_tag=False)}
+
+
+async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -> LiveLoad:
+    """Live load, derived from attempt rows so a crash can never leak a slot, and the routing queue's length.
+
+    One round trip: the running counts of the agents offering any of ``tags`` and, in a row of its own with
+    a NULL agent, how many other tasks are waiting (when none are, priority order cannot matter).
+    """
+    conn = await session.connection()
+    params: dict[str, Any] = {"task_id": task_id, "tags": tags} if tags else {"task_id": task_id}
+    counts: dict[str, int] = {}
+    others_waiting = 0
+    for agent_id, n in (await conn.execute(_LIVE_LOAD[bool(tags)], params)).tuples():
+        if agent_id is None:
+            others_waiting = int(n)
+        else:
+            counts[agent_id] = int(n)
+    return LiveLoad(running=counts, others_waiting=others_waiting)
+
+
+class RegistrySnapshot:
+    """Every agent with all its capabilities as routing sees them, indexed by tag.
+
+    A view per tag set (the agents offering all of them and their trust for those tags) is built on first
+    use and kept until the snapshot changes, so a decision does no per-agent work beyond the filters.
     """
 
-    MAX_ENTRIES = 1024
+    MAX_VIEWS = 1024
+
+    def __init__(self) -> None:
+        self.agents: dict[str, Candidate] = {}
+        self._by_tag: dict[str, set[str]] = {}
+        self._views: dict[tuple[str, ...], tuple[list[Candidate], dict[str, float]]] = {}
+
+    def replace_all(self, agents: list[Candidate]) -> None:
+        self.agents = {}
+        self._by_tag = {}
+        self.update(agents)
+
+    def update(self, changed: list[Candidate]) -> None:
+        for candidate in changed:
+            previous = self.agents.get(candidate.agent_id)
+            if previous is not None:
+                for tag in previous.tags:
+                    self._by_tag[tag].discard(candidate.agent_id)
+            self.agents[candidate.agent_id] = candidate
+            for tag in candidate.tags:
+                self._by_tag.setdefault(tag, set()).add(candidate.agent_id)
+        self._views.clear()
+
+    def view(self, tags: list[str]) -> tuple[list[Candidate], dict[str, float]]:
+        key = tuple(tags)
+        found = self._views.get(key)
+        if found is not None:
+            return found
+        if tags:
+            ids = set.intersection(*(self._by_tag.get(tag, set()) for tag in tags))
+        else:
+            ids = set(self.agents)
+        candidates = [self.agents[agent_id] for agent_id in ids]
+        if len(self._views) >= self.MAX_VIEWS:
+            self._views.clear()
+        found = self._views[key] = (candidates, effective_trusts(candidates, tags))
+        return found
+
+
+class CandidateCache:
+    """A worker's snapshot of the registry for routing, brought up to date at most every ``ttl_seconds``.
+
+    Capabilities, versions, trust, availability and limits come from the snapshot (a registry change reaches
+    routing within ``ttl_seconds``); live load is read fresh for every decision, and assignment times are
+    updated locally as this worker assigns, so round-robin stays exact within one worker. A refresh reads
+    only the agents whose row changed since the previous one (every write to an agent or its capabilities
+    touches ``agents.updated_at``), with a margin for clock skew between processes and for transactions that
+    commit late; a deregistered agent shows as a count mismatch and triggers a full reload, as does age.
+    """
+
+    FULL_RELOAD_SECONDS = 300.0
+    CHANGE_MARGIN_SECONDS = 5.0
 
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
-        self._entries: dict[tuple[str, ...], tuple[float, list[Candidate]]] = {}
-        self._assigned: dict[str, float] = {}
+        self.snapshot = RegistrySnapshot()
+        self.assigned: dict[str, float] = {}
+        self._checked_at: float | None = None  # monotonic time of the last refresh
+        self._full_at = 0.0
+        self._since: datetime | None = None
+        self._lock = asyncio.Lock()
 
-    async def candidates(self, session: AsyncSession, tags: list[str]) -> list[Candidate]:
-        key = tuple(tags)
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is None or now - entry[0] > self.ttl_seconds:
-            fresh = await load_candidates(session, tags)
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = (now, fresh)
-            return fresh
-        return LiveState(running=await running_counts(session), last_assigned=self._assigned).apply(entry[1])
+    async def candidates(
+        self, session: AsyncSession, tags: list[str], *, refresh: bool = False
+    ) -> tuple[list[Candidate], dict[str, float]]:
+        """The agents offering all ``tags`` and their trust for those tags (no live load applied).
+
+        ``refresh`` brings the snapshot up to date first whatever its age: for a verdict that is final, such
+        as "no agent can ever take this task", which must not rest on a snapshot older than a registration.
+        """
+        await self._refresh(session, force=refresh)
+        return self.snapshot.view(tags)
+
+    def _fresh(self) -> bool:
+        return self._checked_at is not None and time.monotonic() - self._checked_at <= self.ttl_seconds
+
+    async def _refresh(self, session: AsyncSession, force: bool = False) -> None:
+        if not force and (self._fresh() or (self._checked_at is not None and self._lock.locked())):
+            return  # fresh, or another decision is refreshing it: use the current snapshot meanwhile
+        async with self._lock:
+            if not force and self._fresh():
+                return
+            now = time.monotonic()
+            started = utcnow()
+            if self._since is None or now - self._full_at > self.FULL_RELOAD_SECONDS:
+                self.snapshot.replace_all(await load_agents(session))
+                self._full_at = now
+            else:
+                self.snapshot.update(await load_agents(session, changed_since=self._since))
+                total = (await session.execute(select(func.count()).select_from(Agent))).scalar_one()
+                if total != len(self.snapshot.agents):
+                    self.snapshot.replace_all(await load_agents(session))
+                    self._full_at = now
+            self._since = started - timedelta(seconds=max(self.CHANGE_MARGIN_SECONDS, 2 * self.ttl_seconds))
+            self._checked_at = now
 
     def record_assignment(self, agent_id: str, at: float) -> None:
-        if len(self._assigned) >= 100_000:
-            self._assigned.clear()
-        self._assigned[agent_id] = at
+        if len(self.assigned) >= 100_000:
+            self.assigned.clear()
+        self.assigned[agent_id] = at
 
 
 @dataclass(frozen=True)
@@ -197,8 +328,9 @@ async def _tasks_ranked_ahead(
 
     Priority order among waiting tasks is kept here, at the only queue AINS owns: when every free slot is
     wanted by a task that ranks ahead (higher priority after aging, or same and older), this one yields.
-    Candidates carry stats only for this task's tags, so a competitor needing other tags as well is not
-    counted: the error is toward taking the slot, never toward two tasks yielding to each other.
+    A competitor counts only when a free agent shows every tag it needs (a worker's snapshot holds all of an
+    agent's tags; a direct load only this task's), so any error is toward taking the slot, never toward two
+    tasks yielding to each other.
     """
     free = [c for c in evaluation.eligible if c.running < c.max_concurrency]
     free_slots = sum(c.max_concurrency - c.running for c in free)
@@ -235,44 +367,173 @@ async def next_waiting_workflow(session: AsyncSession, agent_id: str, aging_seco
     return None
 
 
+@dataclass(frozen=True)
+class _Writes:
+    """The routing step's write statements for one SQL dialect, built once."""
+
+    reserve: Insert
+    touch_agent: Update
+    start_task: Update
+    receipt: Insert
+
+    @classmethod
+    def build(cls, session: AsyncSession) -> _Writes:
+        reserve = (
+            insert_or_merge(session, TaskAttempt)
+            .on_conflict_do_nothing(index_elements=["task_id", "attempt"])
+            .returning(TaskAttempt.agent_id)
+        )
+        receipt = insert_or_merge(session, RoutingReceipt)
+        receipt = receipt.on_conflict_do_update(
+            index_elements=["task_id", "attempt"],
+            set_={column: receipt.excluded[column] for column in _RECEIPT_UPDATED},
+        )
+        touch_agent = (
+            update(Agent).where(Agent.id == bindparam("b_agent_id")).values(last_assigned_at=bindparam("b_now"))
+        )
+        start_task = (
+            update(Task)
+            .where(Task.id == bindparam("b_task_id"))
+            .values(
+                status="running",
+                status_reason=None,
+                assigned_agent_id=bindparam("b_agent_id"),
+                attempts=bindparam("b_attempt"),
+                started_at=func.coalesce(Task.started_at, bindparam("b_now")),
+                updated_at=bindparam("b_now"),
+            )
+            .returning(Task.type, Task.created_at)
+        )
+        return cls(reserve=reserve, touch_agent=touch_agent, start_task=start_task, receipt=receipt)
+
+
+_RECEIPT_UPDATED = (
+    "strategy",
+    "outcome",
+    "winner_agent_id",
+    "reason",
+    "candidates",
+    "candidates_total",
+    "duration_ms",
+    "updated_at",
+)
+_WRITES: dict[str, _Writes] = {}
+
+
+def _writes(session: AsyncSession) -> _Writes:
+    dialect = session.get_bind().dialect.name
+    found = _WRITES.get(dialect)
+    if found is None:
+        found = _WRITES[dialect] = _Writes.build(session)
+    return found
+
+
 async def _store_receipt(
     session: AsyncSession, request: RouteRequest, evaluation: Evaluation, outcome: RouteOutcome, reason: str, ms: float
 ) -> None:
-    receipt = await session.get(RoutingReceipt, (request.task_id, request.attempt))
-    candidates = [r.as_dict() for r in evaluation.reports]
+    """One row per (task, attempt), updated in place while the task waits: a single upsert."""
     now = utcnow()
-    if receipt is None:
-        receipt = RoutingReceipt(task_id=request.task_id, attempt=request.attempt, created_at=now)
-        session.add(receipt)
-    receipt.strategy = request.strategy
-    receipt.outcome = outcome.value
-    receipt.winner_agent_id = evaluation.winner.agent_id if evaluation.winner else None
-    receipt.reason = reason
-    receipt.candidates = candidates
-    receipt.candidates_total = evaluation.total
-    receipt.duration_ms = round(ms, 3)
-    receipt.updated_at = now
+    conn = await session.connection()
+    await conn.execute(
+        _writes(session).receipt,
+        {
+            "task_id": request.task_id,
+            "attempt": request.attempt,
+            "strategy": request.strategy,
+            "outcome": outcome.value,
+            "winner_agent_id": evaluation.winner.agent_id if evaluation.winner else None,
+            "reason": reason,
+            "candidates": [r.as_dict() for r in evaluation.reports],
+            "candidates_total": evaluation.total,
+            "duration_ms": round(ms, 3),
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+async def _assignment_of(session: AsyncSession, request: RouteRequest) -> RouteDecision | None:
+    """The agent this attempt was already given, when a retried or replayed routing step runs again."""
+    row = (
+        await session.execute(
+            select(TaskAttempt.agent_id, Agent.endpoint_url)
+            .outerjoin(Agent, Agent.id == TaskAttempt.agent_id)
+            .where(TaskAttempt.task_id == request.task_id, TaskAttempt.attempt == request.attempt)
+        )
+    ).first()
+    if row is None:
+        return None
+    agent_id, endpoint = row
+    return RouteDecision(
+        outcome=RouteOutcome.ASSIGNED,
+        agent_id=agent_id,
+        endpoint_url=endpoint,
+        reason="already assigned to this attempt",
+        agent_kind=kind_of_endpoint(endpoint),
+    )
+
+
+async def _not_assigned(
+    session: AsyncSession,
+    request: RouteRequest,
+    evaluation: Evaluation,
+    outcome: RouteOutcome,
+    reason: str,
+    started: float,
+) -> RouteDecision:
+    existing = await _assignment_of(session, request)
+    if existing is not None:  # this attempt holds a slot already, which is why none looked free
+        return existing
+    await _store_receipt(session, request, evaluation, outcome, reason, (time.perf_counter() - started) * 1000)
+    return RouteDecision(outcome=outcome, reason=reason)
+
+
+async def _reserve(session: AsyncSession, request: RouteRequest, agent_id: str, now: datetime) -> bool:
+    """Write the attempt row that holds the agent's slot; False when this attempt already has one."""
+    writes = _writes(session)
+    conn = await session.connection()
+    inserted = await conn.execute(
+        writes.reserve,
+        {
+            "task_id": request.task_id,
+            "attempt": request.attempt,
+            "agent_id": agent_id,
+            "status": "running",
+            "started_at": now,
+        },
+    )
+    if inserted.first() is None:
+        return False
+    await conn.execute(writes.touch_agent, {"b_agent_id": agent_id, "b_now": now})
+    task = (
+        await conn.execute(
+            writes.start_task,
+            {"b_task_id": request.task_id, "b_agent_id": agent_id, "b_attempt": request.attempt, "b_now": now},
+        )
+    ).first()
+    if task is not None and request.attempt == 1:  # the first assignment ends the task's time in the queue
+        observe_queue_wait(task[0], (now - (as_utc(task[1]) or now)).total_seconds())
+    return True
 
 
 async def route_attempt(
     session: AsyncSession, request: RouteRequest, cache: CandidateCache | None = None
 ) -> RouteDecision:
-    """Pick and reserve an agent for ``request.attempt``. Idempotent: a replay returns the same agent."""
-    started = time.perf_counter()
-    existing = await session.get(TaskAttempt, (request.task_id, request.attempt))
-    if existing is not None:
-        agent = await session.get(Agent, existing.agent_id)
-        return RouteDecision(
-            outcome=RouteOutcome.ASSIGNED,
-            agent_id=existing.agent_id,
-            endpoint_url=agent.endpoint_url if agent else None,
-            reason="already assigned to this attempt",
-            agent_kind=kind_of_endpoint(agent.endpoint_url if agent else None),
-        )
+    """Pick and reserve an agent for ``request.attempt``. Idempotent: a replay returns the same agent.
 
+    The common path is one read (live load) and four writes (attempt, agent, task, receipt); the registry
+    itself comes from the worker's snapshot when ``cache`` is given.
+    """
+    started = time.perf_counter()
     requirements = [parse_requirement(text) for text in request.required_capabilities]
     tags = sorted({r.tag for r in requirements})
-    candidates = await (cache.candidates(session, tags) if cache else load_candidates(session, tags))
+    live = await read_live_load(session, tags, request.task_id)
+    if cache is not None:
+        static, trust = await cache.candidates(session, tags)
+        candidates = LiveState(running=live.running, last_assigned=cache.assigned).apply(static)
+    else:
+        static, trust = await load_candidates(session, tags), None
+        candidates = LiveState(running=live.running, last_assigned={}).apply(static)
     query = RoutingQuery(
         requirements=requirements,
         strategy=Strategy(request.strategy),
@@ -282,10 +543,11 @@ async def route_attempt(
         seed=f"{request.task_id}:{request.attempt}",
         now=utcnow().timestamp(),
     )
-    evaluation = evaluate(candidates, query)
-
-    def elapsed() -> float:
-        return (time.perf_counter() - started) * 1000
+    evaluation = evaluate(candidates, query, trust=trust)
+    if cache is not None and evaluation.winner is None and not evaluation.waiting_is_useful:
+        static, trust = await cache.candidates(session, tags, refresh=True)  # failing for good: check afresh
+        candidates = LiveState(running=live.running, last_assigned=cache.assigned).apply(static)
+        evaluation = evaluate(candidates, query, trust=trust)
 
     if evaluation.winner is None:
         if not candidates:
@@ -297,36 +559,27 @@ async def route_attempt(
         else:
             outcome = RouteOutcome.NO_CAPABLE_AGENT
             reason = f"no capable agent can ever take this task: {evaluation.summary()}"
-        await _store_receipt(session, request, evaluation, outcome, reason, elapsed())
-        await session.flush()
-        return RouteDecision(outcome=outcome, reason=reason)
+        return await _not_assigned(session, request, evaluation, outcome, reason, started)
 
-    task = await session.get(Task, request.task_id)
-    if task is not None and request.priority_aging_seconds >= 0:
-        ahead = await _tasks_ranked_ahead(session, task, evaluation, request, tags, query.now)
+    if live.others_waiting and request.priority_aging_seconds >= 0:
+        task = await session.get(Task, request.task_id)
+        ahead = await _tasks_ranked_ahead(session, task, evaluation, request, tags, query.now) if task else 0
         if ahead:
             reason = f"yielding the free slot(s) to {ahead} waiting task(s) that rank ahead by priority and age"
-            await _store_receipt(session, request, evaluation, RouteOutcome.ALL_BUSY, reason, elapsed())
-            await session.flush()
-            return RouteDecision(outcome=RouteOutcome.ALL_BUSY, reason=reason)
+            return await _not_assigned(session, request, evaluation, RouteOutcome.ALL_BUSY, reason, started)
 
     winner = evaluation.winner
     now = utcnow()
-    session.add(TaskAttempt(task_id=request.task_id, attempt=request.attempt, agent_id=winner.agent_id, started_at=now))
-    await session.execute(update(Agent).where(Agent.id == winner.agent_id).values(last_assigned_at=now))
+    if not await _reserve(session, request, winner.agent_id, now):
+        existing = await _assignment_of(session, request)
+        assert existing is not None, "the attempt row that blocked the insert exists"
+        return existing
     if cache is not None:
         cache.record_assignment(winner.agent_id, now.timestamp())
-    if task is not None:
-        task.status = "running"
-        task.status_reason = None
-        task.assigned_agent_id = winner.agent_id
-        task.attempts = request.attempt
-        if task.started_at is None and task.created_at is not None:
-            observe_queue_wait(task.type, (now - (as_utc(task.created_at) or now)).total_seconds())
-        task.started_at = task.started_at or now
     reason = f"{request.strategy}: best of {len(evaluation.eligible)} eligible agent(s) ({evaluation.summary()})"
-    await _store_receipt(session, request, evaluation, RouteOutcome.ASSIGNED, reason, elapsed())
-    await session.flush()
+    await _store_receipt(
+        session, request, evaluation, RouteOutcome.ASSIGNED, reason, (time.perf_counter() - started) * 1000
+    )
     return RouteDecision(
         outcome=RouteOutcome.ASSIGNED,
         agent_id=winner.agent_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -17,12 +17,20 @@ _REQUIREMENT = re.compile(r"^\s*(?P<tag>[a-z0-9][a-z0-9_.\-]{0,99})\s*(?P<spec>(
 class CapabilityRequirement:
     tag: str
     spec: SpecifierSet
+    # Routing asks for every candidate of every decision and there are few distinct versions; hashing a
+    # SpecifierSet is slow, so each (cached, shared) requirement remembers its own answers.
+    _accepted: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def accepts(self, version: str) -> bool:
         if not self.spec:
             return True
-        parsed = _parse_version(version)
-        return parsed is not None and self.spec.contains(parsed)
+        known = self._accepted.get(version)
+        if known is None:
+            parsed = _parse_version(version)
+            known = parsed is not None and self.spec.contains(parsed)
+            if len(self._accepted) < 1024:
+                self._accepted[version] = known
+        return known
 
 
 @lru_cache(maxsize=4096)

@@ -7,8 +7,9 @@ every strategy and filter deterministic and testable without a database.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from models.capabilities import CapabilityRequirement
@@ -64,6 +65,9 @@ class Candidate:
         """Mean over the required tags of the tag's trust (once it has enough samples) or the overall trust."""
         if not tags:
             return self.trust
+        if len(tags) == 1:  # the common case, without building a list per candidate
+            stats = self.tags.get(tags[0])
+            return round(stats.trust if stats is not None and stats.samples >= MIN_TAG_SAMPLES else self.trust, 6)
         values = [
             self.tags[t].trust if t in self.tags and self.tags[t].samples >= MIN_TAG_SAMPLES else self.trust
             for t in tags
@@ -113,13 +117,28 @@ class LiveState:
 
     def apply(self, candidates: list[Candidate]) -> list[Candidate]:
         """Candidates whose load or assignment time differs, replaced; the rest reused as they are."""
+        running_of = self.running.get
+        last_of = self.last_assigned.get
         updated: list[Candidate] = []
+        append = updated.append
         for c in candidates:
-            running = self.running.get(c.agent_id, 0)
-            last = self.last_assigned.get(c.agent_id)
+            running = running_of(c.agent_id, 0)
+            last = last_of(c.agent_id)
             if running != c.running or (last is not None and last != c.last_assigned_at):
-                c = replace(c, running=running, last_assigned_at=last if last is not None else c.last_assigned_at)
-            updated.append(c)
+                # Positional construction: dataclasses.replace costs several times more, for hundreds of agents.
+                c = Candidate(
+                    c.agent_id,
+                    c.endpoint_url,
+                    c.available,
+                    c.max_concurrency,
+                    running,
+                    c.trust,
+                    c.avg_response_ms,
+                    last if last is not None else c.last_assigned_at,
+                    c.tags,
+                    c.registered_at,
+                )
+            append(c)
         return updated
 
 
@@ -129,7 +148,7 @@ class Evaluation:
     reports: list[CandidateReport]
     waiting_is_useful: bool = False
     counts: dict[str, int] = field(default_factory=dict)
-    eligible: list[Candidate] = field(default_factory=list)
+    eligible: list[Candidate] = field(default_factory=list)  # every eligible candidate, unordered
     total: int = 0
 
     def summary(self) -> str:
@@ -174,31 +193,45 @@ def _detail(candidate: Candidate, why: Filter | None, query: RoutingQuery, trust
     return "eligible"
 
 
-def _rank(eligible: list[Candidate], query: RoutingQuery, trust: dict[str, float]) -> list[tuple[Candidate, float]]:
-    """Eligible candidates best first, each with the strategy's score (higher is better)."""
+def _rank(
+    eligible: list[Candidate], query: RoutingQuery, trust: dict[str, float], limit: int
+) -> list[tuple[Candidate, float]]:
+    """The best ``limit`` eligible candidates, best first, each with the strategy's score (higher is better).
+
+    Only the top of the order is materialised (a receipt shows at most ``limit``), so a decision over
+    hundreds of eligible agents does not sort or score all of them.
+    """
+    limit = max(limit, 1)
     never = float("-inf")
     if query.strategy is Strategy.LEAST_LOADED:
-        scored = [(c, round(1 - c.running / c.max_concurrency, 6)) for c in eligible]
-        scored.sort(key=lambda cs: (-cs[1], cs[0].last_assigned_at or never, cs[0].agent_id))
-        return scored
+        best = heapq.nsmallest(
+            limit,
+            eligible,
+            key=lambda c: (c.running / c.max_concurrency, c.last_assigned_at or never, c.agent_id),
+        )
+        return [(c, round(1 - c.running / c.max_concurrency, 6)) for c in best]
     if query.strategy is Strategy.ROUND_ROBIN:
         # Least recently assigned first; never-assigned agents come before all others, oldest first.
         # The score is how long the agent has been idle (since its last task, or since it registered).
         def idle_since(c: Candidate) -> float:
             return c.last_assigned_at if c.last_assigned_at is not None else c.registered_at
 
-        scored = [(c, round(max(query.now - idle_since(c), 0.0), 3)) for c in eligible]
-        scored.sort(key=lambda cs: (cs[0].last_assigned_at is not None, idle_since(cs[0]), cs[0].agent_id))
-        return scored
+        best = heapq.nsmallest(
+            limit, eligible, key=lambda c: (c.last_assigned_at is not None, idle_since(c), c.agent_id)
+        )
+        return [(c, round(max(query.now - idle_since(c), 0.0), 3)) for c in best]
     if query.strategy is Strategy.FASTEST_RESPONSE:
         # Agents without a measurement are tried first so they get one (optimistic exploration).
-        scored = [(c, -(c.avg_response_ms if c.avg_response_ms is not None else 0.0)) for c in eligible]
-        scored.sort(key=lambda cs: (cs[0].avg_response_ms is not None, cs[0].avg_response_ms or 0.0, cs[0].agent_id))
-        return scored
-    return _trust_weighted(eligible, query.seed, trust)
+        best = heapq.nsmallest(
+            limit, eligible, key=lambda c: (c.avg_response_ms is not None, c.avg_response_ms or 0.0, c.agent_id)
+        )
+        return [(c, -(c.avg_response_ms if c.avg_response_ms is not None else 0.0)) for c in best]
+    return _trust_weighted(eligible, query.seed, trust, limit)
 
 
-def _trust_weighted(eligible: list[Candidate], seed: str, trust: dict[str, float]) -> list[tuple[Candidate, float]]:
+def _trust_weighted(
+    eligible: list[Candidate], seed: str, trust: dict[str, float], limit: int
+) -> list[tuple[Candidate, float]]:
     """Draw the winner with probability proportional to trust; seeded, so a given task/attempt is reproducible."""
     ordered = sorted(eligible, key=lambda c: c.agent_id)
     weights = [max(trust[c.agent_id], 0.0) for c in ordered]
@@ -208,22 +241,34 @@ def _trust_weighted(eligible: list[Candidate], seed: str, trust: dict[str, float
         total = float(len(ordered))
     digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
     winner = random.Random(digest).choices(ordered, weights=weights, k=1)[0]
-    probabilities = {c.agent_id: round(w / total, 6) for c, w in zip(ordered, weights, strict=True)}
-    rest = sorted((c for c in ordered if c is not winner), key=lambda c: (-probabilities[c.agent_id], c.agent_id))
-    return [(c, probabilities[c.agent_id]) for c in [winner, *rest]]
+    weight = dict(zip((c.agent_id for c in ordered), weights, strict=True))
+    rest = heapq.nsmallest(
+        limit - 1, (c for c in ordered if c is not winner), key=lambda c: (-weight[c.agent_id], c.agent_id)
+    )
+    return [(c, round(weight[c.agent_id] / total, 6)) for c in [winner, *rest]]
+
+
+def effective_trusts(candidates: list[Candidate], tags: list[str]) -> dict[str, float]:
+    """Each candidate's trust for ``tags``: the same for every decision on a snapshot, so callers may keep it."""
+    return {c.agent_id: c.effective_trust(tags) for c in candidates}
 
 
 def evaluate(
-    candidates: list[Candidate], query: RoutingQuery, receipt_limit: int = RECEIPT_CANDIDATE_LIMIT
+    candidates: list[Candidate],
+    query: RoutingQuery,
+    receipt_limit: int = RECEIPT_CANDIDATE_LIMIT,
+    trust: dict[str, float] | None = None,
 ) -> Evaluation:
     """Apply the filters, then the strategy. An agent that already failed this task is used again only when
     no other capable agent remains (a one-agent pool would otherwise wait out its queue timeout).
 
     Every candidate is filtered and counted; detailed reports are built for at most ``receipt_limit`` of
     them (the ranked eligible ones first), which keeps a decision over thousands of agents cheap.
+    ``trust`` is ``effective_trusts(candidates, tags)`` when the caller already has it.
     """
     tags = sorted({r.tag for r in query.requirements})
-    trust = {c.agent_id: c.effective_trust(tags) for c in candidates}
+    if trust is None:
+        trust = effective_trusts(candidates, tags)
     verdicts = [(c, _eliminate(c, query, trust[c.agent_id])) for c in candidates]
     eligible = [c for c, why in verdicts if why is None]
     others_may_free_up = any(
@@ -234,16 +279,20 @@ def evaluate(
         eligible = [c for c, why in verdicts if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
         second_chance = {c.agent_id for c in eligible}
         verdicts = [(c, None if c.agent_id in second_chance else why) for c, why in verdicts]
-    ranked = _rank(eligible, query, trust) if eligible else []
+    ranked = _rank(eligible, query, trust, receipt_limit) if eligible else []
     counts: dict[str, int] = {}
     for _, why in verdicts:
         if why is not None:
             counts[why.value] = counts.get(why.value, 0) + 1
-    removed = sorted(((c, why) for c, why in verdicts if why is not None), key=lambda cw: cw[0].agent_id)
     shown: list[tuple[Candidate, Filter | None, float | None]] = [
         (c, None, score) for c, score in ranked[:receipt_limit]
     ]
-    shown += [(c, why, None) for c, why in removed[: max(0, receipt_limit - len(shown))]]
+    removed = heapq.nsmallest(
+        max(0, receipt_limit - len(shown)),
+        ((c, why) for c, why in verdicts if why is not None),
+        key=lambda cw: cw[0].agent_id,
+    )
+    shown += [(c, why, None) for c, why in removed]
     reports = [
         CandidateReport(
             agent_id=c.agent_id,
@@ -264,7 +313,7 @@ def evaluate(
         reports=reports,
         waiting_is_useful=waiting,
         counts=counts,
-        eligible=[c for c, _ in ranked],
+        eligible=eligible,
         total=len(verdicts),
     )
 

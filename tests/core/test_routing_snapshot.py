@@ -1,0 +1,141 @@
+"""The routing step against a real registry (SQLite, and Postgres when configured): the worker's registry
+snapshot follows registrations, updates and deregistrations; live load is always fresh; a replayed routing
+step returns the agent it reserved the first time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from core.agents import deregister_agent, register_agent, update_agent
+from core.db import Database
+from core.routing import CandidateCache, route_attempt
+from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
+from models.tables import RoutingReceipt, Task, TaskAttempt
+from models.workflow_io import RouteOutcome, RouteRequest
+from tests.support.databases import backends, fresh_database
+
+TTL = 0.05
+
+
+@pytest.fixture(params=backends())
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    async with fresh_database(request.param, tmp_path) as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
+
+
+async def register(db: Database, agent_id: str, tag: str, max_concurrency: int = 1) -> None:
+    spec = AgentCreate(
+        id=agent_id,
+        display_name=agent_id,
+        endpoint_url=f"http://127.0.0.1:9/{agent_id}",  # type: ignore[arg-type]
+        capabilities=[Capability(tag=tag, version="1.0")],
+        max_concurrency=max_concurrency,
+    )
+    async with db.transaction() as session:
+        await register_agent(session, spec)
+
+
+async def new_task(db: Database, tag: str) -> str:
+    task_id = f"tsk_{uuid.uuid4().hex}"
+    async with db.transaction() as session:
+        session.add(
+            Task(
+                id=task_id,
+                client_id="c",
+                type="echo",
+                input={},
+                required_capabilities=[tag],
+                timeout_seconds=60,
+                max_attempts=3,
+                status="queued",
+                workflow_id=f"task-{task_id}",
+            )
+        )
+    return task_id
+
+
+async def route(db: Database, cache: CandidateCache, task_id: str, tag: str, attempt: int = 1) -> RouteOutcome:
+    request = RouteRequest(task_id=task_id, attempt=attempt, required_capabilities=[tag], failed_agent_ids=[])
+    async with db.transaction() as session:
+        decision = await route_attempt(session, request, cache)
+    return decision.outcome
+
+
+async def snapshot_ids(db: Database, cache: CandidateCache, tag: str) -> set[str]:
+    async with db.session() as session:
+        candidates, _ = await cache.candidates(session, [tag])
+    return {c.agent_id for c in candidates}
+
+
+async def test_snapshot_follows_registrations_updates_and_deregistrations(db: Database) -> None:
+    cache = CandidateCache(TTL)
+    await register(db, "a1", "sum")
+    assert await snapshot_ids(db, cache, "sum") == {"a1"}
+
+    await register(db, "a2", "sum")
+    async with db.transaction() as session:
+        await update_agent(session, "a1", AgentUpdate(status=AgentStatus.UNAVAILABLE))
+    await asyncio.sleep(TTL * 2)
+    async with db.session() as session:
+        candidates, _ = await cache.candidates(session, ["sum"])
+    assert {c.agent_id: c.available for c in candidates} == {"a1": False, "a2": True}
+
+    async with db.transaction() as session:
+        await update_agent(session, "a2", AgentUpdate(capabilities=[Capability(tag="translate", version="2.0")]))
+        await deregister_agent(session, "a1")
+    await asyncio.sleep(TTL * 2)
+    assert await snapshot_ids(db, cache, "sum") == set()
+    assert await snapshot_ids(db, cache, "translate") == {"a2"}
+
+
+async def test_an_agent_registered_after_the_snapshot_is_found_at_once(db: Database) -> None:
+    cache = CandidateCache(3600)  # never stale by age: only the check before failing for good can see it
+    await register(db, "old", "sum")
+    assert await route(db, cache, await new_task(db, "sum"), "sum") is RouteOutcome.ASSIGNED
+    await register(db, "new", "fresh-tag")
+    assert await route(db, cache, await new_task(db, "fresh-tag"), "fresh-tag") is RouteOutcome.ASSIGNED
+
+
+async def test_live_load_is_read_for_every_decision(db: Database) -> None:
+    cache = CandidateCache(3600)
+    await register(db, "solo", "sum", max_concurrency=1)
+    first, second = await new_task(db, "sum"), await new_task(db, "sum")
+    assert await route(db, cache, first, "sum") is RouteOutcome.ASSIGNED
+    assert await route(db, cache, second, "sum") is RouteOutcome.ALL_BUSY, "the one slot is taken"
+    async with db.transaction() as session:
+        attempt = await session.get(TaskAttempt, (first, 1))
+        assert attempt is not None
+        attempt.status = "succeeded"
+    assert await route(db, cache, second, "sum") is RouteOutcome.ASSIGNED, "the slot is free again"
+
+
+async def test_a_replayed_routing_step_returns_the_same_agent_and_writes_nothing_new(db: Database) -> None:
+    cache = CandidateCache(3600)
+    await register(db, "a", "sum", max_concurrency=1)
+    await register(db, "b", "sum", max_concurrency=1)
+    task_id = await new_task(db, "sum")
+    request = RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
+    async with db.transaction() as session:
+        first = await route_attempt(session, request, cache)
+    async with db.transaction() as session:
+        again = await route_attempt(session, request, cache)
+    assert first.outcome is again.outcome is RouteOutcome.ASSIGNED
+    assert again.agent_id == first.agent_id and again.endpoint_url == first.endpoint_url
+    async with db.session() as session:
+        attempts = (await session.execute(select(func.count()).select_from(TaskAttempt))).scalar_one()
+        receipt = await session.get(RoutingReceipt, (task_id, 1))
+        task = await session.get(Task, task_id)
+    assert attempts == 1
+    assert receipt is not None and receipt.winner_agent_id == first.agent_id and receipt.outcome == "assigned"
+    assert task is not None and task.status == "running" and task.assigned_agent_id == first.agent_id
+    assert task.started_at is not None
