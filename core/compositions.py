@@ -22,8 +22,8 @@ from core.errors import AinsError, Conflict, InvalidInput, NotFound, Unavailable
 from core.settings import ORCHESTRATION_QUEUE, Settings
 from core.tasks import Parent, record_task, workflow_input
 from models.chains import ChainCreate
-from models.plans import PlanCreate, PlanProblem, PlanStep, PlanStepView, PlanView, validate_plan
-from models.references import ReferenceError_, resolve
+from models.plans import PlanCreate, PlanLimits, PlanProblem, PlanStep, PlanStepView, PlanView, validate_plan
+from models.references import ReferenceError_, find_references, resolve
 from models.tables import AgentCapability, Composition, Task, as_utc, utcnow
 from models.tasks import TaskCreate
 from models.workflow_io import CompositionInput, CompositionState, CompositionStep, PreparedStep, PrepareStepRequest
@@ -37,6 +37,24 @@ class PlanInvalid(InvalidInput):
     def __init__(self, problems: list[PlanProblem]) -> None:
         super().__init__("the plan cannot run: " + "; ".join(p.message for p in problems))
         self.details = [p.model_dump() for p in problems]
+
+
+def _input_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def input_problems(steps: list[PlanStep], settings: Settings) -> list[PlanProblem]:
+    """Steps whose own input (as written in the request) is larger than a task's input may be."""
+    limit = settings.max_task_input_bytes
+    return [
+        PlanProblem(
+            code="input_too_large",
+            message=f"step {s.name!r}: input is {size} bytes; the limit is {limit} bytes (AINS_MAX_TASK_INPUT_BYTES)",
+            steps=[s.name],
+        )
+        for s in steps
+        if (size := _input_size(s.input)) > limit
+    ]
 
 
 def step_task_id(composition_id: str, step: str) -> str:
@@ -104,6 +122,8 @@ async def _create(
         composition_id=row.id,
         kind=kind,
         client_id=client_id,
+        steps_per_run=settings.composition_steps_per_run,
+        max_history_events=settings.composition_max_history_events,
         steps=[
             CompositionStep(
                 name=s.name,
@@ -136,7 +156,11 @@ async def create_chain(
 ) -> PlanView:
     policies = {s.name: {"on_failure": s.on_failure.value, "pass_output": s.pass_output} for s in chain.steps}
     steps = chain.as_plan_steps()
-    problems = validate_plan(PlanCreate(steps=steps, priority=chain.priority), await offered_tags(db))
+    # A chain is as deep as it is long: its one limit is its number of steps.
+    limits = PlanLimits(max_steps=settings.max_chain_steps, max_depth=settings.max_chain_steps)
+    plan = PlanCreate(steps=steps, priority=chain.priority)
+    problems = validate_plan(plan, await offered_tags(db), limits, reference_ancestors=True)
+    problems += input_problems(steps, settings)
     if problems:
         raise PlanInvalid(problems)
     return await _create(
@@ -145,7 +169,8 @@ async def create_chain(
 
 
 async def create_plan(db: Database, temporal: Client, settings: Settings, client_id: str, plan: PlanCreate) -> PlanView:
-    problems = validate_plan(plan, await offered_tags(db))
+    limits = PlanLimits(max_steps=settings.max_plan_steps, max_depth=settings.max_plan_depth)
+    problems = validate_plan(plan, await offered_tags(db), limits) + input_problems(plan.steps, settings)
     if problems:
         raise PlanInvalid(problems)
     return await _create(
@@ -211,16 +236,32 @@ async def cancel_composition(
 
 
 async def prepare_step(db: Database, settings: Settings, request: PrepareStepRequest) -> PreparedStep:
-    """Build the step's input from the outputs it may use, and record its task (idempotently)."""
+    """Build the step's input from the outputs it uses, and record its task (idempotently).
+
+    Outputs travel by reference: the workflow sends step names and task ids, the outputs are read here from
+    the registry DB, and the built input is written back to it; the agent call reads it from there. Only the
+    outputs the step uses are read (its references and, in a chain, the previous output).
+    """
     async with db.session() as session:
         row = await session.get(Composition, request.composition_id)
         if row is None:
             return PreparedStep(error="the composition no longer exists")
-        ids = list(request.outputs_from.values())
-        results = {t.id: t.result for t in (await session.execute(select(Task).where(Task.id.in_(ids)))).scalars()}
-    raw = next(s for s in row.spec["steps"] if s["name"] == request.step)
-    step = PlanStep.model_validate(raw)
-    outputs = {name: output_of(results.get(task_id)) for name, task_id in request.outputs_from.items()}
+        raw = next(s for s in row.spec["steps"] if s["name"] == request.step)
+        step = PlanStep.model_validate(raw)
+        try:
+            used = {ref.step for ref in find_references(step.input)}
+        except ReferenceError_ as exc:
+            return PreparedStep(error=str(exc))
+        if request.previous is not None:
+            used.add(request.previous)
+        wanted = {name: task_id for name, task_id in request.outputs_from.items() if name in used}
+        ids = list(wanted.values())
+        results = (
+            {t.id: t.result for t in (await session.execute(select(Task).where(Task.id.in_(ids)))).scalars()}
+            if ids
+            else {}
+        )
+    outputs = {name: output_of(results.get(task_id)) for name, task_id in wanted.items()}
     try:
         step_input = resolve(step.input, outputs)
     except ReferenceError_ as exc:
@@ -231,6 +272,15 @@ async def prepare_step(db: Database, settings: Settings, request: PrepareStepReq
         step_input = {**base, **step_input}
     if request.previous_error is not None:
         step_input = {**step_input, "previous_error": request.previous_error}
+    size = _input_size(step_input)
+    if size > settings.max_step_input_bytes:
+        return PreparedStep(
+            error=f"the step's input is {size} bytes with the outputs it uses; the limit is "
+            f"{settings.max_step_input_bytes} bytes (AINS_MAX_STEP_INPUT_BYTES)"
+        )
+    # The step's own input was checked against max_task_input_bytes when the composition was created; what
+    # the outputs of earlier steps add is bounded by max_step_input_bytes instead.
+    step_settings = settings.model_copy(update={"max_task_input_bytes": settings.max_step_input_bytes})
     try:
         spec = TaskCreate(
             type=step.type,
@@ -243,7 +293,7 @@ async def prepare_step(db: Database, settings: Settings, request: PrepareStepReq
         )
         task, _ = await record_task(
             db,
-            settings,
+            step_settings,
             row.client_id,
             spec,
             parent=Parent(id=row.id, step=step.name),

@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     max_timeout_seconds: int = Field(default=3600, ge=1)
     max_attempts_limit: int = Field(default=10, ge=1)
 
+    # Chains and plans (README "Composition"). Steps per plan and per chain, and the longest dependency chain
+    # of a plan in steps (the schema accepts at most 10,000 steps whatever these say).
+    max_plan_steps: int = Field(default=1000, ge=1, le=10_000)
+    max_plan_depth: int = Field(default=1000, ge=1, le=10_000)
+    max_chain_steps: int = Field(default=1000, ge=1, le=10_000)
+    # A step's input once references and the previous output are filled in. It lives in the registry DB
+    # (never in a Temporal payload); the step's own input, as written in the request, by max_task_input_bytes.
+    max_step_input_bytes: int = Field(default=16_777_216, ge=64)
+    # A composition's workflow continues as new when its run's history reaches this many events (or when
+    # Temporal suggests it), and after this many started steps (0: no step count limit).
+    composition_max_history_events: int = Field(default=10_000, ge=100, le=50_000)
+    composition_steps_per_run: int = Field(default=0, ge=0)
+
     default_routing_strategy: Literal["round_robin", "least_loaded", "trust_weighted", "fastest_response"] = (
         "least_loaded"
     )

@@ -9,11 +9,12 @@ from pydantic import Field, field_validator, model_validator
 
 from models.capabilities import check_requirements
 from models.common import StrictModel
-from models.plans import STEP_NAME_PATTERN, PlanStep
+from models.plans import PLAN_STEPS_CEILING, STEP_NAME_PATTERN, PlanStep
 from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from models.tasks import TASK_TYPE_PATTERN
 
-MAX_CHAIN_STEPS = 100
+# Default of AINS_MAX_CHAIN_STEPS (checked when the chain is created; see models.plans for the schema ceiling).
+MAX_CHAIN_STEPS = 1000
 
 
 class FailurePolicy(StrEnum):
@@ -52,7 +53,7 @@ class ChainStep(StrictModel):
 
 class ChainCreate(StrictModel):
     name: str | None = Field(default=None, max_length=200)
-    steps: list[ChainStep] = Field(min_length=1, max_length=MAX_CHAIN_STEPS)
+    steps: list[ChainStep] = Field(min_length=1, max_length=PLAN_STEPS_CEILING)
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -65,7 +66,9 @@ class ChainCreate(StrictModel):
         return self
 
     def as_plan_steps(self) -> list[PlanStep]:
-        """The chain as a DAG: each step depends on every step before it (so it may reference any of them)."""
+        """The chain as a DAG: each step depends on the step before it, and so on every earlier step, whose
+        outputs it may reference (validate with ``reference_ancestors``). One dependency per step keeps a long
+        chain's spec and workflow input linear in its length."""
         steps: list[PlanStep] = []
         for index, step in enumerate(self.steps):
             steps.append(
@@ -75,7 +78,7 @@ class ChainCreate(StrictModel):
                     template_id=step.template_id,
                     input=step.input,
                     required_capabilities=step.required_capabilities,
-                    depends_on=[s.name for s in self.steps[:index]],
+                    depends_on=[self.steps[index - 1].name] if index else [],
                     timeout_seconds=step.timeout_seconds,
                     max_attempts=step.max_attempts,
                 )

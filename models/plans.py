@@ -6,6 +6,7 @@ exactly the same check on a model-proposed plan.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +19,21 @@ from models.references import find_references
 from models.tasks import TASK_TYPE_PATTERN
 
 STEP_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$"
-MAX_PLAN_STEPS = 200
-MAX_PLAN_DEPTH = 50
+# Defaults of the configurable limits (AINS_MAX_PLAN_STEPS, AINS_MAX_PLAN_DEPTH and AINS_MAX_CHAIN_STEPS).
+# Long compositions continue as new (workflows/composition.py), so these bound the work of one request,
+# not Temporal's history; the request body limit (AINS_MAX_REQUEST_BYTES) applies as well.
+MAX_PLAN_STEPS = 1000
+MAX_PLAN_DEPTH = 1000
+# What the request schema accepts whatever the settings say; a configured limit cannot exceed it.
+PLAN_STEPS_CEILING = 10_000
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """How many steps a plan may have, and how long its longest dependency chain (in steps) may be."""
+
+    max_steps: int = MAX_PLAN_STEPS
+    max_depth: int = MAX_PLAN_DEPTH
 
 
 class PlanStep(StrictModel):
@@ -31,7 +45,7 @@ class PlanStep(StrictModel):
         description='May reference a dependency\'s output: {"$ref": "steps.<name>.output.<path>"}.',
     )
     required_capabilities: list[str] = Field(default_factory=list, max_length=20)
-    depends_on: list[str] = Field(default_factory=list, max_length=MAX_PLAN_STEPS)
+    depends_on: list[str] = Field(default_factory=list, max_length=PLAN_STEPS_CEILING)
     timeout_seconds: int = Field(default=300, ge=1)
     max_attempts: int = Field(default=3, ge=1)
 
@@ -55,7 +69,7 @@ class PlanStep(StrictModel):
 
 class PlanCreate(StrictModel):
     name: str | None = Field(default=None, max_length=200)
-    steps: list[PlanStep] = Field(min_length=1, max_length=MAX_PLAN_STEPS)
+    steps: list[PlanStep] = Field(min_length=1, max_length=PLAN_STEPS_CEILING)
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -113,13 +127,40 @@ def depths(graph: dict[str, list[str]]) -> dict[str, int]:
     return result
 
 
-def validate_plan(plan: PlanCreate, offered_tags: set[str] | None = None) -> list[PlanProblem]:
+def _ancestors(graph: dict[str, list[str]], name: str) -> set[str]:
+    """Every step ``name`` depends on, directly or not (safe on cyclic graphs)."""
+    seen: set[str] = set()
+    stack = list(graph.get(name, []))
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(graph.get(node, []))
+    return seen
+
+
+def validate_plan(
+    plan: PlanCreate,
+    offered_tags: set[str] | None = None,
+    limits: PlanLimits = PlanLimits(),
+    *,
+    reference_ancestors: bool = False,
+) -> list[PlanProblem]:
     """Every reason the plan cannot run; empty when it can.
 
-    Checks duplicate names, unknown dependencies and references, self-dependencies, cycles (with the cycle's
-    path), depth, and (when ``offered_tags`` is given) capabilities that no registered agent offers.
+    Checks the number of steps, duplicate names, unknown dependencies and references, self-dependencies,
+    cycles (with the cycle's path), depth, and (when ``offered_tags`` is given) capabilities that no
+    registered agent offers. A reference must name a dependency of the step, or with ``reference_ancestors``
+    (chains) any step it depends on indirectly.
     """
     problems: list[PlanProblem] = []
+    if len(plan.steps) > limits.max_steps:
+        problems.append(
+            PlanProblem(
+                code="too_many_steps",
+                message=f"the plan has {len(plan.steps)} steps; the limit is {limits.max_steps}",
+            )
+        )
     names = [s.name for s in plan.steps]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -130,6 +171,10 @@ def validate_plan(plan: PlanCreate, offered_tags: set[str] | None = None) -> lis
         )
     known = set(names)
     graph: dict[str, list[str]] = {}
+    for step in plan.steps:
+        deps = list(dict.fromkeys(step.depends_on))
+        graph.setdefault(step.name, [d for d in deps if d in known and d != step.name])
+    ancestors: dict[str, set[str]] = {}
     for step in plan.steps:
         deps = list(dict.fromkeys(step.depends_on))
         unknown = [d for d in deps if d not in known]
@@ -154,15 +199,21 @@ def validate_plan(plan: PlanCreate, offered_tags: set[str] | None = None) -> lis
                         steps=[step.name],
                     )
                 )
-            elif ref.step not in deps:
-                problems.append(
-                    PlanProblem(
-                        code="reference_without_dependency",
-                        message=f"step {step.name!r} references {ref.text} but does not depend on {ref.step!r}",
-                        steps=[step.name, ref.step],
-                    )
+                continue
+            if ref.step in deps:
+                continue
+            if reference_ancestors:
+                if step.name not in ancestors:
+                    ancestors[step.name] = _ancestors(graph, step.name)
+                if ref.step in ancestors[step.name] and ref.step != step.name:
+                    continue
+            problems.append(
+                PlanProblem(
+                    code="reference_without_dependency",
+                    message=f"step {step.name!r} references {ref.text} but does not depend on {ref.step!r}",
+                    steps=[step.name, ref.step],
                 )
-        graph.setdefault(step.name, [d for d in deps if d in known and d != step.name])
+            )
         if offered_tags is not None:
             missing = [r for r in step.effective_requirements() if parse_requirement(r).tag not in offered_tags]
             if missing:
@@ -180,11 +231,11 @@ def validate_plan(plan: PlanCreate, offered_tags: set[str] | None = None) -> lis
         problems.append(PlanProblem(code="cycle", message=f"dependency cycle: {' -> '.join(cycle)}", steps=cycle))
     else:
         deepest = max(depths(graph).values(), default=0)
-        if deepest >= MAX_PLAN_DEPTH:
+        if deepest >= limits.max_depth:
             problems.append(
                 PlanProblem(
                     code="too_deep",
-                    message=f"the longest dependency chain has {deepest + 1} steps; the limit is {MAX_PLAN_DEPTH}",
+                    message=f"the longest dependency chain has {deepest + 1} steps; the limit is {limits.max_depth}",
                 )
             )
     return problems

@@ -149,11 +149,26 @@ class CompositionStep(BaseModel):
     pass_output: bool = False
 
 
+class CompositionResume(BaseModel):
+    """What a CompositionWorkflow run hands to the run it continues as: step states (ids, never outputs)."""
+
+    run: int  # the number of the run that starts with this (the first run is 1)
+    # Every step that is no longer pending: {"status", "task_id", "reason"}; outputs stay in the registry DB.
+    steps: dict[str, dict[str, str | None]]
+    last_output: str | None = None  # chain: the step whose output flows on
+    last_error: str | None = None
+
+
 class CompositionInput(BaseModel):
     composition_id: str
     kind: str  # "chain" or "plan"
     client_id: str
     steps: list[CompositionStep]
+    # Continue-as-new: once a run has started this many steps (0: no such limit), or its history has this many
+    # events, or Temporal suggests it, the run starts no more steps, waits for its running ones, and continues.
+    steps_per_run: int = 0
+    max_history_events: int = 10_000
+    resume: CompositionResume | None = None
 
 
 class PrepareStepRequest(BaseModel):
