@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
+from core.attempts import by_reference_if_large
 from core.db import Database
 from core.signing import signed_headers
 from models.tables import Task
@@ -53,7 +54,7 @@ class AgentCallActivities:
         finally:
             if not call.done():  # cancelled by the workflow or the worker shutting down
                 call.cancel()
-        return call.result()
+        return await by_reference_if_large(self._db, request.task_id, request.attempt, call.result())
 
     async def _post(self, request: AgentCallRequest, body: bytes) -> AgentCallResult:
         headers = {

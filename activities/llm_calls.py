@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio import activity
 
+from core.attempts import by_reference_if_large
 from core.errors import AinsError, BudgetExceeded
 from core.llm import CallContext, LlmService
 from core.providers import LlmCallFailed
@@ -106,6 +107,7 @@ class LlmCallActivities:
         except AinsError as exc:  # e.g. the agent names a model group that is not configured
             return result(CallOutcome.FAILURE, exc.message)
         ms = round((time.perf_counter() - started) * 1000, 3)
-        return AgentCallResult(
+        success = AgentCallResult(
             outcome=CallOutcome.SUCCESS, output=answer_output(answer.content, answer.metadata()), duration_ms=ms
         )
+        return await by_reference_if_large(self._service.db, request.task_id, request.attempt, success)

@@ -5,18 +5,24 @@ All in one transaction and at most once per (task, attempt), so a retried or rep
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import Database
 from core.events import emit_tier_change
 from core.metrics import observe_task_finished
 from models.capabilities import parse_requirement
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TrustRecord, as_utc, utcnow
 from models.tasks import TaskStatus
 from models.trust import TrustEvent, next_trust
-from models.workflow_io import AttemptRecord, CallOutcome, TaskStatusUpdate
+from models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome, TaskStatusUpdate
 
 RESPONSE_TIME_EMA_WEIGHT = 0.2
+# Answers larger than this (as JSON) skip the workflow history: Temporal refuses payloads over 2 MB and warns
+# from 512 KB, and an answer that big belongs in the registry, where the task's result is kept anyway.
+INLINE_OUTPUT_BYTES = 256 * 1024
 
 _EVENT_FOR_OUTCOME = {
     CallOutcome.SUCCESS: TrustEvent.SUCCESS,
@@ -84,6 +90,20 @@ async def _apply_trust(session: AsyncSession, record: AttemptRecord, tags: list[
     await emit_tier_change(session, agent.id, before, after, task_id=record.task_id, reason=reason[:500])
 
 
+async def by_reference_if_large(db: Database, task_id: str, attempt: int, result: AgentCallResult) -> AgentCallResult:
+    """``result`` as it is, or, when its output is too large for a workflow history, without the output, which
+    waits in the attempt's row for ``record_attempt`` (passed by reference)."""
+    if result.output is None or len(json.dumps(result.output, separators=(",", ":"))) <= INLINE_OUTPUT_BYTES:
+        return result
+    async with db.transaction() as session:
+        await session.execute(
+            update(TaskAttempt)
+            .where(TaskAttempt.task_id == task_id, TaskAttempt.attempt == attempt)
+            .values(output=result.output)
+        )
+    return result.model_copy(update={"output": None, "output_stored": True})
+
+
 async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
     """Apply ``record``; False when it had already been applied (a retry or replay)."""
     already = await session.execute(
@@ -106,7 +126,7 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
         task.status_reason = record.status_reason
         task.updated_at = now
         if record.result.outcome is CallOutcome.SUCCESS:
-            task.result = record.result.output
+            task.result = attempt.output if record.result.output_stored and attempt else record.result.output
             task.error = None
             task.error_code = None
         else:
@@ -117,6 +137,8 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
             observe_task_finished(
                 task.type, record.task_status, (now - (as_utc(task.created_at) or now)).total_seconds()
             )
+    if attempt is not None:
+        attempt.output = None  # moved to the task's result, or not wanted by a task that had already finished
     await session.flush()
     return True
 

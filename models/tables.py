@@ -165,6 +165,9 @@ class TaskAttempt(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # An answer too large for a workflow history, written by the call activity and moved to the task's
+    # result when the attempt is recorded (the workflow only carries a flag).
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     __table_args__ = (
         Index("ix_task_attempts_agent_status", "agent_id", "status"),

@@ -96,6 +96,8 @@ class AgentCallResult(BaseModel):
     duration_ms: float
     # Set when the failure has a more precise code than agent_error (e.g. budget_exceeded).
     error_code: str | None = None
+    # The output was too large to pass through the workflow: it waits in the attempt's row instead.
+    output_stored: bool = False
 
 
 class AttemptRecord(BaseModel):

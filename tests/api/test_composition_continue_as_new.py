@@ -328,9 +328,11 @@ async def test_outputs_larger_than_the_inline_limits_flow_by_reference(
     largest = max(r.largest_event() for r in runs)
     assert largest < 16_384, f"an output travelled through the composition's history ({largest} bytes)"
     await _replay(runs)
-    # For the record: the step's own TaskWorkflow still carries the agent's answer (call_agent's result).
+    # The step's own TaskWorkflow does not carry the agent's answer either: call_agent parks it in the registry.
     step_history = (
         await (await stack.temporal()).get_workflow_handle(f"task-{_steps(done)['big_a']['task_id']}").fetch_history()
     )
     step_largest = max(e.ByteSize() for e in step_history.events)
+    assert step_largest < 16_384, f"the agent's answer travelled through the step's history ({step_largest} bytes)"
+    assert len(_steps(done)["big_a"]["result"]["output"]["blob"]) == BIG, "the parked answer became the result"
     print(_figures("plan with 1.1 MB outputs", runs), f"; largest event of a step's TaskWorkflow {step_largest} B")
