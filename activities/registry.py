@@ -9,18 +9,20 @@ from temporalio.service import RPCError
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
 from core.dependencies import dependency_state, waiting_dependents
-from core.routing import CandidateCache, next_waiting_workflow, route_attempt
+from core.routing import CandidateCache, SlotTaken, next_waiting_workflow, route_attempt
 from models.workflow_io import (
     AttemptRecord,
     DependencyState,
     DependentsRequest,
     RouteDecision,
+    RouteOutcome,
     RouteRequest,
     TaskStatusUpdate,
     WakeRequest,
 )
 
 SLOT_FREED_SIGNAL = "slot_freed"
+ROUTE_RACE_RETRIES = 3
 DEPENDENCY_FINISHED_SIGNAL = "dependency_finished"
 
 
@@ -32,8 +34,16 @@ class RegistryActivities:
 
     @activity.defn(name="route_task")
     async def route_task(self, request: RouteRequest) -> RouteDecision:
-        async with self._db.transaction() as session:
-            return await route_attempt(session, request, self._cache)
+        for _ in range(ROUTE_RACE_RETRIES):
+            try:
+                async with self._db.transaction() as session:
+                    return await route_attempt(session, request, self._cache)
+            except SlotTaken:
+                continue  # rolled back; the next try reads the load that includes the other decision
+        return RouteDecision(
+            outcome=RouteOutcome.ALL_BUSY,
+            reason=f"the free slots went to concurrent decisions {ROUTE_RACE_RETRIES} times in a row",
+        )
 
     @activity.defn(name="record_attempt")
     async def record_attempt(self, record: AttemptRecord) -> bool:

@@ -375,9 +375,14 @@ class _Writes:
     touch_agent: Update
     start_task: Update
     receipt: Insert
+    # SQLite runs one writer at a time, so the load a decision read is still true when it writes. Postgres
+    # does not: two workers may pick the same last free slot, so there the task update also counts the
+    # agent's running attempts after taking the agent's row lock (see _reserve).
+    writers_serialised: bool
 
     @classmethod
     def build(cls, session: AsyncSession) -> _Writes:
+        serialised = session.get_bind().dialect.name == "sqlite"
         reserve = (
             insert_or_merge(session, TaskAttempt)
             .on_conflict_do_nothing(index_elements=["task_id", "attempt"])
@@ -402,9 +407,20 @@ class _Writes:
                 started_at=func.coalesce(Task.started_at, bindparam("b_now")),
                 updated_at=bindparam("b_now"),
             )
-            .returning(Task.type, Task.created_at)
         )
-        return cls(reserve=reserve, touch_agent=touch_agent, start_task=start_task, receipt=receipt)
+        running_now = (
+            select(func.count())
+            .where(TaskAttempt.agent_id == bindparam("b_agent_id"), TaskAttempt.status == "running")
+            .scalar_subquery()
+        )
+        start_task = start_task.returning(Task.type, Task.created_at, *([] if serialised else [running_now]))
+        return cls(
+            reserve=reserve,
+            touch_agent=touch_agent,
+            start_task=start_task,
+            receipt=receipt,
+            writers_serialised=serialised,
+        )
 
 
 _RECEIPT_UPDATED = (
@@ -488,30 +504,45 @@ async def _not_assigned(
     return RouteDecision(outcome=outcome, reason=reason)
 
 
-async def _reserve(session: AsyncSession, request: RouteRequest, agent_id: str, now: datetime) -> bool:
-    """Write the attempt row that holds the agent's slot; False when this attempt already has one."""
+class SlotTaken(Exception):
+    """Another decision took the agent's last free slot between this one's read and its write (Postgres only).
+
+    Raised inside the routing transaction so that everything it wrote is rolled back; the caller routes again.
+    """
+
+
+async def _reserve(session: AsyncSession, request: RouteRequest, winner: Candidate, now: datetime) -> bool:
+    """Write the attempt row that holds the agent's slot; False when this attempt already has one.
+
+    The agent row is updated first: on Postgres that row lock queues concurrent decisions for the same agent,
+    and the task update that follows (a later statement, so a fresh snapshot) counts its running attempts.
+    """
     writes = _writes(session)
     conn = await session.connection()
+    await conn.execute(writes.touch_agent, {"b_agent_id": winner.agent_id, "b_now": now})
     inserted = await conn.execute(
         writes.reserve,
         {
             "task_id": request.task_id,
             "attempt": request.attempt,
-            "agent_id": agent_id,
+            "agent_id": winner.agent_id,
             "status": "running",
             "started_at": now,
         },
     )
     if inserted.first() is None:
         return False
-    await conn.execute(writes.touch_agent, {"b_agent_id": agent_id, "b_now": now})
     task = (
         await conn.execute(
             writes.start_task,
-            {"b_task_id": request.task_id, "b_agent_id": agent_id, "b_attempt": request.attempt, "b_now": now},
+            {"b_task_id": request.task_id, "b_agent_id": winner.agent_id, "b_attempt": request.attempt, "b_now": now},
         )
     ).first()
-    if task is not None and request.attempt == 1:  # the first assignment ends the task's time in the queue
+    if task is None:
+        return True
+    if not writes.writers_serialised and task[2] > winner.max_concurrency:
+        raise SlotTaken(f"agent {winner.agent_id} filled up while this decision was made")
+    if request.attempt == 1:  # the first assignment ends the task's time in the queue
         observe_queue_wait(task[0], (now - (as_utc(task[1]) or now)).total_seconds())
     return True
 
@@ -570,7 +601,7 @@ async def route_attempt(
 
     winner = evaluation.winner
     now = utcnow()
-    if not await _reserve(session, request, winner.agent_id, now):
+    if not await _reserve(session, request, winner, now):
         existing = await _assignment_of(session, request)
         assert existing is not None, "the attempt row that blocked the insert exists"
         return existing

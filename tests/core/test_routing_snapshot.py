@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from activities.registry import RegistryActivities
 from core.agents import deregister_agent, register_agent, update_agent
 from core.db import Database
 from core.routing import CandidateCache, route_attempt
@@ -139,3 +140,24 @@ async def test_a_replayed_routing_step_returns_the_same_agent_and_writes_nothing
     assert receipt is not None and receipt.winner_agent_id == first.agent_id and receipt.outcome == "assigned"
     assert task is not None and task.status == "running" and task.assigned_agent_id == first.agent_id
     assert task.started_at is not None
+
+
+async def test_concurrent_decisions_never_fill_an_agent_beyond_its_limit(db: Database) -> None:
+    registry = RegistryActivities(db, None, cache_ttl_seconds=3600)
+    await register(db, "pair", "sum", max_concurrency=2)
+    task_ids = [await new_task(db, "sum") for _ in range(8)]
+    decisions = await asyncio.gather(
+        *(
+            registry.route_task(
+                RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
+            )
+            for task_id in task_ids
+        )
+    )
+    outcomes = sorted(d.outcome.value for d in decisions)
+    assert outcomes == ["all_busy"] * 6 + ["assigned"] * 2
+    async with db.session() as session:
+        running = (
+            await session.execute(select(func.count()).select_from(TaskAttempt).where(TaskAttempt.status == "running"))
+        ).scalar_one()
+    assert running == 2
