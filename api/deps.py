@@ -9,14 +9,15 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.state import AppState
-from core.keys import Principal, authenticate
+from core.keys import Principal
 from models.keys import Scope
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ains_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Alternative to the bearer header.")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on every request.
     state: AppState = request.app.state.ains
     return state
 
@@ -35,8 +36,7 @@ async def _authenticate(
         raise HTTPException(
             401, "missing API key: send 'Authorization: Bearer ains_...'", {"WWW-Authenticate": "Bearer"}
         )
-    async with state.db.session() as session:
-        principal = await authenticate(session, presented)
+    principal = await state.key_cache.authenticate(state.db, presented)
     if principal is None:
         raise HTTPException(401, "invalid, expired or revoked API key", {"WWW-Authenticate": "Bearer"})
     limit = principal.rate_limit_per_minute or state.settings.default_rate_limit_per_minute

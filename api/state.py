@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from core.db import Database
 from core.errors import Unavailable
+from core.keys import KeyCache
 from core.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from core.settings import Settings
 from core.temporal import connect
@@ -21,16 +22,19 @@ class AppState:
     db: Database
     rate_limiter: RateLimiter
     redis: Redis | None = None
+    # Verified API keys (see KeyCache); the default caches nothing.
+    key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
     _temporal: Client | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def create(cls, settings: Settings) -> AppState:
         db = Database(settings.effective_database_url, settings.database_pool_size)
+        key_cache = KeyCache(settings.api_key_cache_ttl_seconds)
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-            return cls(settings=settings, db=db, rate_limiter=RedisRateLimiter(redis), redis=redis)
-        return cls(settings=settings, db=db, rate_limiter=InProcessRateLimiter())
+            return cls(settings=settings, db=db, rate_limiter=RedisRateLimiter(redis), redis=redis, key_cache=key_cache)
+        return cls(settings=settings, db=db, rate_limiter=InProcessRateLimiter(), key_cache=key_cache)
 
     async def temporal(self) -> Client:
         """The Temporal client, connected on first use so the API can start (and report) while Temporal is down."""

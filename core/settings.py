@@ -87,6 +87,9 @@ class Settings(BaseSettings):
 
     # Rate limit applied per API key unless the key sets its own (requests per minute).
     default_rate_limit_per_minute: int = Field(default=6000, ge=1)
+    # How long an API process trusts an API key it verified before looking it up again (0: every request).
+    # A key revoked through one API process stops working there at once and on the others within this time.
+    api_key_cache_ttl_seconds: float = Field(default=5.0, ge=0)
 
     # Agent-call activity tuning. The heartbeat timeout bounds how long a task waits
     # after a worker dies mid-call before Temporal re-runs the call on another worker.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, desc, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
+
+from pydantic_core import to_json
+from sqlalchemy import BindParameter, Float, bindparam, desc, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from core.errors import InvalidInput, NotFound
 from core.events import emit_tier_change
@@ -15,7 +18,6 @@ from models.trust_views import (
     AgentTrustView,
     CapabilityTrustView,
     Leaderboard,
-    LeaderboardEntry,
     TrustOverride,
     TrustRecordView,
     TrustTrend,
@@ -138,37 +140,71 @@ async def override_trust(session: AsyncSession, agent_id: str, change: TrustOver
     return _record_view(record)
 
 
+_LEADERBOARD_COLUMNS = (
+    Agent.id,
+    Agent.display_name,
+    Agent.trust_score,
+    Agent.successful_tasks,
+    Agent.total_tasks,
+    Agent.status,
+)
+# Built once per shape (building a select costs about as much as running this one); values are bound.
+_OVERALL = select(*_LEADERBOARD_COLUMNS, literal(None, Float).label("tag_trust")).order_by(
+    desc(Agent.trust_score), Agent.id
+)
+_BY_TAG = (
+    select(*_LEADERBOARD_COLUMNS, AgentCapability.trust_score)
+    .join(AgentCapability, AgentCapability.agent_id == Agent.id)
+    .where(AgentCapability.tag == bindparam("tag"))
+    .order_by(desc(AgentCapability.trust_score), desc(Agent.trust_score), Agent.id)
+)
+_LIMIT: BindParameter[int] = bindparam("limit")
+_LEADERBOARDS = {
+    (False, False): _OVERALL.limit(_LIMIT),
+    (False, True): _OVERALL.where(Agent.trust_score >= bindparam("low"), Agent.trust_score < bindparam("high")).limit(
+        _LIMIT
+    ),
+    (True, False): _BY_TAG.limit(_LIMIT),
+    (True, True): _BY_TAG.where(
+        AgentCapability.trust_score >= bindparam("low"), AgentCapability.trust_score < bindparam("high")
+    ).limit(_LIMIT),
+}
+
+
+async def leaderboard_json(
+    db: AsyncSession | AsyncConnection, *, limit: int = 20, tier: TrustTier | None = None, tag: str | None = None
+) -> bytes:
+    """The JSON of ``Leaderboard``: most trusted agents first. With ``tag``, only agents offering it, ranked
+    by that capability's trust. ``db`` is a session or a plain connection.
+
+    Reads only the columns an entry shows, as plain rows, and serializes them with pydantic-core (as
+    FastAPI would the model) without building a validated model per entry.
+    """
+    params: dict[str, Any] = {"limit": min(limit, MAX_PAGE_SIZE)}
+    if tag is not None:
+        params["tag"] = tag
+    if tier is not None:
+        params["low"], params["high"] = TIER_RANGES[tier]
+    rows = await db.execute(_LEADERBOARDS[tag is not None, tier is not None], params)
+    entries = [
+        {
+            "rank": rank,
+            "agent_id": agent_id,
+            "display_name": display_name,
+            "trust_score": score,
+            "trust_tier": tier_of(score).value,
+            "success_rate": round(success_rate(successes, total), 4),
+            "total_tasks": total,
+            "status": status,
+            "tag_trust_score": tag_score,
+        }
+        for rank, (agent_id, display_name, score, successes, total, status, tag_score) in enumerate(rows, start=1)
+    ]
+    return to_json({"tag": tag, "tier": None if tier is None else tier.value, "entries": entries})
+
+
 async def leaderboard(
     session: AsyncSession, *, limit: int = 20, tier: TrustTier | None = None, tag: str | None = None
 ) -> Leaderboard:
-    """Most trusted agents first. With ``tag``, only agents offering it, ranked by that capability's trust."""
-    if tag is None:
-        query = select(Agent, literal(None, Float).label("tag_trust")).order_by(desc(Agent.trust_score), Agent.id)
-        score_column = Agent.trust_score
-    else:
-        query = (
-            select(Agent, AgentCapability.trust_score)
-            .join(AgentCapability, AgentCapability.agent_id == Agent.id)
-            .where(AgentCapability.tag == tag)
-            .order_by(desc(AgentCapability.trust_score), desc(Agent.trust_score), Agent.id)
-        )
-        score_column = AgentCapability.trust_score
-    if tier is not None:
-        low, high = TIER_RANGES[tier]
-        query = query.where(score_column >= low, score_column < high)
-    rows = (await session.execute(query.limit(min(limit, MAX_PAGE_SIZE)))).tuples()
-    entries = [
-        LeaderboardEntry(
-            rank=rank,
-            agent_id=agent.id,
-            display_name=agent.display_name,
-            trust_score=agent.trust_score,
-            trust_tier=tier_of(agent.trust_score),
-            success_rate=round(success_rate(agent.successful_tasks, agent.total_tasks), 4),
-            total_tasks=agent.total_tasks,
-            status=agent.status,
-            tag_trust_score=tag_score,
-        )
-        for rank, (agent, tag_score) in enumerate(rows, start=1)
-    ]
-    return Leaderboard(tag=tag, tier=tier, entries=entries)
+    """``leaderboard_json`` as a model."""
+    return Leaderboard.model_validate_json(await leaderboard_json(session, limit=limit, tier=tier, tag=tag))

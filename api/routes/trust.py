@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import AgentsRead, State
 from core import trust
@@ -22,7 +22,9 @@ async def leaderboard(
     limit: Annotated[int, Query(ge=1, le=trust.MAX_PAGE_SIZE)] = 20,
     tier: TrustTier | None = None,
     tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
-) -> Leaderboard:
+) -> Response:
     """Most trusted agents first; with ``tag``, ranked by their trust for that capability."""
-    async with state.db.session() as session:
-        return await trust.leaderboard(session, limit=limit, tier=tier, tag=tag)
+    # Serialized straight from registry rows (the JSON of Leaderboard, byte for byte), on a plain connection.
+    async with state.db.engine.connect() as conn:
+        body = await trust.leaderboard_json(conn, limit=limit, tier=tier, tag=tag)
+    return Response(body, media_type="application/json")
