@@ -166,11 +166,20 @@ async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -
     return LiveLoad(running=counts, others_waiting=others_waiting)
 
 
+@dataclass
+class SnapshotView:
+    """The agents offering every tag of a tag set, their trust for those tags, and where each one sits."""
+
+    candidates: list[Candidate]
+    trust: dict[str, float]
+    index: dict[str, int]
+
+
 class RegistrySnapshot:
     """Every agent with all its capabilities as routing sees them, indexed by tag.
 
-    A view per tag set (the agents offering all of them and their trust for those tags) is built on first
-    use and kept until the snapshot changes, so a decision does no per-agent work beyond the filters.
+    A view per tag set is built on first use and kept until the snapshot changes, so a decision does no
+    per-agent work beyond the filters. Candidates here carry no live load (``running`` is 0).
     """
 
     MAX_VIEWS = 1024
@@ -178,25 +187,45 @@ class RegistrySnapshot:
     def __init__(self) -> None:
         self.agents: dict[str, Candidate] = {}
         self._by_tag: dict[str, set[str]] = {}
-        self._views: dict[tuple[str, ...], tuple[list[Candidate], dict[str, float]]] = {}
+        self._views: dict[tuple[str, ...], SnapshotView] = {}
 
     def replace_all(self, agents: list[Candidate]) -> None:
         self.agents = {}
         self._by_tag = {}
+        self._views = {}
         self.update(agents)
 
     def update(self, changed: list[Candidate]) -> None:
+        touched_tags: set[str] = set()
         for candidate in changed:
             previous = self.agents.get(candidate.agent_id)
             if previous is not None:
+                touched_tags.update(previous.tags)
                 for tag in previous.tags:
                     self._by_tag[tag].discard(candidate.agent_id)
             self.agents[candidate.agent_id] = candidate
+            touched_tags.update(candidate.tags)
             for tag in candidate.tags:
                 self._by_tag.setdefault(tag, set()).add(candidate.agent_id)
-        self._views.clear()
+        # Only the views an update can change are rebuilt (on their next use); an agent without tags is
+        # only in the view of no tags.
+        stale = [key for key in self._views if not key or touched_tags.intersection(key)]
+        for key in stale:
+            del self._views[key]
 
-    def view(self, tags: list[str]) -> tuple[list[Candidate], dict[str, float]]:
+    def touch(self, agent_id: str, assigned_at: float) -> None:
+        """Record an assignment made by this worker, in place (views keep their positions)."""
+        previous = self.agents.get(agent_id)
+        if previous is None or (previous.last_assigned_at or 0.0) >= assigned_at:
+            return
+        touched = LiveState(running={}, last_assigned={agent_id: assigned_at}).apply([previous])[0]
+        self.agents[agent_id] = touched
+        for view in self._views.values():
+            position = view.index.get(agent_id)
+            if position is not None:
+                view.candidates[position] = touched
+
+    def view(self, tags: list[str]) -> SnapshotView:
         key = tuple(tags)
         found = self._views.get(key)
         if found is not None:
@@ -208,7 +237,11 @@ class RegistrySnapshot:
         candidates = [self.agents[agent_id] for agent_id in ids]
         if len(self._views) >= self.MAX_VIEWS:
             self._views.clear()
-        found = self._views[key] = (candidates, effective_trusts(candidates, tags))
+        found = self._views[key] = SnapshotView(
+            candidates=candidates,
+            trust=effective_trusts(candidates, tags),
+            index={c.agent_id: position for position, c in enumerate(candidates)},
+        )
         return found
 
 
@@ -216,8 +249,9 @@ class CandidateCache:
     """A worker's snapshot of the registry for routing, brought up to date at most every ``ttl_seconds``.
 
     Capabilities, versions, trust, availability and limits come from the snapshot (a registry change reaches
-    routing within ``ttl_seconds``); live load is read fresh for every decision, and assignment times are
-    updated locally as this worker assigns, so round-robin stays exact within one worker. A refresh reads
+    routing within ``ttl_seconds``); live load is read fresh for every decision, and this worker's own
+    assignments are written into the snapshot as it makes them (and again after each refresh, which may have
+    read the registry before they committed), so round-robin stays exact within one worker. A refresh reads
     only the agents whose row changed since the previous one (every write to an agent or its capabilities
     touches ``agents.updated_at``), with a margin for clock skew between processes and for transactions that
     commit late; a deregistered agent shows as a count mismatch and triggers a full reload, as does age.
@@ -229,15 +263,17 @@ class CandidateCache:
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
         self.snapshot = RegistrySnapshot()
-        self.assigned: dict[str, float] = {}
+        self._recent: dict[str, float] = {}  # this worker's assignments within the change margin
         self._checked_at: float | None = None  # monotonic time of the last refresh
         self._full_at = 0.0
         self._since: datetime | None = None
         self._lock = asyncio.Lock()
 
-    async def candidates(
-        self, session: AsyncSession, tags: list[str], *, refresh: bool = False
-    ) -> tuple[list[Candidate], dict[str, float]]:
+    @property
+    def margin_seconds(self) -> float:
+        return max(self.CHANGE_MARGIN_SECONDS, 2 * self.ttl_seconds)
+
+    async def candidates(self, session: AsyncSession, tags: list[str], *, refresh: bool = False) -> SnapshotView:
         """The agents offering all ``tags`` and their trust for those tags (no live load applied).
 
         ``refresh`` brings the snapshot up to date first whatever its age: for a verdict that is final, such
@@ -266,13 +302,16 @@ class CandidateCache:
                 if total != len(self.snapshot.agents):
                     self.snapshot.replace_all(await load_agents(session))
                     self._full_at = now
-            self._since = started - timedelta(seconds=max(self.CHANGE_MARGIN_SECONDS, 2 * self.ttl_seconds))
+            self._since = started - timedelta(seconds=self.margin_seconds)
             self._checked_at = now
+            cutoff = self._since.timestamp()
+            self._recent = {agent_id: at for agent_id, at in self._recent.items() if at >= cutoff}
+            for agent_id, at in self._recent.items():
+                self.snapshot.touch(agent_id, at)
 
     def record_assignment(self, agent_id: str, at: float) -> None:
-        if len(self.assigned) >= 100_000:
-            self.assigned.clear()
-        self.assigned[agent_id] = at
+        self._recent[agent_id] = at
+        self.snapshot.touch(agent_id, at)
 
 
 @dataclass(frozen=True)
@@ -559,12 +598,13 @@ async def route_attempt(
     requirements = [parse_requirement(text) for text in request.required_capabilities]
     tags = sorted({r.tag for r in requirements})
     live = await read_live_load(session, tags, request.task_id)
+    load = LiveState(running=live.running, last_assigned={})
+    trust: dict[str, float] | None = None
     if cache is not None:
-        static, trust = await cache.candidates(session, tags)
-        candidates = LiveState(running=live.running, last_assigned=cache.assigned).apply(static)
+        view = await cache.candidates(session, tags)
+        candidates, trust = load.apply(view.candidates, view.index), view.trust
     else:
-        static, trust = await load_candidates(session, tags), None
-        candidates = LiveState(running=live.running, last_assigned={}).apply(static)
+        candidates = load.apply(await load_candidates(session, tags))
     query = RoutingQuery(
         requirements=requirements,
         strategy=Strategy(request.strategy),
@@ -576,8 +616,8 @@ async def route_attempt(
     )
     evaluation = evaluate(candidates, query, trust=trust)
     if cache is not None and evaluation.winner is None and not evaluation.waiting_is_useful:
-        static, trust = await cache.candidates(session, tags, refresh=True)  # failing for good: check afresh
-        candidates = LiveState(running=live.running, last_assigned=cache.assigned).apply(static)
+        view = await cache.candidates(session, tags, refresh=True)  # failing for good: check afresh
+        candidates, trust = load.apply(view.candidates, view.index), view.trust
         evaluation = evaluate(candidates, query, trust=trust)
 
     if evaluation.winner is None:

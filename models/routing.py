@@ -115,31 +115,39 @@ class LiveState:
     running: dict[str, int]
     last_assigned: dict[str, float]
 
-    def apply(self, candidates: list[Candidate]) -> list[Candidate]:
-        """Candidates whose load or assignment time differs, replaced; the rest reused as they are."""
-        running_of = self.running.get
-        last_of = self.last_assigned.get
-        updated: list[Candidate] = []
-        append = updated.append
-        for c in candidates:
-            running = running_of(c.agent_id, 0)
-            last = last_of(c.agent_id)
-            if running != c.running or (last is not None and last != c.last_assigned_at):
-                # Positional construction: dataclasses.replace costs several times more, for hundreds of agents.
-                c = Candidate(
-                    c.agent_id,
-                    c.endpoint_url,
-                    c.available,
-                    c.max_concurrency,
-                    running,
-                    c.trust,
-                    c.avg_response_ms,
-                    last if last is not None else c.last_assigned_at,
-                    c.tags,
-                    c.registered_at,
-                )
-            append(c)
+    def apply(self, candidates: list[Candidate], index: dict[str, int] | None = None) -> list[Candidate]:
+        """Candidates whose load or assignment time differs, replaced; the rest reused as they are.
+
+        With ``index`` (agent id -> position), ``candidates`` are taken to carry no load of their own (a
+        snapshot) and only the agents named in this live state are looked at, not every candidate.
+        """
+        if index is None:
+            return [self._updated(c) for c in candidates]
+        updated = list(candidates)
+        for agent_id in self.running.keys() | self.last_assigned.keys():
+            position = index.get(agent_id)
+            if position is not None:
+                updated[position] = self._updated(updated[position])
         return updated
+
+    def _updated(self, c: Candidate) -> Candidate:
+        running = self.running.get(c.agent_id, 0)
+        last = self.last_assigned.get(c.agent_id)
+        if running == c.running and (last is None or last == c.last_assigned_at):
+            return c
+        # Positional construction: dataclasses.replace costs several times more.
+        return Candidate(
+            c.agent_id,
+            c.endpoint_url,
+            c.available,
+            c.max_concurrency,
+            running,
+            c.trust,
+            c.avg_response_ms,
+            last if last is not None else c.last_assigned_at,
+            c.tags,
+            c.registered_at,
+        )
 
 
 @dataclass
@@ -156,18 +164,38 @@ class Evaluation:
         return ", ".join(parts) if parts else "none removed"
 
 
-def _eliminate(candidate: Candidate, query: RoutingQuery, trust: float) -> Filter | None:
-    for req in query.requirements:
-        stats = candidate.tags.get(req.tag)
-        if stats is None or not req.accepts(stats.version):
+@dataclass(frozen=True, slots=True)
+class _Checks:
+    """A query's filters in the shape the per-candidate loop wants (it runs for hundreds of agents)."""
+
+    versions: tuple[tuple[str, CapabilityRequirement | None], ...]  # requirement None: any version will do
+    excluded: frozenset[str]
+    min_trust: float | None
+    failed: frozenset[str]
+
+    @classmethod
+    def of(cls, query: RoutingQuery) -> _Checks:
+        return cls(
+            versions=tuple((r.tag, r if r.spec else None) for r in query.requirements),
+            excluded=query.excluded,
+            min_trust=query.min_trust,
+            failed=query.failed_on_task,
+        )
+
+
+def _eliminate(candidate: Candidate, checks: _Checks, trust: float) -> Filter | None:
+    tags = candidate.tags
+    for tag, requirement in checks.versions:
+        stats = tags.get(tag)
+        if stats is None or (requirement is not None and not requirement.accepts(stats.version)):
             return Filter.VERSION
-    if candidate.agent_id in query.excluded:
+    if candidate.agent_id in checks.excluded:
         return Filter.EXCLUDED
-    if query.min_trust is not None and trust < query.min_trust:
+    if checks.min_trust is not None and trust < checks.min_trust:
         return Filter.MIN_TRUST
     if not candidate.available:
         return Filter.UNAVAILABLE
-    if candidate.agent_id in query.failed_on_task:
+    if candidate.agent_id in checks.failed:
         return Filter.ALREADY_FAILED
     if candidate.running >= candidate.max_concurrency:
         return Filter.AT_CAPACITY
@@ -269,30 +297,37 @@ def evaluate(
     tags = sorted({r.tag for r in query.requirements})
     if trust is None:
         trust = effective_trusts(candidates, tags)
-    verdicts = [(c, _eliminate(c, query, trust[c.agent_id])) for c in candidates]
-    eligible = [c for c, why in verdicts if why is None]
-    others_may_free_up = any(
-        why is not None and why not in PERMANENT_FILTERS and why is not Filter.ALREADY_FAILED for _, why in verdicts
-    )
+    checks = _Checks.of(query)
+    eliminate = _eliminate
+    eligible: list[Candidate] = []
+    removed: list[tuple[Candidate, Filter]] = []
+    counts_by_filter: dict[Filter, int] = {}
+    for c in candidates:  # one pass: this loop runs for every candidate of every decision
+        why = eliminate(c, checks, trust[c.agent_id])
+        if why is None:
+            eligible.append(c)
+        else:
+            removed.append((c, why))
+            counts_by_filter[why] = counts_by_filter.get(why, 0) + 1
     second_chance: set[str] = set()
+    others_may_free_up = any(
+        why not in PERMANENT_FILTERS and why is not Filter.ALREADY_FAILED for why in counts_by_filter
+    )
     if not eligible and not others_may_free_up:
-        eligible = [c for c, why in verdicts if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
+        eligible = [c for c, why in removed if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
         second_chance = {c.agent_id for c in eligible}
-        verdicts = [(c, None if c.agent_id in second_chance else why) for c, why in verdicts]
+        if second_chance:
+            removed = [(c, why) for c, why in removed if c.agent_id not in second_chance]
+            counts_by_filter[Filter.ALREADY_FAILED] -= len(second_chance)
     ranked = _rank(eligible, query, trust, receipt_limit) if eligible else []
-    counts: dict[str, int] = {}
-    for _, why in verdicts:
-        if why is not None:
-            counts[why.value] = counts.get(why.value, 0) + 1
+    counts = {why.value: n for why, n in counts_by_filter.items() if n}
     shown: list[tuple[Candidate, Filter | None, float | None]] = [
         (c, None, score) for c, score in ranked[:receipt_limit]
     ]
-    removed = heapq.nsmallest(
-        max(0, receipt_limit - len(shown)),
-        ((c, why) for c, why in verdicts if why is not None),
-        key=lambda cw: cw[0].agent_id,
-    )
-    shown += [(c, why, None) for c, why in removed]
+    shown += [
+        (c, why, None)
+        for c, why in heapq.nsmallest(max(0, receipt_limit - len(shown)), removed, key=lambda cw: cw[0].agent_id)
+    ]
     reports = [
         CandidateReport(
             agent_id=c.agent_id,
@@ -307,18 +342,19 @@ def evaluate(
         )
         for c, why, score in shown
     ]
-    waiting = not ranked and any(why is not None and why not in PERMANENT_FILTERS for _, why in verdicts)
+    waiting = not ranked and any(why not in PERMANENT_FILTERS for why in counts_by_filter if counts_by_filter[why])
     return Evaluation(
         winner=ranked[0][0] if ranked else None,
         reports=reports,
         waiting_is_useful=waiting,
         counts=counts,
         eligible=eligible,
-        total=len(verdicts),
+        total=len(candidates),
     )
 
 
 def could_use(candidate: Candidate, query: RoutingQuery) -> bool:
     """Whether ``candidate`` passes the task's permanent filters (capability versions, exclusions, min_trust)."""
-    why = _eliminate(candidate, query, candidate.effective_trust(sorted({r.tag for r in query.requirements})))
+    trust = candidate.effective_trust(sorted({r.tag for r in query.requirements}))
+    why = _eliminate(candidate, _Checks.of(query), trust)
     return why not in PERMANENT_FILTERS

@@ -104,7 +104,8 @@ class AgentCapability(Base):
     total_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     successful_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_agent_capabilities_tag", "tag"),)
+    # Covering (tag, agent_id): routing's live-load query finds a tag's agents from the index alone.
+    __table_args__ = (Index("ix_agent_capabilities_tag_agent", "tag", "agent_id"),)
 
 
 class Task(Base):

@@ -74,8 +74,8 @@ async def route(db: Database, cache: CandidateCache, task_id: str, tag: str, att
 
 async def snapshot_ids(db: Database, cache: CandidateCache, tag: str) -> set[str]:
     async with db.session() as session:
-        candidates, _ = await cache.candidates(session, [tag])
-    return {c.agent_id for c in candidates}
+        view = await cache.candidates(session, [tag])
+    return {c.agent_id for c in view.candidates}
 
 
 async def test_snapshot_follows_registrations_updates_and_deregistrations(db: Database) -> None:
@@ -88,8 +88,8 @@ async def test_snapshot_follows_registrations_updates_and_deregistrations(db: Da
         await update_agent(session, "a1", AgentUpdate(status=AgentStatus.UNAVAILABLE))
     await asyncio.sleep(TTL * 2)
     async with db.session() as session:
-        candidates, _ = await cache.candidates(session, ["sum"])
-    assert {c.agent_id: c.available for c in candidates} == {"a1": False, "a2": True}
+        view = await cache.candidates(session, ["sum"])
+    assert {c.agent_id: c.available for c in view.candidates} == {"a1": False, "a2": True}
 
     async with db.transaction() as session:
         await update_agent(session, "a2", AgentUpdate(capabilities=[Capability(tag="translate", version="2.0")]))
@@ -161,3 +161,22 @@ async def test_concurrent_decisions_never_fill_an_agent_beyond_its_limit(db: Dat
             await session.execute(select(func.count()).select_from(TaskAttempt).where(TaskAttempt.status == "running"))
         ).scalar_one()
     assert running == 2
+
+
+async def test_round_robin_rotates_within_a_worker_on_its_own_assignments(db: Database) -> None:
+    cache = CandidateCache(3600)  # the snapshot never refreshes: only this worker's own records move it
+    for name in ("r1", "r2", "r3"):
+        await register(db, name, "sum", max_concurrency=10)
+    chosen = []
+    for _ in range(6):
+        request = RouteRequest(
+            task_id=await new_task(db, "sum"),
+            attempt=1,
+            required_capabilities=["sum"],
+            failed_agent_ids=[],
+            strategy="round_robin",
+        )
+        async with db.transaction() as session:
+            chosen.append((await route_attempt(session, request, cache)).agent_id)
+    assert sorted(chosen[:3]) == ["r1", "r2", "r3"]
+    assert chosen[3:] == chosen[:3], "then the same rotation again"
