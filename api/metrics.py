@@ -65,9 +65,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 
 async def render(db: Database) -> tuple[bytes, str]:
     async with db.session() as session:
-        rows = (
-            await session.execute(select(Task.status, Task.type, func.count()).group_by(Task.status, Task.type))
-        ).tuples()
+        rows = await session.execute(select(Task.status, Task.type, func.count()).group_by(Task.status, Task.type))
         by_type = rows.all()
     counts: dict[str, int] = {}
     for status, _type, count in by_type:

@@ -32,7 +32,7 @@ async def running_counts(session: AsyncSession, agent_ids: Sequence[str] | None 
     if agent_ids is not None:
         query = query.where(TaskAttempt.agent_id.in_(agent_ids))
     rows = await session.execute(query.group_by(TaskAttempt.agent_id))
-    return {agent_id: count for agent_id, count in rows.tuples()}
+    return {agent_id: count for agent_id, count in rows}
 
 
 def running_count_column() -> ScalarSelect[int]:

@@ -11,14 +11,12 @@ from models.workflow_io import DependencyState
 
 
 async def dependency_state(session: AsyncSession, task_id: str) -> DependencyState:
-    rows = (
-        await session.execute(
-            select(Task.id, Task.status)
-            .join(TaskDependency, TaskDependency.depends_on_id == Task.id)
-            .where(TaskDependency.task_id == task_id)
-            .order_by(Task.id)
-        )
-    ).tuples()
+    rows = await session.execute(
+        select(Task.id, Task.status)
+        .join(TaskDependency, TaskDependency.depends_on_id == Task.id)
+        .where(TaskDependency.task_id == task_id)
+        .order_by(Task.id)
+    )
     pending: list[str] = []
     for dep_id, status in rows:
         if not TaskStatus(status).is_final:
@@ -35,4 +33,4 @@ async def waiting_dependents(session: AsyncSession, task_id: str) -> list[str]:
         .join(TaskDependency, TaskDependency.task_id == Task.id)
         .where(TaskDependency.depends_on_id == task_id)
     )
-    return [workflow_id for workflow_id, status in rows.tuples() if not TaskStatus(status).is_final]
+    return [workflow_id for workflow_id, status in rows if not TaskStatus(status).is_final]

@@ -33,13 +33,11 @@ async def probe_agents(
 ) -> dict[str, str | None]:
     """Problem (or None for healthy) per agent that has a health URL or has ever sent a heartbeat."""
     agents = list(
-        (
-            await session.execute(
-                select(Agent.id, Agent.health_url, Agent.last_heartbeat_at).where(
-                    or_(Agent.health_url.is_not(None), Agent.last_heartbeat_at.is_not(None))
-                )
+        await session.execute(
+            select(Agent.id, Agent.health_url, Agent.last_heartbeat_at).where(
+                or_(Agent.health_url.is_not(None), Agent.last_heartbeat_at.is_not(None))
             )
-        ).tuples()
+        )
     )
     limiter = asyncio.Semaphore(MAX_PARALLEL_PINGS)
     now = utcnow()

@@ -86,7 +86,7 @@ async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: 
         version,
         tag_trust,
         samples,
-    ) in rows.tuples():
+    ) in rows:
         stats = tag_stats.setdefault(agent_id, {})
         if tag is not None:
             stats[tag] = TagStats(version, tag_trust, samples)
@@ -158,7 +158,7 @@ async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -
     params: dict[str, Any] = {"task_id": task_id, "tags": tags} if tags else {"task_id": task_id}
     counts: dict[str, int] = {}
     others_waiting = 0
-    for agent_id, n in (await conn.execute(_LIVE_LOAD[bool(tags)], params)).tuples():
+    for agent_id, n in await conn.execute(_LIVE_LOAD[bool(tags)], params):
         if agent_id is None:
             others_waiting = int(n)
         else:
@@ -337,7 +337,7 @@ async def waiting_tasks(session: AsyncSession, tags: set[str], aging_seconds: fl
         ).where(Task.status == "routing")
     )
     waiting: list[_Waiting] = []
-    for task_id, workflow_id, priority, created_at, required, min_trust, excluded in rows.tuples():
+    for task_id, workflow_id, priority, created_at, required, min_trust, excluded in rows:
         requirements = [parse_requirement(r) for r in required]
         if not tags & {r.tag for r in requirements}:
             continue

@@ -174,9 +174,7 @@ async def _runs(db: Database, schedule_id: str) -> tuple[list[ScheduleRun], dict
                 await session.execute(
                     select(Task.status, func.count()).where(Task.schedule_id == schedule_id).group_by(Task.status)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     runs = [
         ScheduleRun(

@@ -53,14 +53,12 @@ def _record_view(r: TrustRecord) -> TrustRecordView:
 
 async def _trend(session: AsyncSession, agent_id: str) -> TrustTrend:
     recent = list(
-        (
-            await session.execute(
-                select(TrustRecord.score_before, TrustRecord.score_after)
-                .where(TrustRecord.agent_id == agent_id)
-                .order_by(TrustRecord.id.desc())
-                .limit(TREND_WINDOW)
-            )
-        ).tuples()
+        await session.execute(
+            select(TrustRecord.score_before, TrustRecord.score_after)
+            .where(TrustRecord.agent_id == agent_id)
+            .order_by(TrustRecord.id.desc())
+            .limit(TREND_WINDOW)
+        )
     )
     if not recent:
         return TrustTrend(direction="stable", change=0.0, window=0)
