@@ -34,6 +34,11 @@ class RegistryActivities:
 
     @activity.defn(name="route_task")
     async def route_task(self, request: RouteRequest) -> RouteDecision:
+        if self._cache is not None and self._cache.due:
+            # Outside the write transaction: on SQLite that holds the database's one write lock, and a full
+            # reload of a large registry should not keep every other writer waiting.
+            async with self._db.session() as session:
+                await self._cache.refresh(session)
         for _ in range(ROUTE_RACE_RETRIES):
             try:
                 async with self._db.transaction() as session:

@@ -285,6 +285,14 @@ class CandidateCache:
     def _fresh(self) -> bool:
         return self._checked_at is not None and time.monotonic() - self._checked_at <= self.ttl_seconds
 
+    @property
+    def due(self) -> bool:
+        """Whether the next decision would refresh the snapshot (callers may do it outside their transaction)."""
+        return not self._fresh()
+
+    async def refresh(self, session: AsyncSession) -> None:
+        await self._refresh(session)
+
     async def _refresh(self, session: AsyncSession, force: bool = False) -> None:
         if not force and (self._fresh() or (self._checked_at is not None and self._lock.locked())):
             return  # fresh, or another decision is refreshing it: use the current snapshot meanwhile
