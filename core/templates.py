@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,7 +71,22 @@ async def resolve(session: AsyncSession, client_id: str, spec: TaskCreate) -> Ta
     """The request with its template applied (unchanged without one). Unknown templates are a 422."""
     if spec.template_id is None:
         return spec
-    row = await session.get(TaskTemplate, spec.template_id)
+    return apply(await session.get(TaskTemplate, spec.template_id), client_id, spec)
+
+
+async def load_owned(session: AsyncSession, client_id: str, template_ids: Iterable[str]) -> dict[str, TaskTemplate]:
+    """The client's templates among ``template_ids``, by id (one query); others' and unknown ones are left out."""
+    wanted = sorted(set(template_ids))
+    if not wanted:
+        return {}
+    query = select(TaskTemplate).where(TaskTemplate.id.in_(wanted), TaskTemplate.client_id == client_id)
+    return {row.id: row for row in (await session.execute(query)).scalars()}
+
+
+def apply(row: TaskTemplate | None, client_id: str, spec: TaskCreate) -> TaskCreate:
+    """``spec`` with template ``row`` applied (``resolve`` without the query)."""
+    if spec.template_id is None:
+        return spec
     if row is None or row.client_id != client_id:
         raise InvalidInput(f"template {spec.template_id!r} not found")
     try:
@@ -83,4 +99,16 @@ async def count_use(session: AsyncSession, template_id: str) -> None:
     """Atomic increment, so concurrent submissions never lose a count."""
     await session.execute(
         update(TaskTemplate).where(TaskTemplate.id == template_id).values(times_used=TaskTemplate.times_used + 1)
+    )
+
+
+async def count_uses(session: AsyncSession, uses: Mapping[str, int]) -> None:
+    """``count_use`` for many templates at once: one atomic UPDATE, ``uses`` maps template id to uses."""
+    if not uses:
+        return
+    await session.execute(
+        update(TaskTemplate)
+        .where(TaskTemplate.id.in_(sorted(uses)))
+        .values(times_used=TaskTemplate.times_used + case(dict(uses), value=TaskTemplate.id, else_=0))
+        .execution_options(synchronize_session=False)
     )

@@ -140,8 +140,34 @@ class DependentsRequest(BaseModel):
 
 
 class BatchInput(BaseModel):
+    """What a BatchWorkflow starts: the rows of ``batch_id`` (read from the registry in pages), plus earlier tasks.
+
+    Compact whatever the batch holds: ids only, never the tasks themselves.
+    """
+
     batch_id: str
-    tasks: list[TaskWorkflowInput]
+    # Legacy: batches accepted before the rows were read from the registry carried every task's input.
+    tasks: list[TaskWorkflowInput] = []
+    # How many rows the request writes under ``batch_id`` (after starting this workflow, then signalling).
+    new_tasks: int = 0
+    # Tasks of earlier requests named again by idempotency key: their workflows are made sure to run.
+    existing_task_ids: list[str] = []
+    # Without the API's signal, the registry is read this long after the start (the API died after its commit).
+    record_wait_seconds: float = 30.0
+
+
+class BatchPage(BaseModel):
+    """One page of a batch to start: ``limit`` rows of the batch from ``offset``, or the given ``task_ids``."""
+
+    batch_id: str
+    offset: int = 0
+    limit: int = 0
+    task_ids: list[str] = []
+
+
+class BatchPageResult(BaseModel):
+    loaded: int
+    started: int
 
 
 class CompositionStep(BaseModel):

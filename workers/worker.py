@@ -15,6 +15,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.agent_calls import AgentCallActivities
+from activities.batches import BatchActivities
 from activities.compositions import CompositionActivities
 from activities.health import HealthActivities
 from activities.llm_calls import LlmCallActivities
@@ -65,6 +66,7 @@ def build_workers(
         compositions = CompositionActivities(db, settings)
         events = EventActivities(db, settings)
         scheduled = ScheduleActivities(db, settings)
+        batches = BatchActivities(db, client, settings)
         workers.append(
             Worker(
                 client,
@@ -83,6 +85,7 @@ def build_workers(
                     scheduled.submit_scheduled_task,
                     scheduled.await_task,
                     scheduled.cancel_task,
+                    batches.start_batch_tasks,
                 ],
                 sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,

@@ -1,0 +1,83 @@
+"""Starting the task workflows of a batch, one page of registry rows per call (run by BatchWorkflow)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from core.db import Database
+from core.settings import Settings
+from core.tasks import workflow_input
+from core.temporal import TASK_WORKFLOW_NAME
+from models.tables import Task, TaskDependency
+from models.workflow_io import BatchPage, BatchPageResult, TaskWorkflowInput
+from workflows.children import task_child_options
+
+# Workflow starts in flight at once per page: enough to hide the round trip, few enough to spare the server.
+START_CONCURRENCY = 32
+
+
+class BatchActivities:
+    def __init__(self, db: Database, client: Client, settings: Settings) -> None:
+        self._db = db
+        self._client = client
+        self._settings = settings
+
+    @activity.defn(name="start_batch_tasks")
+    async def start_batch_tasks(self, page: BatchPage) -> BatchPageResult:
+        """Start the workflow of every task of the page that has none yet. Safe to retry: starts are idempotent.
+
+        ``loaded`` tasks of the page all have a workflow afterwards; ``started`` of them got it from this call.
+        """
+        inputs = await self._load(page)
+        gate = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def start(params: TaskWorkflowInput) -> bool:
+            async with gate:
+                return await self._start(params)
+
+        started = await asyncio.gather(*(start(params) for params in inputs))
+        # Every task of the page now has its workflow, whether started here or earlier (say by a retry).
+        return BatchPageResult(loaded=len(inputs), started=sum(started))
+
+    async def _load(self, page: BatchPage) -> list[TaskWorkflowInput]:
+        query = select(Task)
+        if page.task_ids:
+            query = query.where(Task.id.in_(page.task_ids)).order_by(Task.created_at, Task.id)
+        else:
+            query = (
+                query.where(Task.parent_id == page.batch_id)
+                .order_by(Task.created_at, Task.id)
+                .offset(page.offset)
+                .limit(page.limit)
+            )
+        async with self._db.session() as session:
+            rows = list((await session.execute(query)).scalars())
+            depends_on: dict[str, list[str]] = defaultdict(list)
+            if rows:
+                edges = await session.execute(
+                    select(TaskDependency.task_id, TaskDependency.depends_on_id)
+                    .where(TaskDependency.task_id.in_([row.id for row in rows]))
+                    .order_by(TaskDependency.task_id, TaskDependency.depends_on_id)
+                )
+                for task_id, dep in edges.tuples():
+                    depends_on[task_id].append(dep)
+        return [workflow_input(row, self._settings, depends_on[row.id]) for row in rows]
+
+    async def _start(self, params: TaskWorkflowInput) -> bool:
+        try:
+            await self._client.start_workflow(
+                TASK_WORKFLOW_NAME,
+                params,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                **task_child_options(params),
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
