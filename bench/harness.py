@@ -27,6 +27,7 @@ from core.migrate import upgrade
 from models.agents import AgentCreate, Capability
 from models.keys import ApiKeyCreate, Scope
 from models.search_attributes import ALL_KEYS
+from workers.child_processes import die_with_parent
 from workers.temporal_dev import dev_server_args, find_binary
 
 ROOT = Path(__file__).absolute().parent.parent
@@ -53,7 +54,13 @@ class Proc:
     def start(self) -> Proc:
         log = self.log_file.open("ab")
         self.popen = subprocess.Popen(
-            self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            self.args,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         log.close()
         self.ps = psutil.Process(self.popen.pid)

@@ -25,6 +25,7 @@ from core.settings import Settings
 from core.temporal import connect
 from models.agents import AgentCreate, Capability
 from models.keys import ApiKeyCreate, Scope
+from workers.child_processes import die_with_parent
 from workers.demo_agent import DEMO_CAPABILITIES
 from workers.temporal_dev import dev_server_args, find_binary
 
@@ -40,7 +41,12 @@ class Child:
         self._log = log_file.open("ab")
         # A session of its own: Ctrl-C reaches only `ains up`, which stops children in order.
         self.process = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def running(self) -> bool:

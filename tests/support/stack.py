@@ -24,6 +24,7 @@ from core.settings import Settings
 from core.temporal import connect
 from models.keys import ApiKeyCreate, Scope
 from tests.support.servers import RunningServer, serve
+from workers.child_processes import die_with_parent
 from workers.worker import resolve_queues, run_workers
 
 SIGNING_SECRET = "test-signing-secret"
@@ -112,6 +113,7 @@ class Stack:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
         self._processes.append(process)
         return process
