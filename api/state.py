@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from temporalio.client import Client
 
+from api.read_cache import RegistryReadCache
 from core.db import Database
 from core.errors import Unavailable
 from core.keys import KeyCache
@@ -24,8 +25,13 @@ class AppState:
     redis: Redis | None = None
     # Verified API keys (see KeyCache); the default caches nothing.
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
+    # Bodies of GET /v1/agents and the leaderboard for registry_read_cache_ttl_seconds (see api.read_cache).
+    read_cache: RegistryReadCache = field(init=False)
     _temporal: Client | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.read_cache = RegistryReadCache(self.settings)
 
     @classmethod
     def create(cls, settings: Settings) -> AppState:

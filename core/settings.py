@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # How long an API process trusts an API key it verified before looking it up again (0: every request).
     # A key revoked through one API process stops working there at once and on the others within this time.
     api_key_cache_ttl_seconds: float = Field(default=5.0, ge=0)
+    # How long an API process serves GET /v1/agents and GET /v1/trust/leaderboard from its response cache:
+    # live load, trust and other processes' writes show within this time, agent and trust writes through
+    # the same process at once (README "API overview"). 0 disables the cache.
+    registry_read_cache_ttl_seconds: float = Field(default=1.0, ge=0)
 
     # Agent-call activity tuning. The heartbeat timeout bounds how long a task waits
     # after a worker dies mid-call before Temporal re-runs the call on another worker.

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AgentsRead, AgentsWrite, State
+from api.read_cache import cache_key
 from api.state import AppState
 from core import agents, trust
 from core.errors import Unavailable
@@ -20,14 +24,26 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 log = logging.getLogger("ains.api")
 
 
+@asynccontextmanager
+async def registry_write(state: AppState) -> AsyncIterator[AsyncSession]:
+    """A transaction changing agents or trust; once it has ended (committed or not), this process's cached
+    registry reads are dropped, so the caller's next list or leaderboard shows the change."""
+    try:
+        async with state.db.transaction() as session:
+            yield session
+    finally:
+        state.read_cache.invalidate()
+
+
 @router.post("", status_code=201, response_model=AgentView)
 async def register_agent(spec: AgentCreate, state: State, _: AgentsWrite) -> AgentView:
-    async with state.db.transaction() as session:
+    async with registry_write(state) as session:
         return await agents.register_agent(session, spec)
 
 
 @router.get("", response_model=Page[AgentView])
 async def list_agents(
+    request: Request,
     state: State,
     _: AgentsRead,
     tag: Annotated[list[str] | None, Query(description="Only agents offering every tag given.")] = None,
@@ -35,11 +51,20 @@ async def list_agents(
     limit: Annotated[int, Query(ge=1, le=agents.MAX_PAGE_SIZE)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    # Serialized straight from registry rows (the JSON of Page[AgentView], byte for byte), read on a plain
-    # connection: the ORM session would add nothing to a read of rows.
-    async with state.db.engine.connect() as conn:
-        body = await agents.list_agents_json(conn, tags=tag or [], status=status, limit=limit, cursor=cursor)
-    return Response(body, media_type="application/json")
+    """Agents ordered by id, offering every tag given. May be up to AINS_REGISTRY_READ_CACHE_TTL_SECONDS old
+    (``Cache-Control: no-cache``: fresh); writes through this API process show at once."""
+    tags = tag or []
+
+    async def read() -> bytes:
+        # Serialized straight from registry rows (the JSON of Page[AgentView], byte for byte), read on a plain
+        # connection: the ORM session would add nothing to a read of rows.
+        async with state.db.engine.connect() as conn:
+            return await agents.list_agents_json(conn, tags=tags, status=status, limit=limit, cursor=cursor)
+
+    # The page does not depend on the caller, nor on the order or repetition of tags (all must be offered).
+    params: list[tuple[str, str | int | None]] = [("tag", t) for t in sorted(set(tags))]
+    params += [("status", None if status is None else status.value), ("limit", limit), ("cursor", cursor)]
+    return await state.read_cache.respond(request, cache_key("/v1/agents", params), read)
 
 
 @router.get("/{agent_id}", response_model=AgentView)
@@ -50,13 +75,13 @@ async def get_agent(agent_id: str, state: State, _: AgentsRead) -> AgentView:
 
 @router.patch("/{agent_id}", response_model=AgentView)
 async def update_agent(agent_id: str, spec: AgentUpdate, state: State, _: AgentsWrite) -> AgentView:
-    async with state.db.transaction() as session:
+    async with registry_write(state) as session:
         return await agents.update_agent(session, agent_id, spec)
 
 
 @router.delete("/{agent_id}", status_code=204)
 async def deregister_agent(agent_id: str, state: State, _: AgentsWrite) -> Response:
-    async with state.db.transaction() as session:
+    async with registry_write(state) as session:
         await agents.deregister_agent(session, agent_id)
     return Response(status_code=204)
 
@@ -85,14 +110,14 @@ async def dispatch_events(state: AppState) -> None:
 @router.post("/{agent_id}/heartbeat", response_model=AgentView)
 async def heartbeat(agent_id: str, state: State, _: AgentsWrite) -> AgentView:
     """Agents call this periodically; one that the health check had marked unavailable becomes available."""
-    async with state.db.transaction() as session:
+    async with registry_write(state) as session:
         return await agents.record_heartbeat(session, agent_id)
 
 
 @router.post("/{agent_id}/trust", status_code=201, response_model=TrustRecordView)
 async def override_trust(agent_id: str, change: TrustOverride, state: State, principal: Admin) -> TrustRecordView:
     """Set the agent's trust score by hand (admin); recorded in its trust history with the reason."""
-    async with state.db.transaction() as session:
+    async with registry_write(state) as session:
         record = await trust.override_trust(
             session, agent_id, change, actor=f"{principal.client_id}/{principal.key_id}"
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AgentsRead, State
+from api.read_cache import cache_key
 from core import trust
 from models.capabilities import TAG_PATTERN
 from models.trust import TrustTier
@@ -17,14 +18,21 @@ router = APIRouter(prefix="/v1/trust", tags=["trust"])
 
 @router.get("/leaderboard", response_model=Leaderboard)
 async def leaderboard(
+    request: Request,
     state: State,
     _: AgentsRead,
     limit: Annotated[int, Query(ge=1, le=trust.MAX_PAGE_SIZE)] = 20,
     tier: TrustTier | None = None,
     tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
 ) -> Response:
-    """Most trusted agents first; with ``tag``, ranked by their trust for that capability."""
-    # Serialized straight from registry rows (the JSON of Leaderboard, byte for byte), on a plain connection.
-    async with state.db.engine.connect() as conn:
-        body = await trust.leaderboard_json(conn, limit=limit, tier=tier, tag=tag)
-    return Response(body, media_type="application/json")
+    """Most trusted agents first; with ``tag``, ranked by their trust for that capability. May be up to
+    AINS_REGISTRY_READ_CACHE_TTL_SECONDS old (``Cache-Control: no-cache``: fresh)."""
+
+    async def read() -> bytes:
+        # Serialized straight from registry rows (the JSON of Leaderboard, byte for byte), on a plain connection.
+        async with state.db.engine.connect() as conn:
+            return await trust.leaderboard_json(conn, limit=limit, tier=tier, tag=tag)
+
+    # The same for every caller: the key is the query alone.
+    params = [("limit", limit), ("tier", None if tier is None else tier.value), ("tag", tag)]
+    return await state.read_cache.respond(request, cache_key("/v1/trust/leaderboard", params), read)
