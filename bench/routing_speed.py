@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from bench.stats import pct
 from core.db import Database
 from core.migrate import upgrade
-from core.routing import CandidateCache, route_attempt
+from core.routing import CandidateCache, choose, route_attempt
 from core.settings import Settings
 from models.routing import Strategy
 from models.tables import Agent, AgentCapability, Task, TaskAttempt
@@ -129,8 +129,10 @@ async def populate(db: Database, agents: int, tags: int, seed: int = 7) -> list[
 
 async def time_routing(
     db: Database, tag_names: list[str], strategy: Strategy, samples: int, cache: CandidateCache | None
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
+    """Per sample: the routing decision alone (``choose``: reads only), then the whole step (``route_attempt``)."""
     rng = random.Random(11)
+    choosing: list[float] = []
     timings: list[float] = []
     if cache is not None:  # a worker in steady state has every hot tag in its snapshot
         async with db.session() as session:
@@ -158,13 +160,17 @@ async def time_routing(
                 task_id=task_id, attempt=1, required_capabilities=[requirement], failed_agent_ids=[], strategy=strategy
             )
             started = time.perf_counter()
+            await choose(session, request, cache)
+            chose = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
             decision = await route_attempt(session, request, cache)
             elapsed = (time.perf_counter() - started) * 1000
             assert decision.outcome is RouteOutcome.ASSIGNED, decision.reason
             await session.rollback()
         if i >= WARMUP:
+            choosing.append(chose)
             timings.append(elapsed)
-    return timings
+    return choosing, timings
 
 
 async def run_backend(name: str, url: str, args: argparse.Namespace, maintenance: list[str]) -> list[str]:
@@ -178,12 +184,13 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, maintenance
         runs: list[tuple[Strategy, CandidateCache | None]] = [(s, CandidateCache(DEFAULT_CACHE_TTL)) for s in Strategy]
         runs += [(s, None) for s in Strategy]
         for strategy, cache in runs:
-            timings = await time_routing(db, tags, strategy, args.samples, cache)
-            median = statistics.median(timings)
+            choosing, timings = await time_routing(db, tags, strategy, args.samples, cache)
+            chose, median = statistics.median(choosing), statistics.median(timings)
             mode = f"worker snapshot (TTL {DEFAULT_CACHE_TTL:g} s)" if cache else "no snapshot: from the DB"
             lines.append(
-                f"| {name} | {strategy.value} | {mode} | {median:.2f} | {pct(timings, 95):.2f} | "
-                f"{pct(timings, 99):.2f} | {statistics.pstdev(timings):.2f} | {'yes' if median < 5 else 'no'} |"
+                f"| {name} | {strategy.value} | {mode} | {chose:.2f} | {pct(choosing, 95):.2f} | "
+                f"{'yes' if chose < 5 else 'no'} | {median:.2f} | {pct(timings, 95):.2f} | {pct(timings, 99):.2f} | "
+                f"{'yes' if median < 5 else 'no'} |"
             )
             print(lines[-1], flush=True)
         maintenance.append(await time_snapshot_upkeep(db, name, args.agents))
@@ -271,10 +278,14 @@ async def main() -> None:
                 "(AINS_ROUTING_CACHE_TTL_SECONDS=0). On Postgres the bulk-loaded registry is vacuumed and analysed "
                 "before timing, as autovacuum would do shortly after such a load.",
                 "",
-                "Goal: median under 5 ms.",
+                "Goal: median under 5 ms. Two timings per sample: the routing decision (`core.routing.choose`: "
+                "read live load and the queue length, candidates, filters, strategy; reads only) and the whole step "
+                "(`route_attempt`: the decision plus its four writes: the agent's row lock and assignment time, the "
+                "attempt row holding the slot, the task, the receipt).",
                 "",
-                "| backend | strategy | candidate data | median ms | p95 ms | p99 ms | stdev ms | goal met |",
-                "|---|---|---|---|---|---|---|---|",
+                "| backend | strategy | candidate data | decision median ms | decision p95 ms | decision < 5 ms "
+                "| step median ms | step p95 ms | step p99 ms | step < 5 ms |",
+                "|---|---|---|---|---|---|---|---|---|---|",
                 *rows,
                 "",
                 f"Snapshot upkeep (medians of {UPKEEP_SAMPLES}, not on any decision's path except a worker's first): "

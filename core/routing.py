@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Insert,
     String,
     Update,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import insert_or_merge
+from core.db import driver_fetch, insert_or_merge
 from core.metrics import observe_queue_wait
 from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
@@ -130,22 +131,26 @@ class LiveLoad:
     others_waiting: int  # tasks other than the one being routed that wait for an agent (any tags)
 
 
-def _live_load_statement(per_tag: bool) -> CompoundSelect[Any]:
-    running = select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running")
-    if per_tag:
-        capable = select(AgentCapability.agent_id).where(AgentCapability.tag.in_(bindparam("tags", expanding=True)))
-        running = running.where(TaskAttempt.agent_id.in_(capable))
-    waiting = (
-        select(cast(null(), String), func.count())
-        .select_from(Task)
-        .where(Task.status == "routing", Task.id != bindparam("task_id"))
-    )
-    return union_all(running.group_by(TaskAttempt.agent_id), waiting)
+# Run by the drivers directly: this read is made for every decision, and through SQLAlchemy its parameter
+# and result handling cost more than the query itself (1.8 ms against 0.8 ms on SQLite, 10,000 agents).
+_LIVE_LOAD_SQL = (
+    "SELECT agent_id, count(*) FROM task_attempts WHERE status = 'running' AND agent_id IN "
+    "(SELECT agent_id FROM agent_capabilities WHERE tag {tags}) GROUP BY agent_id "
+    "UNION ALL SELECT NULL, count(*) FROM tasks WHERE status = 'routing' AND id != {task_id}"
+)
+_LIVE_LOAD_POSTGRES = _LIVE_LOAD_SQL.format(tags="= ANY($1::varchar[])", task_id="$2")
+# A task without requirements (none reach routing today: a task requires at least its type) counts every agent.
+_LIVE_LOAD_ANY_AGENT = union_all(
+    select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running").group_by(TaskAttempt.agent_id),
+    select(cast(null(), String), func.count())
+    .select_from(Task)
+    .where(Task.status == "routing", Task.id != bindparam("task_id")),
+)
 
 
-# Built once: the routing step runs these for every decision, and constructing statements costs more than
-# running them (the compiled form is cached by SQLAlchemy either way).
-_LIVE_LOAD = {True: _live_load_statement(per_tag=True), False: _live_load_statement(per_tag=False)}
+@lru_cache(maxsize=16)
+def _live_load_sqlite(tag_count: int) -> str:
+    return _LIVE_LOAD_SQL.format(tags=f"IN ({', '.join('?' * tag_count)})", task_id="?")
 
 
 async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -> LiveLoad:
@@ -154,11 +159,18 @@ async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -
     One round trip: the running counts of the agents offering any of ``tags`` and, in a row of its own with
     a NULL agent, how many other tasks are waiting (when none are, priority order cannot matter).
     """
-    conn = await session.connection()
-    params: dict[str, Any] = {"task_id": task_id, "tags": tags} if tags else {"task_id": task_id}
+    rows: Sequence[Sequence[Any]]
+    if tags:
+        rows = await driver_fetch(
+            session,
+            sqlite=(_live_load_sqlite(len(tags)), [*tags, task_id]),
+            postgres=(_LIVE_LOAD_POSTGRES, [tags, task_id]),
+        )
+    else:  # a task with no requirements: every agent's load
+        rows = list(await (await session.connection()).execute(_LIVE_LOAD_ANY_AGENT, {"task_id": task_id}))
     counts: dict[str, int] = {}
     others_waiting = 0
-    for agent_id, n in await conn.execute(_LIVE_LOAD[bool(tags)], params):
+    for agent_id, n in rows:
         if agent_id is None:
             others_waiting = int(n)
         else:
@@ -594,15 +606,19 @@ async def _reserve(session: AsyncSession, request: RouteRequest, winner: Candida
     return True
 
 
-async def route_attempt(
-    session: AsyncSession, request: RouteRequest, cache: CandidateCache | None = None
-) -> RouteDecision:
-    """Pick and reserve an agent for ``request.attempt``. Idempotent: a replay returns the same agent.
+@dataclass(frozen=True)
+class Choice:
+    """What a routing decision saw and concluded, before anything is written."""
 
-    The common path is one read (live load) and four writes (attempt, agent, task, receipt); the registry
-    itself comes from the worker's snapshot when ``cache`` is given.
-    """
-    started = time.perf_counter()
+    tags: list[str]
+    live: LiveLoad
+    candidates: list[Candidate]
+    query: RoutingQuery
+    evaluation: Evaluation
+
+
+async def choose(session: AsyncSession, request: RouteRequest, cache: CandidateCache | None = None) -> Choice:
+    """Route among the registry's agents for ``request``: live load, candidates, filters, strategy. Reads only."""
     requirements = [parse_requirement(text) for text in request.required_capabilities]
     tags = sorted({r.tag for r in requirements})
     live = await read_live_load(session, tags, request.task_id)
@@ -627,6 +643,26 @@ async def route_attempt(
         view = await cache.candidates(session, tags, refresh=True)  # failing for good: check afresh
         candidates, trust = load.apply(view.candidates, view.index), view.trust
         evaluation = evaluate(candidates, query, trust=trust)
+    return Choice(tags=tags, live=live, candidates=candidates, query=query, evaluation=evaluation)
+
+
+async def route_attempt(
+    session: AsyncSession, request: RouteRequest, cache: CandidateCache | None = None
+) -> RouteDecision:
+    """Pick and reserve an agent for ``request.attempt``. Idempotent: a replay returns the same agent.
+
+    The common path is one read (live load) and four writes (agent, attempt, task, receipt); the registry
+    itself comes from the worker's snapshot when ``cache`` is given.
+    """
+    started = time.perf_counter()
+    choice = await choose(session, request, cache)
+    tags, live, candidates, query, evaluation = (
+        choice.tags,
+        choice.live,
+        choice.candidates,
+        choice.query,
+        choice.evaluation,
+    )
 
     if evaluation.winner is None:
         if not candidates:

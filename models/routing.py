@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -183,23 +184,36 @@ class _Checks:
         )
 
 
-def _eliminate(candidate: Candidate, checks: _Checks, trust: float) -> Filter | None:
-    tags = candidate.tags
-    for tag, requirement in checks.versions:
-        stats = tags.get(tag)
-        if stats is None or (requirement is not None and not requirement.accepts(stats.version)):
-            return Filter.VERSION
-    if candidate.agent_id in checks.excluded:
-        return Filter.EXCLUDED
-    if checks.min_trust is not None and trust < checks.min_trust:
-        return Filter.MIN_TRUST
-    if not candidate.available:
-        return Filter.UNAVAILABLE
-    if candidate.agent_id in checks.failed:
-        return Filter.ALREADY_FAILED
-    if candidate.running >= candidate.max_concurrency:
-        return Filter.AT_CAPACITY
-    return None
+def _eliminator(checks: _Checks) -> Callable[[Candidate, float], Filter | None]:
+    """The filters of ``checks`` as one function of (candidate, its trust): which filter removes it, if any.
+
+    A closure, so the hot loop reads the query's values from local cells rather than attributes.
+    """
+    versions = checks.versions
+    excluded = checks.excluded
+    min_trust = checks.min_trust
+    failed = checks.failed
+
+    def eliminate(candidate: Candidate, trust: float) -> Filter | None:
+        tags = candidate.tags
+        for tag, requirement in versions:
+            stats = tags.get(tag)
+            if stats is None or (requirement is not None and not requirement.accepts(stats.version)):
+                return Filter.VERSION
+        agent_id = candidate.agent_id
+        if agent_id in excluded:
+            return Filter.EXCLUDED
+        if min_trust is not None and trust < min_trust:
+            return Filter.MIN_TRUST
+        if not candidate.available:
+            return Filter.UNAVAILABLE
+        if agent_id in failed:
+            return Filter.ALREADY_FAILED
+        if candidate.running >= candidate.max_concurrency:
+            return Filter.AT_CAPACITY
+        return None
+
+    return eliminate
 
 
 def _detail(candidate: Candidate, why: Filter | None, query: RoutingQuery, trust: float) -> str:
@@ -221,38 +235,42 @@ def _detail(candidate: Candidate, why: Filter | None, query: RoutingQuery, trust
     return "eligible"
 
 
+def _top(eligible: list[Candidate], keys: list[tuple[object, ...]], limit: int) -> list[Candidate]:
+    """The ``limit`` candidates with the smallest keys; each key ends with the agent id, so ties are stable.
+
+    Keys are built by a comprehension and sorted in C: cheaper than heapq.nsmallest with a key function,
+    which loops in Python, for the few hundred eligible agents of a decision.
+    """
+    order = sorted(range(len(eligible)), key=keys.__getitem__)
+    return [eligible[i] for i in order[:limit]]
+
+
 def _rank(
     eligible: list[Candidate], query: RoutingQuery, trust: dict[str, float], limit: int
 ) -> list[tuple[Candidate, float]]:
     """The best ``limit`` eligible candidates, best first, each with the strategy's score (higher is better).
 
-    Only the top of the order is materialised (a receipt shows at most ``limit``), so a decision over
-    hundreds of eligible agents does not sort or score all of them.
+    Only the top of the order is scored (a receipt shows at most ``limit``).
     """
     limit = max(limit, 1)
     never = float("-inf")
     if query.strategy is Strategy.LEAST_LOADED:
-        best = heapq.nsmallest(
-            limit,
-            eligible,
-            key=lambda c: (c.running / c.max_concurrency, c.last_assigned_at or never, c.agent_id),
-        )
-        return [(c, round(1 - c.running / c.max_concurrency, 6)) for c in best]
+        keys: list[tuple[object, ...]] = [
+            (c.running / c.max_concurrency, c.last_assigned_at or never, c.agent_id) for c in eligible
+        ]
+        return [(c, round(1 - c.running / c.max_concurrency, 6)) for c in _top(eligible, keys, limit)]
     if query.strategy is Strategy.ROUND_ROBIN:
         # Least recently assigned first; never-assigned agents come before all others, oldest first.
         # The score is how long the agent has been idle (since its last task, or since it registered).
         def idle_since(c: Candidate) -> float:
             return c.last_assigned_at if c.last_assigned_at is not None else c.registered_at
 
-        best = heapq.nsmallest(
-            limit, eligible, key=lambda c: (c.last_assigned_at is not None, idle_since(c), c.agent_id)
-        )
-        return [(c, round(max(query.now - idle_since(c), 0.0), 3)) for c in best]
+        keys = [(c.last_assigned_at is not None, idle_since(c), c.agent_id) for c in eligible]
+        return [(c, round(max(query.now - idle_since(c), 0.0), 3)) for c in _top(eligible, keys, limit)]
     if query.strategy is Strategy.FASTEST_RESPONSE:
         # Agents without a measurement are tried first so they get one (optimistic exploration).
-        best = heapq.nsmallest(
-            limit, eligible, key=lambda c: (c.avg_response_ms is not None, c.avg_response_ms or 0.0, c.agent_id)
-        )
+        keys = [(c.avg_response_ms is not None, c.avg_response_ms or 0.0, c.agent_id) for c in eligible]
+        best = _top(eligible, keys, limit)
         return [(c, -(c.avg_response_ms if c.avg_response_ms is not None else 0.0)) for c in best]
     return _trust_weighted(eligible, query.seed, trust, limit)
 
@@ -297,13 +315,12 @@ def evaluate(
     tags = sorted({r.tag for r in query.requirements})
     if trust is None:
         trust = effective_trusts(candidates, tags)
-    checks = _Checks.of(query)
-    eliminate = _eliminate
+    eliminate = _eliminator(_Checks.of(query))
     eligible: list[Candidate] = []
     removed: list[tuple[Candidate, Filter]] = []
     counts_by_filter: dict[Filter, int] = {}
     for c in candidates:  # one pass: this loop runs for every candidate of every decision
-        why = eliminate(c, checks, trust[c.agent_id])
+        why = eliminate(c, trust[c.agent_id])
         if why is None:
             eligible.append(c)
         else:
@@ -324,10 +341,9 @@ def evaluate(
     shown: list[tuple[Candidate, Filter | None, float | None]] = [
         (c, None, score) for c, score in ranked[:receipt_limit]
     ]
-    shown += [
-        (c, why, None)
-        for c, why in heapq.nsmallest(max(0, receipt_limit - len(shown)), removed, key=lambda cw: cw[0].agent_id)
-    ]
+    room = receipt_limit - len(shown)
+    if room > 0:
+        shown += [(c, why, None) for c, why in heapq.nsmallest(room, removed, key=lambda cw: cw[0].agent_id)]
     reports = [
         CandidateReport(
             agent_id=c.agent_id,
@@ -356,5 +372,5 @@ def evaluate(
 def could_use(candidate: Candidate, query: RoutingQuery) -> bool:
     """Whether ``candidate`` passes the task's permanent filters (capability versions, exclusions, min_trust)."""
     trust = candidate.effective_trust(sorted({r.tag for r in query.requirements}))
-    why = _eliminate(candidate, _Checks.of(query), trust)
+    why = _eliminator(_Checks.of(query))(candidate, trust)
     return why not in PERMANENT_FILTERS
