@@ -45,7 +45,7 @@ async def test_a_batch_of_1000_tasks_is_accepted_at_once_and_every_task_starts(s
     # Not waiting for all 1,000 to report keeps the worker's backlog out of the rest of the suite's time.
     for sample in (ids[0], ids[500], ids[-1]):
         described = await client_.get_workflow_handle(f"task-{sample}").describe()
-        assert described.status == WorkflowExecutionStatus.RUNNING
+        assert described.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
     waiting = await _wait_reason(stack, key, ids[0], "waiting for 1 dependency")
     assert waiting["status"] == "pending"
     assert (await stack.http.get(f"/v1/tasks/{blocker['id']}", headers=auth(key))).json()["status"] == "routing"
