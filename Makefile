@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# One test process per registry backend (SQLite, Postgres): the suite mostly waits on Temporal and agents.
+TEST_WORKERS ?= 2
 
 .PHONY: install up test lint bench chaos clean
 
@@ -19,7 +21,7 @@ up: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/ains up
 
 test: install
-	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/pytest
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check .

@@ -20,6 +20,17 @@ from workers.temporal_dev import find_binary
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``) all tests of one backend run in one worker process, so each
+    process builds only its own stack; the two backends' tests then run side by side."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        backend = next((p for p in params if isinstance(p, str) and p in ("sqlite", "postgres")), None)
+        if backend is not None:
+            item.add_marker(pytest.mark.xdist_group(backend))
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     namespaces: list[str] = []

@@ -7,10 +7,12 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from models.tables import Task
+from models.tasks import TaskStatus
 from tests.support.stack import Stack, auth
 
 
@@ -41,24 +43,29 @@ async def test_a_batch_of_1000_tasks_is_accepted_at_once_and_every_task_starts(s
     # The batch's history holds ids, never the 1,000 tasks: far below Temporal's 2 MB payload limit.
     history = await client_.get_workflow_handle(body["workflow_id"]).fetch_history()
     assert max(len(event.SerializeToString()) for event in history.events) < 16_384
-    # Every task's workflow exists and runs (from Temporal); the first also shows its wait in the read model.
-    # Not waiting for all 1,000 to report keeps the worker's backlog out of the rest of the suite's time.
+    # Every task's workflow exists (from Temporal). The read model of 1,000 waiting tasks is not awaited:
+    # the dependency tests cover the waiting reason, and 1,000 first steps would hold the shared worker.
     for sample in (ids[0], ids[500], ids[-1]):
         described = await client_.get_workflow_handle(f"task-{sample}").describe()
-        assert described.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
-    waiting = await _wait_reason(stack, key, ids[0], "waiting for 1 dependency")
-    assert waiting["status"] == "pending"
-    assert (await stack.http.get(f"/v1/tasks/{blocker['id']}", headers=auth(key))).json()["status"] == "routing"
+        assert described.status == WorkflowExecutionStatus.RUNNING
+    await _stop_quietly(stack, client, [blocker["id"], *ids])
 
 
-async def _wait_reason(stack: Stack, key: str, task_id: str, fragment: str, timeout: float = 60) -> dict[str, object]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        task = (await stack.http.get(f"/v1/tasks/{task_id}", headers=auth(key))).json()
-        if fragment in (task["status_reason"] or ""):
-            return dict(task)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{task_id} never said {fragment!r}")
+async def _stop_quietly(stack: Stack, client: str, task_ids: list[str]) -> None:
+    """Terminate the tasks' workflows and close their rows, so they cost the rest of the suite nothing."""
+    temporal = await stack.temporal()
+    gate = asyncio.Semaphore(50)
+
+    async def terminate(task_id: str) -> None:
+        async with gate:
+            try:
+                await temporal.get_workflow_handle(f"task-{task_id}").terminate("test cleanup")
+            except RPCError:  # already finished
+                pass
+
+    await asyncio.gather(*(terminate(task_id) for task_id in task_ids))
+    async with stack.db.session() as session, session.begin():
+        await session.execute(update(Task).where(Task.client_id == client).values(status=TaskStatus.CANCELLED))
 
 
 async def test_a_batch_with_one_bad_item_starts_nothing_and_names_the_item(stack: Stack) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from models.tables import ApiKey, Task, TaskAttempt, utcnow
+from models.tables import ApiKey, TaskAttempt, utcnow
+from tests.support.rows import task_row
 from tests.support.stack import Stack, auth
 
 
@@ -75,19 +76,7 @@ async def test_list_entry_equals_the_agent_view_including_live_load(stack: Stack
     # Two running attempts on the first agent, a finished one on the second, of a task no workflow runs.
     task_id = f"tsk_{uuid.uuid4().hex[:12]}"
     async with stack.db.transaction() as session:
-        session.add(
-            Task(
-                id=task_id,
-                client_id="admin",
-                type="echo",
-                input={},
-                required_capabilities=[tag],
-                timeout_seconds=60,
-                max_attempts=3,
-                status="running",
-                workflow_id=f"task-{task_id}",
-            )
-        )
+        session.add(task_row(task_id, [tag], client_id="admin", status="running"))
         await session.flush()
         session.add_all(
             [

@@ -20,6 +20,7 @@ from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
 from models.tables import RoutingReceipt, Task, TaskAttempt
 from models.workflow_io import RouteOutcome, RouteRequest
 from tests.support.databases import backends, fresh_database
+from tests.support.rows import task_row
 
 TTL = 0.05
 
@@ -49,19 +50,7 @@ async def register(db: Database, agent_id: str, tag: str, max_concurrency: int =
 async def new_task(db: Database, tag: str) -> str:
     task_id = f"tsk_{uuid.uuid4().hex}"
     async with db.transaction() as session:
-        session.add(
-            Task(
-                id=task_id,
-                client_id="c",
-                type="echo",
-                input={},
-                required_capabilities=[tag],
-                timeout_seconds=60,
-                max_attempts=3,
-                status="queued",
-                workflow_id=f"task-{task_id}",
-            )
-        )
+        session.add(task_row(task_id, [tag]))
     return task_id
 
 

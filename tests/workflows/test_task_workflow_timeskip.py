@@ -26,6 +26,7 @@ from models.search_attributes import ALL_KEYS
 from models.tables import Task, TaskAttempt
 from models.workflow_io import ExecutionPolicy, RetrySpec, TaskWorkflowInput, TaskWorkflowResult
 from tests.support.databases import fresh_database
+from tests.support.rows import task_row
 from tests.support.servers import RunningServer
 from tests.support.stack import SIGNING_SECRET
 from workers.temporal_dev import find_binary
@@ -79,15 +80,11 @@ async def _agent(db: Database, url: str, max_concurrency: int = 1) -> tuple[str,
 async def _run(client: Client, db: Database, params: TaskWorkflowInput) -> tuple[TaskWorkflowResult, list[float]]:
     async with db.transaction() as session:
         session.add(
-            Task(
-                id=params.task_id,
-                client_id="c",
-                type="echo",
-                input={},
-                required_capabilities=params.required_capabilities,
+            task_row(
+                params.task_id,
+                params.required_capabilities,
                 timeout_seconds=params.timeout_seconds,
                 max_attempts=params.max_attempts,
-                workflow_id=f"task-{params.task_id}",
             )
         )
     settings = Settings(database_url=db.url, agent_signing_secret=SIGNING_SECRET, worker_metrics_port=0)
@@ -140,19 +137,7 @@ async def test_task_waits_for_a_busy_agent_until_its_queue_timeout(
 ) -> None:
     agent_id, tag = await _agent(registry, f"{demo_agent.url}/run", max_concurrency=1)
     async with registry.transaction() as session:  # another task holds the agent's only slot
-        session.add(
-            Task(
-                id="tsk_holder",
-                client_id="c",
-                type="echo",
-                input={},
-                required_capabilities=[tag],
-                timeout_seconds=60,
-                max_attempts=1,
-                workflow_id="task-holder",
-                status="running",
-            )
-        )
+        session.add(task_row("tsk_holder", [tag], status="running", max_attempts=1))
         await session.flush()
         session.add(TaskAttempt(task_id="tsk_holder", attempt=1, agent_id=agent_id))
     params = TaskWorkflowInput(
