@@ -12,20 +12,18 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     String,
-    Update,
     bindparam,
     cast,
     func,
     null,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import driver_fetch, insert_or_merge
+from core import routing_writes as writes
+from core.db import driver_fetch
 from core.metrics import observe_queue_wait
 from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
@@ -41,7 +39,7 @@ from models.routing import (
     effective_trusts,
     evaluate,
 )
-from models.tables import Agent, AgentCapability, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
+from models.tables import Agent, AgentCapability, Task, TaskAttempt, as_utc, utcnow
 from models.workflow_io import RouteDecision, RouteOutcome, RouteRequest
 
 
@@ -426,95 +424,17 @@ async def next_waiting_workflow(session: AsyncSession, agent_id: str, aging_seco
     return None
 
 
-@dataclass(frozen=True)
-class _Writes:
-    """The routing step's write statements for one SQL dialect, built once."""
-
-    reserve: Insert
-    touch_agent: Update
-    start_task: Update
-    receipt: Insert
-    # SQLite runs one writer at a time, so the load a decision read is still true when it writes. Postgres
-    # does not: two workers may pick the same last free slot, so there the task update also counts the
-    # agent's running attempts after taking the agent's row lock (see _reserve).
-    writers_serialised: bool
-
-    @classmethod
-    def build(cls, session: AsyncSession) -> _Writes:
-        serialised = session.get_bind().dialect.name == "sqlite"
-        reserve = (
-            insert_or_merge(session, TaskAttempt)
-            .on_conflict_do_nothing(index_elements=["task_id", "attempt"])
-            .returning(TaskAttempt.agent_id)
-        )
-        receipt = insert_or_merge(session, RoutingReceipt)
-        receipt = receipt.on_conflict_do_update(
-            index_elements=["task_id", "attempt"],
-            set_={column: receipt.excluded[column] for column in _RECEIPT_UPDATED},
-        )
-        touch_agent = (
-            update(Agent).where(Agent.id == bindparam("b_agent_id")).values(last_assigned_at=bindparam("b_now"))
-        )
-        start_task = (
-            update(Task)
-            .where(Task.id == bindparam("b_task_id"))
-            .values(
-                status="running",
-                status_reason=None,
-                assigned_agent_id=bindparam("b_agent_id"),
-                attempts=bindparam("b_attempt"),
-                started_at=func.coalesce(Task.started_at, bindparam("b_now")),
-                updated_at=bindparam("b_now"),
-            )
-        )
-        running_now = (
-            select(func.count())
-            .where(TaskAttempt.agent_id == bindparam("b_agent_id"), TaskAttempt.status == "running")
-            .scalar_subquery()
-        )
-        start_task = start_task.returning(Task.type, Task.created_at, *([] if serialised else [running_now]))
-        return cls(
-            reserve=reserve,
-            touch_agent=touch_agent,
-            start_task=start_task,
-            receipt=receipt,
-            writers_serialised=serialised,
-        )
-
-
-_RECEIPT_UPDATED = (
-    "strategy",
-    "outcome",
-    "winner_agent_id",
-    "reason",
-    "candidates",
-    "candidates_total",
-    "duration_ms",
-    "updated_at",
-)
-_WRITES: dict[str, _Writes] = {}
-
-
-def _writes(session: AsyncSession) -> _Writes:
-    dialect = session.get_bind().dialect.name
-    found = _WRITES.get(dialect)
-    if found is None:
-        found = _WRITES[dialect] = _Writes.build(session)
-    return found
-
-
 async def _store_receipt(
     session: AsyncSession, request: RouteRequest, evaluation: Evaluation, outcome: RouteOutcome, reason: str, ms: float
 ) -> None:
     """One row per (task, attempt), updated in place while the task waits: a single upsert."""
     now = utcnow()
-    conn = await session.connection()
-    await conn.execute(
-        _writes(session).receipt,
+    await writes.upsert_receipt(
+        session,
         {
             "task_id": request.task_id,
             "attempt": request.attempt,
-            "strategy": request.strategy,
+            "strategy": str(request.strategy),
             "outcome": outcome.value,
             "winner_agent_id": evaluation.winner.agent_id if evaluation.winner else None,
             "reason": reason,
@@ -576,33 +496,16 @@ async def _reserve(session: AsyncSession, request: RouteRequest, winner: Candida
     The agent row is updated first: on Postgres that row lock queues concurrent decisions for the same agent,
     and the task update that follows (a later statement, so a fresh snapshot) counts its running attempts.
     """
-    writes = _writes(session)
-    conn = await session.connection()
-    await conn.execute(writes.touch_agent, {"b_agent_id": winner.agent_id, "b_now": now})
-    inserted = await conn.execute(
-        writes.reserve,
-        {
-            "task_id": request.task_id,
-            "attempt": request.attempt,
-            "agent_id": winner.agent_id,
-            "status": "running",
-            "started_at": now,
-        },
-    )
-    if inserted.first() is None:
+    await writes.touch_agent(session, winner.agent_id, now)
+    if not await writes.reserve_attempt(session, request.task_id, request.attempt, winner.agent_id, now):
         return False
-    task = (
-        await conn.execute(
-            writes.start_task,
-            {"b_task_id": request.task_id, "b_agent_id": winner.agent_id, "b_attempt": request.attempt, "b_now": now},
-        )
-    ).first()
+    task = await writes.start_task(session, request.task_id, request.attempt, winner.agent_id, now)
     if task is None:
         return True
-    if not writes.writers_serialised and task[2] > winner.max_concurrency:
+    if task.running_on_agent is not None and task.running_on_agent > winner.max_concurrency:
         raise SlotTaken(f"agent {winner.agent_id} filled up while this decision was made")
     if request.attempt == 1:  # the first assignment ends the task's time in the queue
-        observe_queue_wait(task[0], (now - (as_utc(task[1]) or now)).total_seconds())
+        observe_queue_wait(task.task_type, (now - (as_utc(task.created_at) or now)).total_seconds())
     return True
 
 

@@ -92,6 +92,9 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # Routing snapshots refresh by reading only the agents changed since their last look.
+    __table_args__ = (Index("ix_agents_updated_at", "updated_at"),)
+
 
 class AgentCapability(Base):
     __tablename__ = "agent_capabilities"

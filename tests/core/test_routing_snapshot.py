@@ -17,7 +17,7 @@ from core.agents import deregister_agent, register_agent, update_agent
 from core.db import Database
 from core.routing import CandidateCache, route_attempt
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
-from models.tables import RoutingReceipt, Task, TaskAttempt
+from models.tables import Agent, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
 from models.workflow_io import RouteOutcome, RouteRequest
 from tests.support.databases import backends, fresh_database
 from tests.support.rows import task_row
@@ -129,6 +129,35 @@ async def test_a_replayed_routing_step_returns_the_same_agent_and_writes_nothing
     assert receipt is not None and receipt.winner_agent_id == first.agent_id and receipt.outcome == "assigned"
     assert task is not None and task.status == "running" and task.assigned_agent_id == first.agent_id
     assert task.started_at is not None
+
+
+async def test_the_routing_steps_rows_read_back_through_the_models_as_written(db: Database) -> None:
+    # The step writes through the driver with hand-written SQL: its timestamps and JSON must be stored in the
+    # columns' own formats, or the API and workers (which read through SQLAlchemy) would misread them.
+    cache = CandidateCache(3600)
+    await register(db, "w", "sum", max_concurrency=2)
+    task_id = await new_task(db, "sum")
+    before = utcnow()
+    request = RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
+    async with db.transaction() as session:
+        decision = await route_attempt(session, request, cache)
+    after = utcnow()
+    assert decision.outcome is RouteOutcome.ASSIGNED and decision.agent_id == "w"
+    async with db.session() as session:
+        attempt = await session.get(TaskAttempt, (task_id, 1))
+        task = await session.get(Task, task_id)
+        agent = await session.get(Agent, "w")
+        receipt = await session.get(RoutingReceipt, (task_id, 1))
+        since = (await session.execute(select(Agent.id).where(Agent.updated_at >= before))).scalars().all()
+    assert attempt is not None and attempt.status == "running" and attempt.agent_id == "w"
+    assert before <= as_utc(attempt.started_at) <= after  # type: ignore[operator]
+    assert task is not None and task.status == "running" and task.attempts == 1 and task.status_reason is None
+    assert as_utc(task.started_at) == as_utc(task.updated_at) == as_utc(attempt.started_at)
+    assert agent is not None and as_utc(agent.last_assigned_at) == as_utc(attempt.started_at)
+    assert since == ["w"], "a snapshot's delta refresh finds the touched agent by updated_at"
+    assert receipt is not None and receipt.strategy == request.strategy and receipt.candidates_total == 1
+    assert [c["agent_id"] for c in receipt.candidates] == ["w"] and receipt.candidates[0]["score"] is not None
+    assert before <= as_utc(receipt.created_at) <= after  # type: ignore[operator]
 
 
 async def test_concurrent_decisions_never_fill_an_agent_beyond_its_limit(db: Database) -> None:
