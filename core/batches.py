@@ -22,13 +22,13 @@ from datetime import timedelta
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from core.db import Database
+from core.db import Database, asyncpg_in_transaction
 from core.errors import AinsError, Conflict, InvalidInput, Unavailable
 from core.settings import ORCHESTRATION_QUEUE, Settings
 from core.tasks import Parent, owned_task_ids, task_values, validate_limits
@@ -228,13 +228,7 @@ async def _bulk_insert(session: AsyncSession, table: Table, rows: list[dict[str,
         )
         for row in rows
     ]
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None
-    if not raw.is_in_transaction():
-        # SQLAlchemy opens the driver's transaction lazily: without a statement first, COPY would autocommit.
-        await session.execute(text("SELECT 1"))
-    if not raw.is_in_transaction():
-        raise RuntimeError("bulk insert outside a transaction")
+    raw = await asyncpg_in_transaction(conn)  # without it, COPY would autocommit
     try:
         await raw.copy_records_to_table(table.name, records=records, columns=[name for name, _, _ in plan])
     except asyncpg.IntegrityConstraintViolationError as exc:

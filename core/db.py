@@ -10,7 +10,13 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITE_OPTION = "ains_write"
@@ -47,15 +53,39 @@ async def driver_fetch(
 ) -> list[Sequence[Any]]:
     """Rows of a hand-written statement, run by the driver itself on the session's connection (so inside its
     transaction), as (SQL, parameters) for each backend: ``?`` placeholders for SQLite, ``$1`` for Postgres.
-    For a hot read whose query costs less than SQLAlchemy's work around it."""
-    conn = await session.connection()  # begins the session's transaction first (BEGIN IMMEDIATE on writers)
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None, "a checked-out connection has its driver connection"
+    For a hot read or write whose query costs less than SQLAlchemy's work around it."""
+    conn = await session.connection()  # on SQLite this runs BEGIN (IMMEDIATE on writers) already
     if conn.dialect.name == "postgresql":
         sql, params = postgres
-        return list(await driver.fetch(sql, *params))
+        return list(await (await asyncpg_in_transaction(conn)).fetch(sql, *params))
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None, "a checked-out connection has its driver connection"
     sql, params = sqlite
     return list(await driver.execute_fetchall(sql, tuple(params)))
+
+
+async def asyncpg_in_transaction(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn``, inside the transaction SQLAlchemy will commit or roll back.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN only before its own first statement: a statement sent to the
+    driver before that would run in autocommit, outside the session's transaction (and survive a rollback).
+    """
+    raw = await conn.get_raw_connection()
+    adapter = raw.dbapi_connection
+    driver = raw.driver_connection
+    assert adapter is not None and driver is not None, "a checked-out connection has its driver connection"
+    if not driver.is_in_transaction():
+        start = getattr(adapter, "_start_transaction", None)
+        if start is not None and hasattr(adapter, "_execute_mutex"):
+            async with adapter._execute_mutex:
+                if getattr(adapter, "_transaction", None) is None:
+                    await start()
+        else:  # another SQLAlchemy version: any statement through SQLAlchemy starts it
+            await conn.exec_driver_sql("SELECT 1")
+    in_autocommit = getattr(adapter, "isolation_level", None) == "autocommit"
+    if not driver.is_in_transaction() and not in_autocommit:
+        raise RuntimeError("the driver connection is not inside the session's transaction")
+    return driver
 
 
 def is_sqlite(url: str) -> bool:

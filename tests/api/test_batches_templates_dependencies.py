@@ -19,9 +19,9 @@ from tests.support.stack import Stack, auth
 async def test_a_batch_of_1000_tasks_is_accepted_at_once_and_every_task_starts(stack: Stack) -> None:
     # Every item waits on one blocker task, so each of the 1,000 workflows runs its first steps (and shows
     # it in the read model) without 1,000 agent calls slowing the rest of the suite.
-    # The blocker waits (without any activity running) for an agent that is down.
+    # The blocker waits (without any activity running) for an agent that is marked unavailable.
     down_agent, down_tag = await stack.register_agent("/run")
-    await stack.http.patch(f"/v1/agents/{down_agent}", headers=auth(stack.admin_key), json={"status": "unavailable"})
+    await stack.mark_unavailable(down_agent)
     key, client = await stack.new_key()
     blocker = await stack.submit(key, required_capabilities=[down_tag], queue_timeout_seconds=3600)
     items = [{"type": "echo", "input": {"i": i}, "depends_on": [blocker["id"]]} for i in range(1000)]
@@ -47,7 +47,9 @@ async def test_a_batch_of_1000_tasks_is_accepted_at_once_and_every_task_starts(s
     # the dependency tests cover the waiting reason, and 1,000 first steps would hold the shared worker.
     for sample in (ids[0], ids[500], ids[-1]):
         described = await client_.get_workflow_handle(f"task-{sample}").describe()
-        assert described.status == WorkflowExecutionStatus.RUNNING
+        view = (await stack.http.get(f"/v1/tasks/{sample}", headers=auth(key))).json()
+        assert described.status == WorkflowExecutionStatus.RUNNING, view
+    assert (await stack.http.get(f"/v1/tasks/{blocker['id']}", headers=auth(key))).json()["status"] == "routing"
     await _stop_quietly(stack, client, [blocker["id"], *ids])
 
 

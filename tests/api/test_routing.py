@@ -20,7 +20,7 @@ async def test_routing_receipt_explains_every_candidate(stack: Stack) -> None:
     good, tag = await stack.register_agent("/run")
     unavailable, _ = await stack.register_agent("/run", tag=tag)
     excluded, _ = await stack.register_agent("/run", tag=tag)
-    await stack.http.patch(f"/v1/agents/{unavailable}", headers=auth(stack.admin_key), json={"status": "unavailable"})
+    await stack.mark_unavailable(unavailable)
     key, _ = await stack.new_key()
     task = await stack.submit(
         key, required_capabilities=[tag], exclude_agents=[excluded], routing_strategy="round_robin"

@@ -173,7 +173,7 @@ async def test_concurrent_decisions_never_fill_an_agent_beyond_its_limit(db: Dat
         )
     )
     outcomes = sorted(d.outcome.value for d in decisions)
-    assert outcomes == ["all_busy"] * 6 + ["assigned"] * 2
+    assert outcomes == ["all_busy"] * 6 + ["assigned"] * 2, [(d.outcome.value, d.reason) for d in decisions]
     async with db.session() as session:
         running = (
             await session.execute(select(func.count()).select_from(TaskAttempt).where(TaskAttempt.status == "running"))

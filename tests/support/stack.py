@@ -154,6 +154,15 @@ class Stack:
         assert response.status_code == 201, response.text
         return agent_id, tag
 
+    async def mark_unavailable(self, agent_id: str) -> None:
+        """Mark the agent unavailable and wait until every worker's routing snapshot has seen it (a snapshot
+        may route to it for up to AINS_ROUTING_CACHE_TTL_SECONDS after the change, as documented)."""
+        response = await self.http.patch(
+            f"/v1/agents/{agent_id}", headers=auth(self.admin_key), json={"status": "unavailable"}
+        )
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(self.settings.routing_cache_ttl_seconds + 0.5)
+
     # --- tasks -----------------------------------------------------------------------------------
     async def submit(self, key: str, **body: Any) -> dict[str, Any]:
         body.setdefault("type", "echo")

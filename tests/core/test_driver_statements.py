@@ -1,0 +1,53 @@
+"""Hand-written statements run through the driver (core.db.driver_fetch) belong to the session's transaction:
+a rollback undoes them and a commit keeps them, on SQLite and Postgres alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Database, driver_fetch
+from models.tables import Client
+from tests.support.databases import backends, fresh_database
+
+INSERT = (
+    "INSERT INTO clients (id, name, created_at) VALUES (?, ?, CURRENT_TIMESTAMP)",
+    "INSERT INTO clients (id, name, created_at) VALUES ($1, $2, now())",
+)
+
+
+@pytest.fixture(params=backends())
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    async with fresh_database(request.param, tmp_path) as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
+
+
+async def _insert(db: Database, client_id: str, *, commit: bool) -> None:
+    sqlite_sql, postgres_sql = INSERT
+    params = [client_id, client_id]
+    session = db.sessions()
+    try:
+        # The very first statement of the transaction goes to the driver: nothing has begun it through
+        # SQLAlchemy yet (its asyncpg adapter sends BEGIN lazily, before its own first statement).
+        await driver_fetch(session, sqlite=(sqlite_sql, params), postgres=(postgres_sql, params))
+        if commit:
+            await session.commit()
+        else:
+            await session.rollback()
+    finally:
+        await session.close()
+
+
+async def test_a_rolled_back_driver_statement_leaves_nothing_and_a_committed_one_stays(db: Database) -> None:
+    await _insert(db, "rolled-back", commit=False)
+    await _insert(db, "committed", commit=True)
+    async with db.session() as session:
+        ids = (await session.execute(select(Client.id).order_by(Client.id))).scalars().all()
+    assert ids == ["committed"]
