@@ -151,10 +151,12 @@ async def test_templates_fill_defaults_count_uses_and_can_be_overridden(stack: S
 async def test_dependent_task_waits_for_its_dependency_without_polling(stack: Stack) -> None:
     _, tag = await stack.register_agent("/run")
     key, _ = await stack.new_key()
-    first = await stack.submit(key, type="echo", input={"delay_seconds": 1}, required_capabilities=[tag])
+    # The first call lasts long enough for the second task's workflow to start and report its wait even on a
+    # loaded machine (once the dependency has finished, the dependent never waits at all).
+    first = await stack.submit(key, type="echo", input={"delay_seconds": 4}, required_capabilities=[tag])
     second = await stack.submit(key, type="echo", required_capabilities=[tag], depends_on=[first["id"]])
     waiting: dict[str, Any] = {}
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while "waiting for 1 dependency" not in (waiting.get("status_reason") or "") and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # the task is pending from submission; its workflow adds the reason
         waiting = (await stack.http.get(f"/v1/tasks/{second['id']}", headers=auth(key))).json()
