@@ -3,30 +3,15 @@ a rollback undoes them and a commit keeps them, on SQLite and Postgres alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
 
 from core.db import Database, driver_fetch
 from models.tables import Client
-from tests.support.databases import backends, fresh_database
 
 INSERT = (
     "INSERT INTO clients (id, name, created_at) VALUES (?, ?, CURRENT_TIMESTAMP)",
     "INSERT INTO clients (id, name, created_at) VALUES ($1, $2, now())",
 )
-
-
-@pytest.fixture(params=backends())
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with fresh_database(request.param, tmp_path) as url:
-        database = Database(url)
-        try:
-            yield database
-        finally:
-            await database.dispose()
 
 
 async def _insert(db: Database, client_id: str, *, commit: bool) -> None:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from activities.registry import RegistryActivities
@@ -19,20 +16,9 @@ from core.routing import CandidateCache, route_attempt
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
 from models.tables import Agent, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
 from models.workflow_io import RouteOutcome, RouteRequest
-from tests.support.databases import backends, fresh_database
 from tests.support.rows import task_row
 
 TTL = 0.05
-
-
-@pytest.fixture(params=backends())
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with fresh_database(request.param, tmp_path) as url:
-        database = Database(url)
-        try:
-            yield database
-        finally:
-            await database.dispose()
 
 
 async def register(db: Database, agent_id: str, tag: str, max_concurrency: int = 1) -> None:
