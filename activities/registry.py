@@ -9,7 +9,7 @@ from temporalio.service import RPCError
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
 from core.dependencies import dependency_state, waiting_dependents
-from core.routing import CandidateCache, SlotTaken, next_waiting_workflow, route_attempt
+from core.routing import CandidateCache, SlotTaken, next_waiting_workflows, route_attempt
 from models.workflow_io import (
     AttemptRecord,
     DependencyState,
@@ -62,18 +62,22 @@ class RegistryActivities:
 
     @activity.defn(name="wake_waiting_task")
     async def wake_waiting_task(self, request: WakeRequest) -> str | None:
-        """Signal the best-ranked task waiting for this agent that a slot is free, so it need not poll."""
+        """Signal the best-ranked tasks waiting for this agent, one per free slot, so they need not poll.
+
+        Returns the first workflow signalled (the result type is kept for workflow histories recorded before).
+        """
         if self._client is None:
             return None
         async with self._db.session() as session:
-            workflow_id = await next_waiting_workflow(session, request.agent_id, request.priority_aging_seconds)
-        if workflow_id is None:
-            return None
-        try:
-            await self._client.get_workflow_handle(workflow_id).signal(SLOT_FREED_SIGNAL)
-        except RPCError:  # it finished meanwhile; its own polling covers any other case
-            return None
-        return workflow_id
+            workflow_ids = await next_waiting_workflows(session, request.agent_id, request.priority_aging_seconds)
+        signalled: list[str] = []
+        for workflow_id in workflow_ids:
+            try:
+                await self._client.get_workflow_handle(workflow_id).signal(SLOT_FREED_SIGNAL)
+                signalled.append(workflow_id)
+            except RPCError:  # it finished meanwhile; its own polling covers any other case
+                continue
+        return signalled[0] if signalled else None
 
     @activity.defn(name="check_dependencies")
     async def check_dependencies(self, request: DependentsRequest) -> DependencyState:

@@ -406,22 +406,36 @@ async def _tasks_ranked_ahead(
     return ahead if ahead >= free_slots else 0
 
 
-async def next_waiting_workflow(session: AsyncSession, agent_id: str, aging_seconds: float) -> str | None:
-    """The workflow of the best-ranked waiting task that this agent could serve (to wake it up)."""
+async def next_waiting_workflows(session: AsyncSession, agent_id: str, aging_seconds: float) -> list[str]:
+    """The workflows of the best-ranked waiting tasks this agent could serve, one per free slot (to wake them).
+
+    One per free slot, not just the best one: when several slots free up at once, each finishing task would
+    otherwise wake the same best-ranked task (still waiting until it is assigned) and the other slots would
+    stay idle until their waiting tasks next poll. A task woken twice routes once more and waits again.
+    """
     tags = set(
         (await session.execute(select(AgentCapability.tag).where(AgentCapability.agent_id == agent_id))).scalars()
     )
     waiting_list = await waiting_tasks(session, tags, aging_seconds, utcnow().timestamp()) if tags else []
     if not waiting_list:  # the common case: nobody waits, so no candidate load at all
-        return None
+        return []
     candidates = await load_candidates(session, sorted(tags), agent_id=agent_id)
     if not candidates:
-        return None
+        return []
     agent = candidates[0]
+    running = (
+        await session.execute(
+            select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
+        )
+    ).scalar_one()
+    free = agent.max_concurrency - running
+    woken: list[str] = []
     for waiting in waiting_list:
+        if len(woken) >= free:
+            break
         if {r.tag for r in waiting.query.requirements} <= set(agent.tags) and could_use(agent, waiting.query):
-            return waiting.workflow_id
-    return None
+            woken.append(waiting.workflow_id)
+    return woken
 
 
 async def _store_receipt(
