@@ -8,7 +8,7 @@ types (timestamps, JSON), so the rows are exactly those an ORM write would store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,17 +116,6 @@ def _codecs(session: AsyncSession) -> _Codecs:
     return found
 
 
-def writers_serialised(session: AsyncSession) -> bool:
-    """SQLite runs one writer at a time, so the load a decision read is still true when it writes. Postgres
-    does not: two workers may pick the same last free slot, so there the task update also counts the agent's
-    running attempts after taking the agent's row lock."""
-    return session.get_bind().dialect.name == "sqlite"
-
-
-async def _run(session: AsyncSession, postgres: str, sqlite: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-    return await driver_fetch(session, sqlite=(sqlite, params), postgres=(postgres, params))
-
-
 @dataclass(frozen=True)
 class StartedTask:
     task_type: str
@@ -137,29 +126,34 @@ class StartedTask:
 async def touch_agent(session: AsyncSession, agent_id: str, now: datetime) -> None:
     """Mark the agent as just assigned; on Postgres this row lock orders concurrent decisions for it."""
     when = _codecs(session).time(now)
-    if writers_serialised(session):
-        await _run(session, _POSTGRES.touch_agent, _SQLITE.touch_agent, (when, when, agent_id))
-    else:
-        await _run(session, _POSTGRES.touch_agent, _SQLITE.touch_agent, (when, agent_id))
+    await driver_fetch(
+        session,
+        sqlite=(_SQLITE.touch_agent, (when, when, agent_id)),
+        postgres=(_POSTGRES.touch_agent, (when, agent_id)),
+    )
 
 
 async def reserve_attempt(session: AsyncSession, task_id: str, attempt: int, agent_id: str, now: datetime) -> bool:
     """Insert the running attempt row that holds the agent's slot; False when this attempt already has one."""
-    when = _codecs(session).time(now)
-    rows = await _run(session, _POSTGRES.reserve, _SQLITE.reserve, (task_id, attempt, agent_id, when))
-    return bool(rows)
+    params = (task_id, attempt, agent_id, _codecs(session).time(now))
+    return bool(await driver_fetch(session, sqlite=(_SQLITE.reserve, params), postgres=(_POSTGRES.reserve, params)))
 
 
 async def start_task(
     session: AsyncSession, task_id: str, attempt: int, agent_id: str, now: datetime
 ) -> StartedTask | None:
-    """Set the task running on ``agent_id``; None when the task row does not exist."""
+    """Set the task running on ``agent_id``; None when the task row does not exist.
+
+    On Postgres the row also carries the agent's running count (two workers may pick the same last free slot;
+    SQLite runs one writer at a time, so there the load a decision read is still true when it writes).
+    """
     codecs = _codecs(session)
     when = codecs.time(now)
-    if writers_serialised(session):
-        rows = await _run(session, _POSTGRES.start_task, _SQLITE.start_task, (agent_id, attempt, when, when, task_id))
-    else:
-        rows = await _run(session, _POSTGRES.start_task, _SQLITE.start_task, (agent_id, attempt, when, task_id))
+    rows = await driver_fetch(
+        session,
+        sqlite=(_SQLITE.start_task, (agent_id, attempt, when, when, task_id)),
+        postgres=(_POSTGRES.start_task, (agent_id, attempt, when, task_id)),
+    )
     if not rows:
         return None
     row = rows[0]
@@ -178,4 +172,4 @@ async def upsert_receipt(session: AsyncSession, values: dict[str, Any]) -> None:
     encoded["created_at"] = codecs.time(values["created_at"])
     encoded["updated_at"] = codecs.time(values["updated_at"])
     params = [encoded[column] for column in _RECEIPT_COLUMNS]
-    await _run(session, _POSTGRES.receipt, _SQLITE.receipt, params)
+    await driver_fetch(session, sqlite=(_SQLITE.receipt, params), postgres=(_POSTGRES.receipt, params))
