@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from models.search_attributes import ALL_KEYS
-from tests.support.databases import REDIS_ENV, backends, fresh_database
+from tests.support.databases import BACKENDS, REDIS_ENV, backends, fresh_database
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import SIGNING_SECRET, Stack, stack_settings, start_stack
@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params.values() if callspec is not None else ()
-        backend = next((p for p in params if isinstance(p, str) and p in ("sqlite", "postgres")), None)
+        backend = next((p for p in params if isinstance(p, str) and p in BACKENDS), None)
         if backend is not None:
             item.add_marker(pytest.mark.xdist_group(backend))
 

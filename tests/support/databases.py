@@ -17,8 +17,11 @@ POSTGRES_ENV = "AINS_TEST_DATABASE_URL"
 REDIS_ENV = "AINS_TEST_REDIS_URL"
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
 def backends() -> list[str]:
-    return ["sqlite", "postgres"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
+    return list(BACKENDS) if os.environ.get(POSTGRES_ENV) else ["sqlite"]
 
 
 def _asyncpg_dsn(url: str) -> str:
