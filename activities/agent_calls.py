@@ -27,11 +27,19 @@ ERROR_BODY_CHARS = 300
 
 
 class AgentCallActivities:
-    def __init__(self, db: Database, http: httpx.AsyncClient, signing_secret: str, heartbeat_interval: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        http: httpx.AsyncClient,
+        signing_secret: str,
+        heartbeat_interval: float,
+        connect_timeout: float,
+    ) -> None:
         self._db = db
         self._http = http
         self._secret = signing_secret
         self._heartbeat_interval = heartbeat_interval
+        self._connect_timeout = connect_timeout
 
     async def _heartbeat_until_done(self, call: asyncio.Task[AgentCallResult]) -> None:
         while not call.done():
@@ -68,13 +76,25 @@ class AgentCallActivities:
         def elapsed() -> float:
             return round((time.perf_counter() - started) * 1000, 3)
 
+        deadline = request.timeout_seconds
+        # The task's deadline bounds every phase of the call (and the whole of it, below); httpx's own
+        # default (5 s) must never apply. Connecting has its own, shorter limit from Settings.
+        timeout = httpx.Timeout(deadline, connect=min(self._connect_timeout, deadline))
         try:
-            async with asyncio.timeout(request.timeout_seconds):
-                response = await self._http.post(request.endpoint_url, content=body, headers=headers)
-        except TimeoutError:
+            async with asyncio.timeout(deadline):
+                response = await self._http.post(request.endpoint_url, content=body, headers=headers, timeout=timeout)
+        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
             return AgentCallResult(
                 outcome=CallOutcome.TIMEOUT,
-                error=f"agent did not answer within {request.timeout_seconds}s",
+                error=f"agent did not answer within {deadline}s (the task's timeout_seconds)",
+                duration_ms=elapsed(),
+            )
+        except httpx.ConnectTimeout:
+            return AgentCallResult(
+                outcome=CallOutcome.FAILURE,
+                error=(
+                    f"agent unreachable: no connection within {timeout.connect:g}s (AINS_AGENT_CONNECT_TIMEOUT_SECONDS)"
+                ),
                 duration_ms=elapsed(),
             )
         except httpx.HTTPError as exc:

@@ -93,7 +93,10 @@ class LlmCallActivities:
                     activity.heartbeat()
                     await asyncio.wait({call}, timeout=self._heartbeat_interval)
         except TimeoutError:
-            return result(CallOutcome.TIMEOUT, f"llm agent did not answer within {request.timeout_seconds}s")
+            return result(
+                CallOutcome.TIMEOUT,
+                f"llm agent did not answer within {request.timeout_seconds}s (the task's timeout_seconds)",
+            )
         finally:
             if not call.done():
                 call.cancel()  # the service releases the reservation on cancellation

@@ -148,7 +148,7 @@ class ProviderManager:
         try:
             from litellm.router_utils.cooldown_handlers import _get_cooldown_deployments
 
-            return set(_get_cooldown_deployments(litellm_router_instance=self._router, parent_otel_span=None))
+            return set(_get_cooldown_deployments(litellm_router_instance=self._router, parent_otel_span=None))  # type: ignore[misc]
         except Exception:  # a private helper of litellm: its absence must not break the listing
             return set()
 
@@ -257,7 +257,11 @@ class ProviderManager:
                 model=f"{group.name}@{group.priorities()[0]}", messages=messages, **kwargs
             )
         except Timeout as exc:
-            raise LlmCallFailed(f"model group {group.name!r} timed out: {self._scrub(str(exc))}", timeout=True) from exc
+            raise LlmCallFailed(
+                f"model group {group.name!r} timed out (its deployments' timeout_seconds in the providers file): "
+                f"{self._scrub(str(exc))}",
+                timeout=True,
+            ) from exc
         except Exception as exc:  # litellm raises many types; all mean no deployment answered
             raise LlmCallFailed(
                 f"model group {group.name!r} failed: {type(exc).__name__}: {self._scrub(str(exc))}"

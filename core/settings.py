@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Agent-call activity tuning. The heartbeat timeout bounds how long a task waits
     # after a worker dies mid-call before Temporal re-runs the call on another worker.
     agent_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    # Outbound HTTP to agents: the task's own timeout_seconds is the read and total deadline of a call;
+    # establishing the connection has this one (a refused or unreachable agent fails fast).
+    agent_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     agent_heartbeat_timeout_seconds: float = Field(default=10.0, gt=0)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     no_agent_wait_seconds: float = Field(default=300.0, ge=0)

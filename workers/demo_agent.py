@@ -19,6 +19,8 @@ from core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 DEMO_CAPABILITIES = ["echo", "uppercase", "word_count", "summarize", "reverse"]
 HANG_SECONDS = 3600
+# `input.delay_seconds` up to this long makes /run answer late (for timeout and long-call checks).
+MAX_DELAY_SECONDS = 300
 
 
 def _text_of(payload: dict[str, Any]) -> str:
@@ -70,7 +72,7 @@ def create_demo_agent(signing_secret: str | None = None) -> FastAPI:
     async def run(request: Request) -> dict[str, Any]:
         payload = await _accept(request)
         delay = payload.get("input", {}).get("delay_seconds")
-        if isinstance(delay, int | float) and 0 < delay <= 60:
+        if isinstance(delay, int | float) and 0 < delay <= MAX_DELAY_SECONDS:
             await asyncio.sleep(delay)
         return _perform(str(payload.get("type", "")), payload)
 

@@ -35,6 +35,13 @@ log = logging.getLogger("ains.worker")
 AGENT_HTTP_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
 
 
+def outbound_timeout(settings: Settings) -> httpx.Timeout:
+    """The shared client's default, never httpx's 5 s: every caller also passes its own per request
+    (agent calls the task's timeout_seconds, webhooks AINS_WEBHOOK_REQUEST_TIMEOUT_SECONDS, health checks
+    AINS_HEALTH_CHECK_TIMEOUT_SECONDS); this only bounds a request that forgot to."""
+    return httpx.Timeout(settings.webhook_request_timeout_seconds, connect=settings.agent_connect_timeout_seconds)
+
+
 def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExitStack) -> None:
     """AINS and Temporal SDK metrics together on ``port`` (core.metrics); a busy port is logged, not fatal."""
     try:
@@ -92,7 +99,13 @@ def build_workers(
             )
         )
     if AGENTS_QUEUE in queues:
-        calls = AgentCallActivities(db, http, settings.agent_signing_secret, settings.agent_heartbeat_interval_seconds)
+        calls = AgentCallActivities(
+            db,
+            http,
+            settings.agent_signing_secret,
+            settings.agent_heartbeat_interval_seconds,
+            settings.agent_connect_timeout_seconds,
+        )
         health = HealthActivities(db, http, client, settings)
         workers.append(
             Worker(
@@ -118,7 +131,11 @@ def build_workers(
         )
     if LLM_QUEUE in queues:
         # Redis (when configured) shares the LLM response cache between workers; its pool closes with the process.
-        cache_redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        cache_redis = (
+            Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            if settings.redis_url
+            else None
+        )
         llm = LlmCallActivities(
             LlmService.from_settings(settings, db, cache_redis), settings.agent_heartbeat_interval_seconds
         )
@@ -148,7 +165,9 @@ async def run_workers(
     async with AsyncExitStack() as stack:
         db = Database(settings.effective_database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
-        http = await stack.enter_async_context(httpx.AsyncClient(limits=AGENT_HTTP_LIMITS))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(limits=AGENT_HTTP_LIMITS, timeout=outbound_timeout(settings))
+        )
         client = await connect(settings, runtime)
         if settings.worker_metrics_port:
             start_worker_metrics(settings.worker_metrics_port, sdk_metrics_url, stack)

@@ -205,3 +205,20 @@ async def test_cyclic_or_malformed_generated_plans_are_rejected(stack: Stack, fa
 
     unknown = await stack.http.post("/v1/plans/generate", headers=auth(key), json={"goal": "g", "model_group": "nope"})
     assert unknown.status_code == 422 and "not configured" in unknown.json()["error"]["message"]
+
+
+async def test_llm_call_over_the_tasks_deadline_is_a_timeout(stack: Stack, fake_llm: FakeLLMServer) -> None:
+    """The task's timeout_seconds bounds an LLM call too: timed_out (-0.03), the message naming that deadline."""
+    fake_llm.fake.set("e2e-primary", delay_seconds=4)
+    try:
+        agent_id, tag = await register_llm_agent(stack)
+        key, _ = await stack.new_key()
+        task = await stack.submit(key, type=tag, input={"text": "x"}, max_attempts=1, timeout_seconds=1)
+        done = await stack.wait_for(key, task["id"])
+    finally:
+        fake_llm.fake.set("e2e-primary")
+    assert done["status"] == "timed_out", done
+    assert done["error_code"] == "agent_timeout"
+    assert "did not answer within 1s (the task's timeout_seconds)" in done["status_reason"]
+    records = (await stack.trust(agent_id))["records"]
+    assert [(r["event_type"], round(r["delta"], 6)) for r in records] == [("timeout", -0.03)]

@@ -35,6 +35,8 @@ class Receiver:
     url: str = ""
     fail_first: int = 0  # answer 503 to this many requests, then 200
     always_fail: bool = False
+    stall_first: int = 0  # hold this many requests for stall_seconds before answering 200
+    stall_seconds: float = 0.0
     requests: list[Received] = field(default_factory=list)
 
     def succeeded(self) -> list[Received]:
@@ -51,11 +53,22 @@ class Receiver:
 
 
 @asynccontextmanager
-async def webhook_receiver(fail_first: int = 0, always_fail: bool = False) -> AsyncIterator[Receiver]:
-    receiver = Receiver(fail_first=fail_first, always_fail=always_fail)
+async def webhook_receiver(
+    fail_first: int = 0, always_fail: bool = False, stall_first: int = 0, stall_seconds: float = 0.0
+) -> AsyncIterator[Receiver]:
+    receiver = Receiver(
+        fail_first=fail_first, always_fail=always_fail, stall_first=stall_first, stall_seconds=stall_seconds
+    )
+    stalled = 0
 
     async def hook(request: Request) -> JSONResponse:
+        nonlocal stalled
         body = await request.body()
+        if stalled < receiver.stall_first:  # recorded as unanswered (0): the sender is meant to give up first
+            stalled += 1
+            receiver.requests.append(Received(body=body, headers=dict(request.headers), answered=0))
+            await asyncio.sleep(receiver.stall_seconds)
+            return JSONResponse({"ok": True})
         failing = receiver.always_fail or len(receiver.requests) < receiver.fail_first
         status = 503 if failing else 200
         receiver.requests.append(Received(body=body, headers=dict(request.headers), answered=status))
