@@ -7,10 +7,12 @@ from temporalio import activity
 from temporalio.client import Client
 
 from core.db import Database
+from core.dispatch import Dispatcher
 from core.errors import Unavailable
 from core.events import dispatch_pending
 from core.health import apply_health, probe_agents
 from core.settings import Settings
+from models.agents import AgentStatus
 from models.health import HealthCheckInput, HealthCheckResult
 
 
@@ -28,6 +30,11 @@ class HealthActivities:
             problems = await probe_agents(session, self._http, params.timeout_seconds, params.heartbeat_ttl_seconds)
         async with self._db.transaction() as session:
             changes = await apply_health(session, problems)
+        revived = [c.agent_id for c in changes if c.status == AgentStatus.AVAILABLE.value]
+        if revived:
+            await Dispatcher(self._db, self._client, self._settings.priority_aging_seconds).release(
+                revived, source="agent"
+            )
         if changes:
             try:  # agent.unavailable events; they stay pending if Temporal refuses now
                 await dispatch_pending(self._db, self._client, self._settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -10,11 +11,14 @@ from temporalio.client import Client
 
 from api.read_cache import RegistryReadCache
 from core.db import Database
+from core.dispatch import Dispatcher
 from core.errors import Unavailable
 from core.keys import KeyCache
 from core.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from core.settings import Settings
 from core.temporal import connect
+
+log = logging.getLogger("ains.api")
 
 
 @dataclass
@@ -53,6 +57,16 @@ class AppState:
                 except RuntimeError as exc:
                     raise Unavailable(f"Temporal at {self.settings.temporal_address} is unreachable: {exc}") from exc
         return self._temporal
+
+    async def release_slots(self, agent_id: str) -> None:
+        """Hand the agent's free slots to waiting tasks (it was registered, made available, revived or given
+        more slots). Best effort: the dispatch reconciler hands out any slot this misses."""
+        try:
+            await Dispatcher(self.db, await self.temporal(), self.settings.priority_aging_seconds).release(
+                [agent_id], source="agent"
+            )
+        except Unavailable as exc:
+            log.warning("agent %s changed; its free slots wait for the reconciler: %s", agent_id, exc.message)
 
     async def close(self) -> None:
         await self.db.dispose()

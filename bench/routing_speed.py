@@ -163,7 +163,7 @@ async def time_routing(
             await choose(session, request, cache)
             chose = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            decision = await route_attempt(session, request, cache)
+            decision = (await route_attempt(session, request, cache)).decision
             elapsed = (time.perf_counter() - started) * 1000
             assert decision.outcome is RouteOutcome.ASSIGNED, decision.reason
             await session.rollback()

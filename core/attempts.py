@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import Database
 from core.events import emit_tier_change
 from core.metrics import observe_task_finished
 from models.capabilities import parse_requirement
-from models.tables import Agent, AgentCapability, Task, TaskAttempt, TrustRecord, as_utc, utcnow
+from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, TrustRecord, as_utc, utcnow
 from models.tasks import TaskStatus
 from models.trust import TrustEvent, next_trust
 from models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome, TaskStatusUpdate
@@ -143,14 +143,15 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
     return True
 
 
-async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> None:
+async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> list[str]:
     """Status changes outside an attempt outcome: waiting for agents, no agent, cancelled.
 
     A final status is never overwritten, so a late or replayed update cannot resurrect a finished task.
+    Returns the agents whose slot the task released (its running attempt, when it reached a final status).
     """
     task = await session.get(Task, change.task_id)
     if task is None or TaskStatus(task.status).is_final:
-        return
+        return []
     now = utcnow()
     status = TaskStatus(change.status)
     task.status = status.value
@@ -162,10 +163,16 @@ async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> No
     if status.is_final:
         task.completed_at = now
         observe_task_finished(task.type, status.value, (now - (as_utc(task.created_at) or now)).total_seconds())
-        # A cancelled or abandoned task releases the slot its running attempt held.
-        await session.execute(
+        # A cancelled or abandoned task releases the slot its running attempt held, and leaves the queue.
+        released = await session.execute(
             update(TaskAttempt)
             .where(TaskAttempt.task_id == change.task_id, TaskAttempt.status == "running")
-            .values(status="cancelled", finished_at=now)
+            .values(status="cancelled", finished_at=now, handover_pending=False)
+            .returning(TaskAttempt.agent_id)
         )
+        agents = [agent_id for (agent_id,) in released]
+        await session.execute(delete(TaskWait).where(TaskWait.task_id == change.task_id))
+        await session.flush()
+        return agents
     await session.flush()
+    return []

@@ -87,7 +87,30 @@ TASK_DURATION = Histogram(
     registry=DOMAIN_REGISTRY,
 )
 
+HANDOVERS = Counter(
+    "ains_dispatch_handovers",
+    "Freed slots handed to waiting tasks, by who freed them (attempt, finish, routing, agent, reconciler)",
+    ["source"],
+    registry=DOMAIN_REGISTRY,
+)
+DISPATCH_REPAIRS = Counter(
+    "ains_dispatch_repairs",
+    "Repairs by the dispatch reconciler: signals re-sent, slots released, idle slots handed over",
+    ["kind"],
+    registry=DOMAIN_REGISTRY,
+)
+
 _TRUST_EVENT = {"success": "success", "failure": "failure", "timeout": "timeout"}
+
+
+def observe_handovers(source: str, count: int) -> None:
+    HANDOVERS.labels(source=source).inc(count)
+
+
+def observe_dispatch_repairs(resent: int, released: int, handed_over: int) -> None:
+    for kind, count in (("resent", resent), ("released", released), ("handed_over", handed_over)):
+        if count:
+            DISPATCH_REPAIRS.labels(kind=kind).inc(count)
 
 
 def observe_queue_wait(task_type: str, seconds: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import routing_writes as writes
 from core.db import driver_fetch
+from core.dispatch_queue import Waiter, enqueue
 from core.metrics import observe_queue_wait
 from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
-from models.priority import effective_priority, ranks_ahead
 from models.routing import (
     Candidate,
     Evaluation,
@@ -35,11 +35,11 @@ from models.routing import (
     RoutingQuery,
     Strategy,
     TagStats,
-    could_use,
     effective_trusts,
     evaluate,
 )
-from models.tables import Agent, AgentCapability, Task, TaskAttempt, as_utc, utcnow
+from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
+from models.tasks import TaskStatus
 from models.workflow_io import RouteDecision, RouteOutcome, RouteRequest
 
 
@@ -117,6 +117,12 @@ async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str 
     return [c for c in await _load(session, *conditions) if len(c.tags) == len(set(tags))]
 
 
+async def load_agent(session: AsyncSession, agent_id: str) -> Candidate | None:
+    """One agent with all its capabilities (no live load), straight from the registry."""
+    found = await _load(session, Agent.id == agent_id, inner=False)
+    return found[0] if found else None
+
+
 async def load_agents(session: AsyncSession, changed_since: datetime | None = None) -> list[Candidate]:
     """Every agent with all its capabilities, or only those changed since ``changed_since``."""
     conditions = [Agent.updated_at > changed_since] if changed_since is not None else []
@@ -126,7 +132,7 @@ async def load_agents(session: AsyncSession, changed_since: datetime | None = No
 @dataclass(frozen=True)
 class LiveLoad:
     running: dict[str, int]  # running attempts per agent, for the agents offering the tags asked about
-    others_waiting: int  # tasks other than the one being routed that wait for an agent (any tags)
+    others_waiting: int  # other tasks in the dispatch queue whose first required tag is one of these tags
 
 
 # Run by the drivers directly: this read is made for every decision, and through SQLAlchemy its parameter
@@ -134,21 +140,20 @@ class LiveLoad:
 _LIVE_LOAD_SQL = (
     "SELECT agent_id, count(*) FROM task_attempts WHERE status = 'running' AND agent_id IN "
     "(SELECT agent_id FROM agent_capabilities WHERE tag {tags}) GROUP BY agent_id "
-    "UNION ALL SELECT NULL, count(*) FROM tasks WHERE status = 'routing' AND id != {task_id}"
+    "UNION ALL SELECT NULL, count(*) FROM task_waits WHERE tag {tags2} AND task_id != {task_id}"
 )
-_LIVE_LOAD_POSTGRES = _LIVE_LOAD_SQL.format(tags="= ANY($1::varchar[])", task_id="$2")
+_LIVE_LOAD_POSTGRES = _LIVE_LOAD_SQL.format(tags="= ANY($1::varchar[])", tags2="= ANY($1::varchar[])", task_id="$2")
 # A task without requirements (none reach routing today: a task requires at least its type) counts every agent.
 _LIVE_LOAD_ANY_AGENT = union_all(
     select(TaskAttempt.agent_id, func.count()).where(TaskAttempt.status == "running").group_by(TaskAttempt.agent_id),
-    select(cast(null(), String), func.count())
-    .select_from(Task)
-    .where(Task.status == "routing", Task.id != bindparam("task_id")),
+    select(cast(null(), String), func.count()).select_from(TaskWait).where(TaskWait.task_id != bindparam("task_id")),
 )
 
 
 @lru_cache(maxsize=16)
 def _live_load_sqlite(tag_count: int) -> str:
-    return _LIVE_LOAD_SQL.format(tags=f"IN ({', '.join('?' * tag_count)})", task_id="?")
+    tags = f"IN ({', '.join('?' * tag_count)})"
+    return _LIVE_LOAD_SQL.format(tags=tags, tags2=tags, task_id="?")
 
 
 async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -> LiveLoad:
@@ -161,7 +166,7 @@ async def read_live_load(session: AsyncSession, tags: list[str], task_id: str) -
     if tags:
         rows = await driver_fetch(
             session,
-            sqlite=(_live_load_sqlite(len(tags)), [*tags, task_id]),
+            sqlite=(_live_load_sqlite(len(tags)), [*tags, *tags, task_id]),
             postgres=(_LIVE_LOAD_POSTGRES, [tags, task_id]),
         )
     else:  # a task with no requirements: every agent's load
@@ -332,112 +337,6 @@ class CandidateCache:
         self.snapshot.touch(agent_id, at)
 
 
-@dataclass(frozen=True)
-class _Waiting:
-    task_id: str
-    workflow_id: str
-    rank: float
-    created: float
-    query: RoutingQuery
-
-
-async def waiting_tasks(session: AsyncSession, tags: set[str], aging_seconds: float, now: float) -> list[_Waiting]:
-    """Tasks waiting for an agent that need at least one of ``tags``, best ranked first."""
-    rows = await session.execute(
-        select(
-            Task.id,
-            Task.workflow_id,
-            Task.priority,
-            Task.created_at,
-            Task.required_capabilities,
-            Task.min_trust,
-            Task.excluded_agent_ids,
-        ).where(Task.status == "routing")
-    )
-    waiting: list[_Waiting] = []
-    for task_id, workflow_id, priority, created_at, required, min_trust, excluded in rows:
-        requirements = [parse_requirement(r) for r in required]
-        if not tags & {r.tag for r in requirements}:
-            continue
-        created = (as_utc(created_at) or utcnow()).timestamp()
-        waiting.append(
-            _Waiting(
-                task_id=task_id,
-                workflow_id=workflow_id,
-                rank=effective_priority(priority, now - created, aging_seconds),
-                created=created,
-                query=RoutingQuery(
-                    requirements=requirements,
-                    strategy=Strategy.LEAST_LOADED,
-                    min_trust=min_trust,
-                    excluded=frozenset(excluded or []),
-                ),
-            )
-        )
-    waiting.sort(key=lambda w: (-w.rank, w.created, w.task_id))
-    return waiting
-
-
-async def _tasks_ranked_ahead(
-    session: AsyncSession, task: Task, evaluation: Evaluation, request: RouteRequest, tags: list[str], now: float
-) -> int:
-    """How many waiting tasks rank ahead of ``task`` and could take one of the free slots it would take.
-
-    Priority order among waiting tasks is kept here, at the only queue AINS owns: when every free slot is
-    wanted by a task that ranks ahead (higher priority after aging, or same and older), this one yields.
-    A competitor counts only when a free agent shows every tag it needs (a worker's snapshot holds all of an
-    agent's tags; a direct load only this task's), so any error is toward taking the slot, never toward two
-    tasks yielding to each other.
-    """
-    free = [c for c in evaluation.eligible if c.running < c.max_concurrency]
-    free_slots = sum(c.max_concurrency - c.running for c in free)
-    created = (as_utc(task.created_at) or utcnow()).timestamp()
-    mine = effective_priority(task.priority, now - created, request.priority_aging_seconds)
-    ahead = 0
-    for other in await waiting_tasks(session, set(tags), request.priority_aging_seconds, now):
-        if other.task_id == task.id:
-            continue
-        if not ranks_ahead(other.rank, other.created, other.task_id, mine, created, task.id):
-            break
-        if any(could_use(c, other.query) for c in free):
-            ahead += 1
-            if ahead >= free_slots:
-                break
-    return ahead if ahead >= free_slots else 0
-
-
-async def next_waiting_workflows(session: AsyncSession, agent_id: str, aging_seconds: float) -> list[str]:
-    """The workflows of the best-ranked waiting tasks this agent could serve, one per free slot (to wake them).
-
-    One per free slot, not just the best one: when several slots free up at once, each finishing task would
-    otherwise wake the same best-ranked task (still waiting until it is assigned) and the other slots would
-    stay idle until their waiting tasks next poll. A task woken twice routes once more and waits again.
-    """
-    tags = set(
-        (await session.execute(select(AgentCapability.tag).where(AgentCapability.agent_id == agent_id))).scalars()
-    )
-    waiting_list = await waiting_tasks(session, tags, aging_seconds, utcnow().timestamp()) if tags else []
-    if not waiting_list:  # the common case: nobody waits, so no candidate load at all
-        return []
-    candidates = await load_candidates(session, sorted(tags), agent_id=agent_id)
-    if not candidates:
-        return []
-    agent = candidates[0]
-    running = (
-        await session.execute(
-            select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
-        )
-    ).scalar_one()
-    free = agent.max_concurrency - running
-    woken: list[str] = []
-    for waiting in waiting_list:
-        if len(woken) >= free:
-            break
-        if {r.tag for r in waiting.query.requirements} <= set(agent.tags) and could_use(agent, waiting.query):
-            woken.append(waiting.workflow_id)
-    return woken
-
-
 async def _store_receipt(
     session: AsyncSession, request: RouteRequest, evaluation: Evaluation, outcome: RouteOutcome, reason: str, ms: float
 ) -> None:
@@ -563,59 +462,112 @@ async def choose(session: AsyncSession, request: RouteRequest, cache: CandidateC
     return Choice(tags=tags, live=live, candidates=candidates, query=query, evaluation=evaluation)
 
 
-async def route_attempt(
-    session: AsyncSession, request: RouteRequest, cache: CandidateCache | None = None
-) -> RouteDecision:
-    """Pick and reserve an agent for ``request.attempt``. Idempotent: a replay returns the same agent.
+@dataclass(frozen=True)
+class RouteStep:
+    """A routing step's decision, and the free agents whose slots the dispatch queue must assign: a slot was
+    free but other tasks wait for these agents, so this task queued up rather than jump ahead of them."""
 
-    The common path is one read (live load) and four writes (agent, attempt, task, receipt); the registry
-    itself comes from the worker's snapshot when ``cache`` is given.
+    decision: RouteDecision
+    free_agent_ids: list[str]
+
+
+async def _queue_up(
+    session: AsyncSession,
+    request: RouteRequest,
+    evaluation: Evaluation,
+    reason: str,
+    started: float,
+    weights: Mapping[str, float],
+) -> RouteDecision:
+    """Wait for a slot: a row in the dispatch queue, the task's status and its receipt, in this transaction."""
+    existing = await _assignment_of(session, request)
+    if existing is not None:  # this attempt holds a slot already (handed over), which is why none looked free
+        return existing
+    task = await session.get(Task, request.task_id)
+    if task is not None and not TaskStatus(task.status).is_final:
+        waiter = Waiter(
+            task_id=task.id,
+            attempt=request.attempt,
+            workflow_id=task.workflow_id,
+            client_id=task.client_id,
+            priority=task.priority,
+            requirements=list(request.required_capabilities),
+            min_trust=request.min_trust,
+            excluded_agent_ids=list(request.excluded_agent_ids),
+            failed_agent_ids=list(request.failed_agent_ids),
+            created=(as_utc(task.created_at) or utcnow()).timestamp(),
+        )
+        now = utcnow()
+        await enqueue(session, waiter, now.timestamp(), weights.get(task.client_id, 1.0))
+        status_reason = f"waiting for an agent: {reason}"
+        if task.status != TaskStatus.ROUTING.value or task.status_reason != status_reason:
+            task.status = TaskStatus.ROUTING.value
+            task.status_reason = status_reason
+            task.updated_at = now
+    await _store_receipt(
+        session, request, evaluation, RouteOutcome.ALL_BUSY, reason, (time.perf_counter() - started) * 1000
+    )
+    return RouteDecision(outcome=RouteOutcome.ALL_BUSY, reason=reason)
+
+
+async def route_attempt(
+    session: AsyncSession,
+    request: RouteRequest,
+    cache: CandidateCache | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> RouteStep:
+    """Pick and reserve an agent for ``request.attempt``, or queue the task up. Idempotent: a replay returns
+    the same agent.
+
+    The common path (nobody waiting) is one read (live load) and four writes (agent, attempt, task,
+    receipt); the registry itself comes from the worker's snapshot when ``cache`` is given. When every
+    capable agent is busy, or others already wait for these agents, the task joins the dispatch queue
+    (core.dispatch) and is handed a slot when one frees.
     """
     started = time.perf_counter()
     choice = await choose(session, request, cache)
-    tags, live, candidates, query, evaluation = (
-        choice.tags,
-        choice.live,
-        choice.candidates,
-        choice.query,
-        choice.evaluation,
-    )
+    live, candidates, evaluation = choice.live, choice.candidates, choice.evaluation
+    weights = weights or {}
 
     if evaluation.winner is None:
-        if not candidates:
-            outcome = RouteOutcome.NO_CAPABLE_AGENT
-            reason = f"no registered agent offers {', '.join(request.required_capabilities)}"
-        elif evaluation.waiting_is_useful:
-            outcome = RouteOutcome.ALL_BUSY
+        if evaluation.waiting_is_useful and candidates:
             reason = f"{len(candidates)} capable agent(s), none free now: {evaluation.summary()}"
+            return RouteStep(await _queue_up(session, request, evaluation, reason, started, weights), [])
+        if not candidates:
+            reason = f"no registered agent offers {', '.join(request.required_capabilities)}"
         else:
-            outcome = RouteOutcome.NO_CAPABLE_AGENT
             reason = f"no capable agent can ever take this task: {evaluation.summary()}"
-        return await _not_assigned(session, request, evaluation, outcome, reason, started)
+        decision = await _not_assigned(session, request, evaluation, RouteOutcome.NO_CAPABLE_AGENT, reason, started)
+        return RouteStep(decision, [])
 
-    if live.others_waiting and request.priority_aging_seconds >= 0:
-        task = await session.get(Task, request.task_id)
-        ahead = await _tasks_ranked_ahead(session, task, evaluation, request, tags, query.now) if task else 0
-        if ahead:
-            reason = f"yielding the free slot(s) to {ahead} waiting task(s) that rank ahead by priority and age"
-            return await _not_assigned(session, request, evaluation, RouteOutcome.ALL_BUSY, reason, started)
+    if live.others_waiting:
+        free = [c.agent_id for c in evaluation.eligible if c.running < c.max_concurrency]
+        reason = (
+            f"queued: {live.others_waiting} other task(s) wait for these agents; "
+            "their free slots go in dispatch order (priority, fair share, age)"
+        )
+        decision = await _queue_up(session, request, evaluation, reason, started, weights)
+        return RouteStep(decision, free if decision.outcome is RouteOutcome.ALL_BUSY else [])
 
     winner = evaluation.winner
     now = utcnow()
     if not await _reserve(session, request, winner, now):
         existing = await _assignment_of(session, request)
         assert existing is not None, "the attempt row that blocked the insert exists"
-        return existing
+        return RouteStep(existing, [])
+    if request.queued:
+        await writes.leave_queue(session, request.task_id)
     if cache is not None:
         cache.record_assignment(winner.agent_id, now.timestamp())
     reason = f"{request.strategy}: best of {len(evaluation.eligible)} eligible agent(s) ({evaluation.summary()})"
     await _store_receipt(
         session, request, evaluation, RouteOutcome.ASSIGNED, reason, (time.perf_counter() - started) * 1000
     )
-    return RouteDecision(
+    decision = RouteDecision(
         outcome=RouteOutcome.ASSIGNED,
         agent_id=winner.agent_id,
         endpoint_url=winner.endpoint_url,
         reason=reason,
         agent_kind=kind_of_endpoint(winner.endpoint_url),
     )
+    return RouteStep(decision, [])

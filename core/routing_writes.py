@@ -22,9 +22,14 @@ from models.tables import Agent, RoutingReceipt, Task
 
 _TOUCH_AGENT = "UPDATE agents SET last_assigned_at = {now}, updated_at = {now} WHERE id = {agent}"
 _RESERVE = (
-    "INSERT INTO task_attempts (task_id, attempt, agent_id, status, started_at) "
-    "VALUES ({task}, {attempt}, {agent}, 'running', {now}) "
+    "INSERT INTO task_attempts (task_id, attempt, agent_id, status, started_at, handover_pending) "
+    "VALUES ({task}, {attempt}, {agent}, 'running', {now}, {handover}) "
     "ON CONFLICT (task_id, attempt) DO NOTHING RETURNING agent_id"
+)
+_LEAVE_QUEUE = "DELETE FROM task_waits WHERE task_id = {task}"
+_HANDED_OVER_RECEIPT = (
+    "UPDATE routing_receipts SET outcome = 'assigned', winner_agent_id = {agent}, reason = {reason}, "
+    "updated_at = {now} WHERE task_id = {task} AND attempt = {attempt}"
 )
 # The running count (Postgres only) is a later statement than the agent update, so it sees every attempt
 # committed by the decisions that held the agent's row lock before this one.
@@ -63,21 +68,27 @@ class _Sql:
     reserve: str
     start_task: str
     receipt: str
+    leave_queue: str
+    handed_over_receipt: str
 
 
 def _build(postgres: bool) -> _Sql:
     if postgres:
         touch = _TOUCH_AGENT.format(now="$1", agent="$2")
-        reserve = _RESERVE.format(task="$1", attempt="$2", agent="$3", now="$4")
+        reserve = _RESERVE.format(task="$1", attempt="$2", agent="$3", now="$4", handover="$5")
         running = _RUNNING_NOW.format(agent="$1")
         start = _START_TASK.format(agent="$1", attempt="$2", now="$3", task="$4", running=running)
         values = ", ".join(f"${i}{'::json' if c == 'candidates' else ''}" for i, c in enumerate(_RECEIPT_COLUMNS, 1))
+        leave = _LEAVE_QUEUE.format(task="$1")
+        handed = _HANDED_OVER_RECEIPT.format(agent="$1", reason="$2", now="$3", task="$4", attempt="$5")
     else:  # ? placeholders, bound in order of appearance
         touch = _TOUCH_AGENT.format(now="?", agent="?")
-        reserve = _RESERVE.format(task="?", attempt="?", agent="?", now="?")
+        reserve = _RESERVE.format(task="?", attempt="?", agent="?", now="?", handover="?")
         start = _START_TASK.format(agent="?", attempt="?", now="?", task="?", running="")
         values = ", ".join("?" for _ in _RECEIPT_COLUMNS)
-    return _Sql(touch, reserve, start, _RECEIPT.format(values=values))
+        leave = _LEAVE_QUEUE.format(task="?")
+        handed = _HANDED_OVER_RECEIPT.format(agent="?", reason="?", now="?", task="?", attempt="?")
+    return _Sql(touch, reserve, start, _RECEIPT.format(values=values), leave, handed)
 
 
 _POSTGRES = _build(postgres=True)
@@ -133,10 +144,30 @@ async def touch_agent(session: AsyncSession, agent_id: str, now: datetime) -> No
     )
 
 
-async def reserve_attempt(session: AsyncSession, task_id: str, attempt: int, agent_id: str, now: datetime) -> bool:
-    """Insert the running attempt row that holds the agent's slot; False when this attempt already has one."""
-    params = (task_id, attempt, agent_id, _codecs(session).time(now))
+async def reserve_attempt(
+    session: AsyncSession, task_id: str, attempt: int, agent_id: str, now: datetime, handover: bool = False
+) -> bool:
+    """Insert the running attempt row that holds the agent's slot; False when this attempt already has one.
+
+    ``handover``: reserved for a waiting task that is yet to be told (see core.dispatch).
+    """
+    params = (task_id, attempt, agent_id, _codecs(session).time(now), handover)
     return bool(await driver_fetch(session, sqlite=(_SQLITE.reserve, params), postgres=(_POSTGRES.reserve, params)))
+
+
+async def leave_queue(session: AsyncSession, task_id: str) -> None:
+    """The task no longer waits for a slot (it has one, or it finished)."""
+    await driver_fetch(session, sqlite=(_SQLITE.leave_queue, (task_id,)), postgres=(_POSTGRES.leave_queue, (task_id,)))
+
+
+async def mark_receipt_handed_over(
+    session: AsyncSession, task_id: str, attempt: int, agent_id: str, reason: str, now: datetime
+) -> None:
+    """The waiting receipt becomes the assignment; its candidates stay those of the task's last routing."""
+    params = (agent_id, reason, _codecs(session).time(now), task_id, attempt)
+    await driver_fetch(
+        session, sqlite=(_SQLITE.handed_over_receipt, params), postgres=(_POSTGRES.handed_over_receipt, params)
+    )
 
 
 async def start_task(

@@ -1,4 +1,4 @@
-"""Schedules AINS keeps for itself (not users' schedules): the agent health check."""
+"""Schedules AINS keeps for itself (not users' schedules): the agent health check, the dispatch reconciler."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from temporalio.client import (
 
 from core.settings import ORCHESTRATION_QUEUE, Settings
 from models.health import HealthCheckInput
+from models.workflow_io import ReconcileInput
 
 HEALTH_SCHEDULE_ID = "ains-agent-health-check"
+RECONCILE_SCHEDULE_ID = "ains-dispatch-reconciler"
 
 
 async def ensure_health_schedule(client: Client, settings: Settings) -> None:
@@ -40,5 +42,25 @@ async def ensure_health_schedule(client: Client, settings: Settings) -> None:
     )
     try:
         await client.create_schedule(HEALTH_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        pass
+
+
+async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
+    """Create the dispatch reconciler's schedule once (core.dispatch.reconcile); visible in the Temporal UI."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            "DispatchReconcileWorkflow",
+            ReconcileInput(after_seconds=settings.dispatch_reconcile_after_seconds),
+            id="ains-dispatch-reconcile",
+            task_queue=ORCHESTRATION_QUEUE,
+        ),
+        spec=ScheduleSpec(
+            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.dispatch_reconcile_interval_seconds))]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
     except ScheduleAlreadyRunningError:
         pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +78,16 @@ class Settings(BaseSettings):
 
     # Age-based priority boost: a waiting task gains one priority level per this many seconds (0 disables).
     priority_aging_seconds: float = Field(default=60.0, ge=0)
+    # Fair share between clients waiting at the same priority: weight per client id (default 1), e.g.
+    # AINS_CLIENT_WEIGHTS='{"team-a": 2}' gives team-a two turns for every one of a client of weight 1.
+    client_weights: dict[str, Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=dict)
+    # The dispatch reconciler (a Temporal Schedule): how often it runs, and how old a hand-over whose
+    # signal was never confirmed, or a wait next to a free capable slot, must be before it repairs it.
+    dispatch_reconcile_interval_seconds: float = Field(default=15.0, ge=1)
+    dispatch_reconcile_after_seconds: float = Field(default=5.0, gt=0)
+    # A waiting task re-checks the registry itself this often (jittered by +-25 %), only as a safety net:
+    # slots are handed over by signal.
+    dispatch_fallback_recheck_seconds: float = Field(default=300.0, ge=1)
 
     # Scheduled agent health check (a Temporal Schedule): pings health URLs, expires stale heartbeats.
     health_check_interval_seconds: float = Field(default=30.0, ge=1)

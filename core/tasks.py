@@ -104,6 +104,7 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
             retry_backoff_seconds=settings.retry_backoff_seconds,
             no_agent_wait_seconds=settings.no_agent_wait_seconds,
             priority_aging_seconds=settings.priority_aging_seconds,
+            dispatch_recheck_seconds=settings.dispatch_fallback_recheck_seconds,
         ),
         task_id=task.id,
         client_id=task.client_id,

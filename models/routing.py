@@ -374,3 +374,9 @@ def could_use(candidate: Candidate, query: RoutingQuery) -> bool:
     trust = candidate.effective_trust(sorted({r.tag for r in query.requirements}))
     why = _eliminator(_Checks.of(query))(candidate, trust)
     return why not in PERMANENT_FILTERS
+
+
+def accepts(candidate: Candidate, query: RoutingQuery) -> bool:
+    """Whether ``candidate`` passes every filter for the task now, its capacity included (hand-over)."""
+    trust = candidate.effective_trust(sorted({r.tag for r in query.requirements}))
+    return _eliminator(_Checks.of(query))(candidate, trust) is None

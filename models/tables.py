@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -172,11 +173,46 @@ class TaskAttempt(Base):
     # An answer too large for a workflow history, written by the call activity and moved to the task's
     # result when the attempt is recorded (the workflow only carries a flag).
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Set when a releasing agent reserved this attempt for a waiting task and the task has not been told yet
+    # (cleared once the assignment signal is delivered); the reconciler re-sends or releases stale ones.
+    handover_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     __table_args__ = (
         Index("ix_task_attempts_agent_status", "agent_id", "status"),
         # Live load of every agent at once: WHERE status = 'running' GROUP BY agent_id.
         Index("ix_task_attempts_status_agent", "status", "agent_id"),
+    )
+
+
+class TaskWait(Base):
+    """A task waiting for a free slot of a capable agent (the dispatch queue); deleted when it is assigned.
+
+    Releasing agents hand their free slots to the best-ranked rows they can serve: higher priority class
+    first (aged by its oldest task), then fair share across clients (``vtag``, weighted virtual time), then FIFO.
+    """
+
+    __tablename__ = "task_waits"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)
+    # The first required tag (sorted): the index that finds the waiters an agent may serve.
+    tag: Mapped[str] = mapped_column(String(100))
+    requirements: Mapped[list[str]] = mapped_column(JSON)
+    min_trust: Mapped[float | None] = mapped_column(Float, default=None)
+    excluded_agent_ids: Mapped[list[str]] = mapped_column(JSON)
+    failed_agent_ids: Mapped[list[str]] = mapped_column(JSON)
+    # Epoch seconds: the task's creation (aging, FIFO) and when it started waiting for this attempt.
+    created: Mapped[float] = mapped_column(Float)
+    since: Mapped[float] = mapped_column(Float)
+    vtag: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_task_waits_tag_order", "tag", "priority", "vtag", "created"),
+        Index("ix_task_waits_client_vtag", "client_id", "vtag"),
+        Index("ix_task_waits_vtag", "vtag"),
     )
 
 

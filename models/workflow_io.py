@@ -18,6 +18,8 @@ class ExecutionPolicy(BaseModel):
     retry_backoff_seconds: float = 1.0
     no_agent_wait_seconds: float = 300.0
     priority_aging_seconds: float = 60.0
+    # A task waiting for a hand-over re-checks the registry itself this often (jittered), as a safety net.
+    dispatch_recheck_seconds: float = 300.0
 
 
 class RetrySpec(BaseModel):
@@ -54,6 +56,8 @@ class RouteRequest(BaseModel):
     min_trust: float | None = None
     excluded_agent_ids: list[str] = []
     priority_aging_seconds: float = 0.0
+    # The task already has a row in the dispatch queue (it waits, and routes again as a safety net).
+    queued: bool = False
 
 
 class WakeRequest(BaseModel):
@@ -73,6 +77,38 @@ class RouteDecision(BaseModel):
     endpoint_url: str | None = None
     reason: str
     agent_kind: str = "http"
+
+
+SLOT_ASSIGNED_SIGNAL = "slot_assigned"
+
+
+class SlotAssignment(BaseModel):
+    """Signalled to a waiting task by whoever freed a slot: the slot is reserved (the attempt row exists)."""
+
+    attempt: int
+    agent_id: str
+    endpoint_url: str
+    agent_kind: str = "http"
+    reason: str
+
+
+class TaskFinish(BaseModel):
+    """A final status reached outside an attempt outcome (no agent, cancelled), with what follows from it."""
+
+    task_id: str
+    status: str
+    reason: str | None = None
+    error_code: str | None = None
+
+
+class ReconcileInput(BaseModel):
+    after_seconds: float = 5.0
+
+
+class ReconcileResult(BaseModel):
+    resent: int
+    released: int
+    handed_over: int
 
 
 class AgentCallRequest(BaseModel):
@@ -110,6 +146,14 @@ class AttemptRecord(BaseModel):
     task_status: str
     status_reason: str | None = None
     error_code: str | None = None
+    # finish_attempt: hand the freed slot over and, when the status is final, notify dependents and emit
+    # the task's event in the same local activity.
+    final: bool = False
+
+
+class FinishResult(BaseModel):
+    applied: bool  # False: already recorded (a retry or replay)
+    followups_done: bool  # dependents notified and the event emitted; False: the workflow runs them itself
 
 
 class TaskStatusUpdate(BaseModel):

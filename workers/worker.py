@@ -17,15 +17,17 @@ from temporalio.worker import Worker
 from activities.agent_calls import AgentCallActivities
 from activities.batches import BatchActivities
 from activities.compositions import CompositionActivities
+from activities.dispatch import DispatchActivities
 from activities.health import HealthActivities
 from activities.llm_calls import LlmCallActivities
 from activities.registry import RegistryActivities
 from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
 from core.db import Database
+from core.dispatch import Dispatcher
 from core.llm import LlmService
 from core.metrics import serve_worker_metrics, stop_worker_metrics
-from core.schedules_system import ensure_health_schedule
+from core.schedules_system import ensure_health_schedule, ensure_reconcile_schedule
 from core.settings import AGENTS_QUEUE, ALL_QUEUES, LLM_QUEUE, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
 from workflows import ALL_WORKFLOWS
@@ -69,11 +71,12 @@ def build_workers(
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
     if ORCHESTRATION_QUEUE in queues:
-        registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds)
+        registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds, settings)
         compositions = CompositionActivities(db, settings)
         events = EventActivities(db, settings)
         scheduled = ScheduleActivities(db, settings)
         batches = BatchActivities(db, client, settings)
+        reconciler = DispatchActivities(db, Dispatcher(db, client, settings.priority_aging_seconds))
         workers.append(
             Worker(
                 client,
@@ -81,6 +84,8 @@ def build_workers(
                 workflows=ALL_WORKFLOWS,
                 activities=[
                     registry.route_task,
+                    registry.finish_attempt,
+                    registry.finish_task,
                     registry.record_attempt,
                     registry.set_task_status,
                     registry.wake_waiting_task,
@@ -93,6 +98,7 @@ def build_workers(
                     scheduled.await_task,
                     scheduled.cancel_task,
                     batches.start_batch_tasks,
+                    reconciler.reconcile_dispatch,
                 ],
                 sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,
@@ -173,6 +179,7 @@ async def run_workers(
             start_worker_metrics(settings.worker_metrics_port, sdk_metrics_url, stack)
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
+            await ensure_reconcile_schedule(client, settings)
         workers = build_workers(client, db, http, settings, queues)
         for worker in workers:
             await stack.enter_async_context(worker)

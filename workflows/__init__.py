@@ -3,6 +3,7 @@
 from workflows.agent_health import AgentHealthWorkflow
 from workflows.batch import BatchWorkflow
 from workflows.composition import CompositionWorkflow
+from workflows.dispatch_reconciler import DispatchReconcileWorkflow
 from workflows.scheduled_task import ScheduledTaskWorkflow
 from workflows.task_workflow import TaskWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -12,6 +13,7 @@ ALL_WORKFLOWS = [
     AgentHealthWorkflow,
     BatchWorkflow,
     CompositionWorkflow,
+    DispatchReconcileWorkflow,
     ScheduledTaskWorkflow,
     WebhookDeliveryWorkflow,
 ]
@@ -21,6 +23,7 @@ __all__ = [
     "AgentHealthWorkflow",
     "BatchWorkflow",
     "CompositionWorkflow",
+    "DispatchReconcileWorkflow",
     "ScheduledTaskWorkflow",
     "TaskWorkflow",
     "WebhookDeliveryWorkflow",

@@ -7,12 +7,14 @@ activities (cheap on the Temporal server); the agent call is a regular activity 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
 from workflows.events import emit_task_event
 
@@ -24,15 +26,19 @@ with workflow.unsafe.imports_passed_through():
     from models.priority import effective_priority, priority_key
     from models.tasks import TaskStatus
     from models.workflow_io import (
+        SLOT_ASSIGNED_SIGNAL,
         AgentCallRequest,
         AgentCallResult,
         AttemptRecord,
         CallOutcome,
         DependentsRequest,
+        FinishResult,
         RetrySpec,
         RouteDecision,
         RouteOutcome,
         RouteRequest,
+        SlotAssignment,
+        TaskFinish,
         TaskStatusUpdate,
         TaskWorkflowInput,
         TaskWorkflowResult,
@@ -51,9 +57,24 @@ DEPENDENCY_RECHECK = timedelta(minutes=10)
 AGENT_CALL_MARGIN = timedelta(seconds=15)
 # Retries here only cover a lost worker; agent failures come back as results and are re-routed instead.
 AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
-# Waiting tasks are woken by a signal when a slot frees; polling is only the fallback, so it can be slow.
+# Runs recorded before hand-over dispatch polled while they waited (they replay on the v1 path).
 BUSY_POLL_INITIAL = timedelta(seconds=1)
 BUSY_POLL_MAX = timedelta(seconds=30)
+# Runs started from this version on wait passively for a hand-over (core.dispatch) and finish in one step.
+DISPATCH_PATCH = "ains-handover-dispatch"
+
+
+def _bookkeeping(
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType], arg: ParamType
+) -> Awaitable[ReturnType]:
+    """A registry local activity, retried until the DB answers (e.g. during a restart)."""
+    return workflow.execute_local_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=REGISTRY_TIMEOUT,
+        schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+        retry_policy=REGISTRY_RETRY,
+    )
 
 
 def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
@@ -70,11 +91,19 @@ class TaskWorkflow:
         self._dependency_news = False
         self._attempt = 0
         self._agent_id: str | None = None
+        self._assignment: SlotAssignment | None = None
 
     @workflow.signal(name=SLOT_FREED_SIGNAL)
     def slot_freed(self) -> None:
-        """Another task released an agent this task may use: route again now instead of at the next poll."""
+        """(v1 runs) Another task released an agent this task may use: route again now."""
         self._woken = True
+
+    @workflow.signal(name=SLOT_ASSIGNED_SIGNAL)
+    def slot_assigned(self, assignment: SlotAssignment) -> None:
+        """A releasing agent reserved its slot for this task's waiting attempt: call that agent now."""
+        if assignment.attempt == self._attempt:
+            self._assignment = assignment
+        self._woken = True  # a v1 run routes again and finds the reservation
 
     @workflow.signal(name=DEPENDENCY_FINISHED_SIGNAL)
     def dependency_finished(self, task_id: str) -> None:
@@ -87,8 +116,131 @@ class TaskWorkflow:
 
     @workflow.run
     async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
+        if not workflow.patched(DISPATCH_PATCH):
+            return await self._run_v1(params)
         try:
             blocked = await self._wait_for_dependencies(params) if params.depends_on else None
+            result = blocked or await self._attempts(params)
+        except asyncio.CancelledError:
+            await self._finish(params, TaskStatus.CANCELLED, "cancelled by request", None)
+            raise
+        return result
+
+    async def _attempts(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
+        failed_agents: list[str] = []
+        last: AgentCallResult | None = None
+        for attempt in range(1, params.max_attempts + 1):
+            self._attempt = attempt
+            decision = await self._assignment_for(params, attempt, failed_agents)
+            if decision.outcome is not RouteOutcome.ASSIGNED or decision.agent_id is None:
+                no_agent = (
+                    "no_capable_agent" if decision.outcome is RouteOutcome.NO_CAPABLE_AGENT else "no_agent_available"
+                )
+                return await self._finish(params, TaskStatus.FAILED, decision.reason, no_agent)
+
+            agent_id: str = decision.agent_id
+            self._agent_id = agent_id
+            workflow.upsert_search_attributes(
+                [sa.AGENT_ID.value_set(agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
+            )
+            workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{agent_id}`")
+            result = await self._call_agent(params, attempt, decision)
+
+            is_last = attempt == params.max_attempts
+            status, reason, code = self._status_after(result, attempt, is_last, agent_id)
+            final = result.outcome is CallOutcome.SUCCESS or is_last
+            record = AttemptRecord(
+                task_id=params.task_id,
+                attempt=attempt,
+                agent_id=agent_id,
+                result=result,
+                task_status=status.value,
+                status_reason=reason,
+                error_code=code,
+                final=final,
+            )
+            finished: FinishResult = await _bookkeeping(RegistryActivities.finish_attempt, record)
+            if final:
+                error = None if result.outcome is CallOutcome.SUCCESS else result.error
+                return await self._finished(params, self._result(params, status, error), finished)
+            last = result
+            failed_agents.append(agent_id)
+            await workflow.sleep(_backoff(params, attempt))
+        raise AssertionError(f"unreachable: the last attempt is final ({last})")
+
+    async def _assignment_for(self, params: TaskWorkflowInput, attempt: int, failed_agents: list[str]) -> RouteDecision:
+        """Route; while every capable agent is busy, wait passively for a hand-over (a signal), up to the
+        queue timeout. A long jittered re-check is only a safety net against a lost signal."""
+        wait_seconds = params.queue_timeout_seconds
+        limit = timedelta(seconds=params.policy.no_agent_wait_seconds if wait_seconds is None else wait_seconds)
+        deadline = workflow.now() + limit
+        request = RouteRequest(
+            task_id=params.task_id,
+            attempt=attempt,
+            required_capabilities=params.required_capabilities,
+            failed_agent_ids=failed_agents,
+            strategy=params.routing_strategy,
+            min_trust=params.min_trust,
+            excluded_agent_ids=params.excluded_agent_ids,
+            priority_aging_seconds=params.policy.priority_aging_seconds,
+        )
+        while True:
+            decision: RouteDecision = await _bookkeeping(RegistryActivities.route_task, request)
+            if decision.outcome is not RouteOutcome.ALL_BUSY:
+                return decision
+            request = request.model_copy(update={"queued": True})
+            while self._assignment is None:
+                remaining = deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    return RouteDecision(
+                        outcome=RouteOutcome.ALL_BUSY,
+                        reason=f"no capable agent became free within {limit.total_seconds():g}s: {decision.reason}",
+                    )
+                recheck = timedelta(
+                    seconds=params.policy.dispatch_recheck_seconds * (0.75 + workflow.random().random() / 2)
+                )
+                try:
+                    await workflow.wait_condition(lambda: self._assignment is not None, timeout=min(remaining, recheck))
+                except TimeoutError:
+                    break  # route again: finds a reservation whose signal was lost, or a slot nobody handed over
+            if self._assignment is not None:
+                handed, self._assignment = self._assignment, None
+                return RouteDecision(
+                    outcome=RouteOutcome.ASSIGNED,
+                    agent_id=handed.agent_id,
+                    endpoint_url=handed.endpoint_url,
+                    reason=handed.reason,
+                    agent_kind=handed.agent_kind,
+                )
+
+    async def _finish(
+        self, params: TaskWorkflowInput, status: TaskStatus, reason: str | None, code: str | None
+    ) -> TaskWorkflowResult:
+        """A final status outside an attempt outcome, with its follow-ups, in one local activity."""
+        finish = TaskFinish(task_id=params.task_id, status=status.value, reason=reason, error_code=code)
+        finished: FinishResult = await _bookkeeping(RegistryActivities.finish_task, finish)
+        return await self._finished(params, self._result(params, status, reason), finished)
+
+    async def _finished(
+        self, params: TaskWorkflowInput, result: TaskWorkflowResult, finished: FinishResult
+    ) -> TaskWorkflowResult:
+        attributes = [sa.STATUS.value_set(result.status)]
+        workflow.upsert_search_attributes(attributes)
+        if not finished.followups_done:  # Temporal or the DB refused them inside finish_*: retry separately
+            await self._followups(params, result.status)
+        return result
+
+    async def _followups(self, params: TaskWorkflowInput, status: str) -> None:
+        try:
+            await _bookkeeping(RegistryActivities.notify_dependents, DependentsRequest(task_id=params.task_id))
+        except ActivityError:
+            workflow.logger.warning("could not notify the dependents of %s; they re-check on their own", params.task_id)
+        await emit_task_event(params.task_id, status)
+
+    async def _run_v1(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
+        """Runs recorded before hand-over dispatch replay here unchanged (same commands, same order)."""
+        try:
+            blocked = await self._wait_for_dependencies(params, v1=True) if params.depends_on else None
             result = blocked or await self._run_attempts(params)
         except asyncio.CancelledError:
             await self._set_status(params.task_id, TaskStatus.CANCELLED, "cancelled by request", None)
@@ -278,7 +430,7 @@ class TaskWorkflow:
         except ActivityError:
             workflow.logger.warning("could not wake a waiting task for agent %s; it will poll", agent_id)
 
-    async def _wait_for_dependencies(self, params: TaskWorkflowInput) -> TaskWorkflowResult | None:
+    async def _wait_for_dependencies(self, params: TaskWorkflowInput, v1: bool = False) -> TaskWorkflowResult | None:
         """Block until every dependency succeeded (None) or one did not (the failed result).
 
         Woken by the ``dependency_finished`` signal; the dependencies are re-read from the registry after
@@ -295,6 +447,8 @@ class TaskWorkflow:
             )
             if state.failed is not None:
                 reason = f"dependency {state.failed} ended {state.failed_status}"
+                if not v1:
+                    return await self._finish(params, TaskStatus.FAILED, reason, "dependency_failed")
                 await self._set_status(params.task_id, TaskStatus.FAILED, reason, "dependency_failed")
                 return self._result(params, TaskStatus.FAILED, reason)
             if not state.pending:

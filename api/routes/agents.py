@@ -38,7 +38,9 @@ async def registry_write(state: AppState) -> AsyncIterator[AsyncSession]:
 @router.post("", status_code=201, response_model=AgentView)
 async def register_agent(spec: AgentCreate, state: State, _: AgentsWrite) -> AgentView:
     async with registry_write(state) as session:
-        return await agents.register_agent(session, spec)
+        view = await agents.register_agent(session, spec)
+    await state.release_slots(view.id)
+    return view
 
 
 @router.get("", response_model=Page[AgentView])
@@ -76,7 +78,9 @@ async def get_agent(agent_id: str, state: State, _: AgentsRead) -> AgentView:
 @router.patch("/{agent_id}", response_model=AgentView)
 async def update_agent(agent_id: str, spec: AgentUpdate, state: State, _: AgentsWrite) -> AgentView:
     async with registry_write(state) as session:
-        return await agents.update_agent(session, agent_id, spec)
+        view = await agents.update_agent(session, agent_id, spec)
+    await state.release_slots(agent_id)
+    return view
 
 
 @router.delete("/{agent_id}", status_code=204)
@@ -111,7 +115,9 @@ async def dispatch_events(state: AppState) -> None:
 async def heartbeat(agent_id: str, state: State, _: AgentsWrite) -> AgentView:
     """Agents call this periodically; one that the health check had marked unavailable becomes available."""
     async with registry_write(state) as session:
-        return await agents.record_heartbeat(session, agent_id)
+        view = await agents.record_heartbeat(session, agent_id)
+    await state.release_slots(agent_id)
+    return view
 
 
 @router.post("/{agent_id}/trust", status_code=201, response_model=TrustRecordView)

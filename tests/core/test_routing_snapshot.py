@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from activities.registry import RegistryActivities
 from core.agents import deregister_agent, register_agent, update_agent
 from core.db import Database
-from core.routing import CandidateCache, next_waiting_workflows, route_attempt
+from core.routing import CandidateCache, route_attempt
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
 from models.tables import Agent, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
 from models.workflow_io import RouteOutcome, RouteRequest
@@ -43,7 +43,7 @@ async def new_task(db: Database, tag: str) -> str:
 async def route(db: Database, cache: CandidateCache, task_id: str, tag: str, attempt: int = 1) -> RouteOutcome:
     request = RouteRequest(task_id=task_id, attempt=attempt, required_capabilities=[tag], failed_agent_ids=[])
     async with db.transaction() as session:
-        decision = await route_attempt(session, request, cache)
+        decision = (await route_attempt(session, request, cache)).decision
     return decision.outcome
 
 
@@ -102,9 +102,9 @@ async def test_a_replayed_routing_step_returns_the_same_agent_and_writes_nothing
     task_id = await new_task(db, "sum")
     request = RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
     async with db.transaction() as session:
-        first = await route_attempt(session, request, cache)
+        first = (await route_attempt(session, request, cache)).decision
     async with db.transaction() as session:
-        again = await route_attempt(session, request, cache)
+        again = (await route_attempt(session, request, cache)).decision
     assert first.outcome is again.outcome is RouteOutcome.ASSIGNED
     assert again.agent_id == first.agent_id and again.endpoint_url == first.endpoint_url
     async with db.session() as session:
@@ -126,7 +126,7 @@ async def test_the_routing_steps_rows_read_back_through_the_models_as_written(db
     before = utcnow()
     request = RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
     async with db.transaction() as session:
-        decision = await route_attempt(session, request, cache)
+        decision = (await route_attempt(session, request, cache)).decision
     after = utcnow()
     assert decision.outcome is RouteOutcome.ASSIGNED and decision.agent_id == "w"
     async with db.session() as session:
@@ -181,45 +181,6 @@ async def test_round_robin_rotates_within_a_worker_on_its_own_assignments(db: Da
             strategy="round_robin",
         )
         async with db.transaction() as session:
-            chosen.append((await route_attempt(session, request, cache)).agent_id)
+            chosen.append((await route_attempt(session, request, cache)).decision.agent_id)
     assert sorted(chosen[:3]) == ["r1", "r2", "r3"]
     assert chosen[3:] == chosen[:3], "then the same rotation again"
-
-
-async def test_a_freed_agent_wakes_one_waiting_task_per_free_slot_best_ranked_first(db: Database) -> None:
-    # Several slots freeing at once must wake as many waiting tasks: each finishing task used to wake only
-    # the best-ranked one (still waiting until assigned), leaving the other slots idle until a poll.
-    await register(db, "wide", "sum", max_concurrency=3)
-    await register(db, "other", "sum-x")
-    holder = await new_task(db, "sum")
-    waiting = {}
-    for priority in (2, 9, 5, 7):
-        task_id = await new_task(db, "sum")
-        waiting[priority] = f"task-{task_id}"
-    elsewhere = await new_task(db, "sum-x")  # waits for another tag: never woken for this agent
-    async with db.transaction() as session:
-        for task_id in [elsewhere, *(w.removeprefix("task-") for w in waiting.values())]:
-            task = await session.get(Task, task_id)
-            assert task is not None
-            task.status = "routing"
-        for priority, workflow_id in waiting.items():
-            task = await session.get(Task, workflow_id.removeprefix("task-"))
-            assert task is not None
-            task.priority = priority
-        holding = await session.get(Task, holder)
-        assert holding is not None
-        holding.status = "running"
-        session.add(TaskAttempt(task_id=holder, attempt=1, agent_id="wide", status="running"))
-    async with db.session() as session:
-        woken = await next_waiting_workflows(session, "wide", aging_seconds=0)
-    assert woken == [waiting[9], waiting[7]], "two free slots: the two best-ranked waiting tasks"
-    async with db.transaction() as session:
-        attempt = await session.get(TaskAttempt, (holder, 1))
-        assert attempt is not None
-        attempt.status = "succeeded"
-    async with db.session() as session:
-        assert await next_waiting_workflows(session, "wide", aging_seconds=0) == [waiting[9], waiting[7], waiting[5]]
-    async with db.transaction() as session:
-        session.add_all([TaskAttempt(task_id=holder, attempt=n, agent_id="wide", status="running") for n in (2, 3, 4)])
-    async with db.session() as session:
-        assert await next_waiting_workflows(session, "wide", aging_seconds=0) == [], "no free slot: nobody woken"

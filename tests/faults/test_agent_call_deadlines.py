@@ -97,14 +97,14 @@ async def test_webhook_receiver_slower_than_its_timeout_is_retried_not_hung(stac
     key, _ = await stack.new_key()
     _, tag = await stack.register_agent()
     limit = stack.settings.webhook_request_timeout_seconds
-    async with webhook_receiver(stall_first=1, stall_seconds=limit + 5) as receiver:
+    async with webhook_receiver(stall_first=1, stall_seconds=limit + 10) as receiver:
         response = await stack.http.post(
             "/v1/webhooks", headers=auth(key), json={"url": receiver.url, "event_types": ["task.succeeded"]}
         )
         assert response.status_code == 201, response.text
         task = await stack.submit(key, required_capabilities=[tag])
         await stack.wait_for(key, task["id"], {"succeeded"})
-        delivered = await receiver.wait_for(1, timeout=limit + 15)
+        delivered = await receiver.wait_for(1, timeout=limit + 25)
         assert len(delivered) == 1
         assert [r.answered for r in receiver.requests] == [0, 200]
         page = await stack.http.get(
@@ -114,5 +114,5 @@ async def test_webhook_receiver_slower_than_its_timeout_is_retried_not_hung(stac
         detail = (await stack.http.get(f"/v1/webhooks/deliveries/{delivery['id']}", headers=auth(key))).json()
         first, second = detail["attempt_log"]
         assert f"did not answer within {limit:g}s" in first["error"], first
-        assert first["latency_ms"] < (limit + 2) * 1000
+        assert first["latency_ms"] < (limit + 5) * 1000, "cut at the timeout, not held for the receiver's 12 s"
         assert second["status_code"] == 200

@@ -155,8 +155,9 @@ async def test_task_waits_for_a_busy_agent_until_its_queue_timeout(
     result, timers = await _run(time_skipping.client, registry, params)
     assert time.monotonic() - started < 30
     assert result.status == "failed" and "within 3600s" in (result.error or "")
-    assert sum(timers) == pytest.approx(3600), "the waits add up to exactly the queue timeout"
-    assert max(timers) <= 30, "it kept checking (and could be woken) instead of sleeping through"
+    assert sum(timers) == pytest.approx(3600, abs=1), "the waits add up to the queue timeout"
+    # Waiting is passive (a hand-over signal wakes it): only the jittered fallback re-check, 225-375 s.
+    assert len(timers) <= 3600 // 225 + 1 and all(t <= 375 for t in timers), timers
     async with registry.session() as session:
         task = await session.get(Task, params.task_id)
     assert task is not None and task.status == "failed" and task.error_code == "no_agent_available"

@@ -1,0 +1,20 @@
+"""The dispatch reconciler's activity (core.dispatch.reconcile), run on the orchestration queue."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from core.db import Database
+from core.dispatch import Dispatcher, reconcile
+from models.workflow_io import ReconcileInput, ReconcileResult
+
+
+class DispatchActivities:
+    def __init__(self, db: Database, dispatcher: Dispatcher) -> None:
+        self._db = db
+        self._dispatcher = dispatcher
+
+    @activity.defn(name="reconcile_dispatch")
+    async def reconcile_dispatch(self, params: ReconcileInput) -> ReconcileResult:
+        repairs = await reconcile(self._dispatcher, self._db, params.after_seconds)
+        return ReconcileResult(resent=repairs.resent, released=repairs.released, handed_over=repairs.handed_over)

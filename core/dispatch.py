@@ -1,0 +1,271 @@
+"""Hand-over dispatch: a freed slot goes straight to the best-ranked waiting task that can use it.
+
+A task that finds every capable agent busy writes a ``task_waits`` row and sleeps on a signal; it does not
+poll. Whoever frees a slot (an attempt recorded, a task cancelled or abandoned, an agent registered, made
+available, revived or given more slots) calls ``Dispatcher.release``: in one transaction per agent it locks
+the agent's row, counts its running attempts, picks one waiting task per free slot in dispatch order
+(models.dispatch), and reserves each slot by inserting the task's attempt row (the primary key (task,
+attempt) means a slot is never handed out twice, and the agent row lock means no agent is ever over its
+max_concurrency). After the commit each task is signalled its assignment and calls its agent at once.
+
+Crash safety: a reservation carries ``handover_pending`` until its signal is delivered. A worker killed in
+between leaves the flag set; the reconciler (``reconcile``, a Temporal Schedule) re-sends the signal, or
+releases the slot when the task is gone, and hands out slots that stayed free while tasks waited.
+
+Lost wake-ups: waiters and releasers each write, commit, then read (a waiter re-routes once after its row is
+committed, a releaser dispatches after its release is committed), so at least one of them sees the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from core import routing_writes as writes
+from core.db import Database
+from core.dispatch_queue import pick, with_running
+from core.metrics import observe_dispatch_repairs, observe_handovers, observe_queue_wait
+from core.routing import load_agent
+from models.agents import kind_of_endpoint
+from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
+from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment
+
+log = logging.getLogger("ains.dispatch")
+
+DEADLOCK_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class HandOver:
+    task_id: str
+    workflow_id: str
+    assignment: SlotAssignment
+
+
+async def _running(session: AsyncSession, agent_id: str) -> int:
+    count = select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
+    return int((await session.execute(count)).scalar_one())
+
+
+async def _lock_agent(session: AsyncSession, agent_id: str) -> None:
+    """On Postgres, queue behind every other decision for this agent (routing takes the same row lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
+
+
+async def hand_over(session: AsyncSession, agent_id: str, aging_seconds: float) -> list[HandOver]:
+    """Reserve this agent's free slots for the best-ranked waiting tasks it can serve (inside the caller's
+    transaction); the tasks still have to be told (``Dispatcher.deliver``)."""
+    await _lock_agent(session, agent_id)
+    agent = await load_agent(session, agent_id)
+    if agent is None or not agent.available:
+        return []
+    running = await _running(session, agent_id)
+    free = agent.max_concurrency - running
+    if free <= 0:
+        return []
+    now = utcnow()
+    picked = await pick(session, with_running(agent, running), free, now.timestamp(), aging_seconds)
+    if not picked:
+        return []
+    await writes.touch_agent(session, agent_id, now)
+    handed: list[HandOver] = []
+    kind = kind_of_endpoint(agent.endpoint_url)
+    for position, (task_id, attempt, workflow_id, client_id, *_rest) in enumerate(picked, 1):
+        if not await writes.reserve_attempt(session, task_id, attempt, agent_id, now, handover=True):
+            continue  # the task routed itself meanwhile (its own decision holds the attempt)
+        started = await writes.start_task(session, task_id, attempt, agent_id, now)
+        await writes.leave_queue(session, task_id)
+        if started is None:
+            continue
+        reason = (
+            f"handed over: agent {agent_id} freed a slot; next in dispatch order among the tasks it can serve "
+            f"(pick {position} of {len(picked)}, client {client_id})"
+        )
+        await writes.mark_receipt_handed_over(session, task_id, attempt, agent_id, reason, now)
+        if attempt == 1:
+            observe_queue_wait(started.task_type, (now - (as_utc(started.created_at) or now)).total_seconds())
+        handed.append(
+            HandOver(
+                task_id=task_id,
+                workflow_id=workflow_id,
+                assignment=SlotAssignment(
+                    attempt=attempt, agent_id=agent_id, endpoint_url=agent.endpoint_url, agent_kind=kind, reason=reason
+                ),
+            )
+        )
+    return handed
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    return "deadlock" in str(exc.orig).lower()
+
+
+class Dispatcher:
+    """Hands freed slots over and tells the tasks; one per process (workers, API, reconciler)."""
+
+    def __init__(self, db: Database, client: Client | None, aging_seconds: float) -> None:
+        self._db = db
+        self._client = client
+        self._aging = aging_seconds
+
+    async def reserve(self, agent_ids: Iterable[str]) -> list[HandOver]:
+        """The hand-overs of every named agent's free slots, committed (not yet delivered)."""
+        handed: list[HandOver] = []
+        agents = list(dict.fromkeys(agent_ids))
+        if not agents or not await self._anyone_waiting():
+            return handed  # the common case: one cheap read, no lock
+        for agent_id in agents:
+            for attempt in range(DEADLOCK_RETRIES):
+                try:
+                    async with self._db.transaction() as session:
+                        handed += await hand_over(session, agent_id, self._aging)
+                    break
+                except DBAPIError as exc:  # two releasers crossed on Postgres: one was rolled back, go again
+                    if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
+                        raise
+        return handed
+
+    async def _anyone_waiting(self) -> bool:
+        async with self._db.session() as session:
+            return (await session.execute(select(TaskWait.task_id).limit(1))).first() is not None
+
+    async def release(self, agent_ids: Iterable[str], source: str, keep: str | None = None) -> list[HandOver]:
+        """Hand the agents' free slots over and signal each task, except ``keep`` (the caller itself)."""
+        handed = await self.reserve(agent_ids)
+        if handed:
+            observe_handovers(source, len(handed))
+            await self.deliver(handed, keep=keep)
+        return handed
+
+    async def deliver(self, handed: Sequence[HandOver], keep: str | None = None) -> list[HandOver]:
+        """Signal each assignment; the delivered ones (and ``keep``'s) lose their pending flag. Returns the
+        hand-overs whose task is gone (their slot is still reserved: see ``release_orphans``)."""
+        to_signal = [h for h in handed if h.task_id != keep]
+        outcomes = await asyncio.gather(*(self._signal(h) for h in to_signal))
+        delivered = [h for h, ok in zip(to_signal, outcomes, strict=True) if ok is True]
+        delivered += [h for h in handed if h.task_id == keep]
+        if delivered:
+            await self._clear_pending(delivered)
+        return [h for h, ok in zip(to_signal, outcomes, strict=True) if ok is None]
+
+    async def _signal(self, handed: HandOver) -> bool | None:
+        """True when delivered, None when the workflow is gone, False when Temporal could not be reached."""
+        if self._client is None:
+            return False
+        try:
+            await self._client.get_workflow_handle(handed.workflow_id).signal(SLOT_ASSIGNED_SIGNAL, handed.assignment)
+            return True
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return None
+            log.warning("could not signal %s its assignment: %s", handed.workflow_id, exc.message)
+            return False
+
+    async def _clear_pending(self, handed: Sequence[HandOver]) -> None:
+        async with self._db.transaction() as session:
+            for h in handed:
+                await session.execute(
+                    update(TaskAttempt)
+                    .where(TaskAttempt.task_id == h.task_id, TaskAttempt.attempt == h.assignment.attempt)
+                    .values(handover_pending=False)
+                )
+
+    async def release_orphans(self, handed: Sequence[HandOver]) -> set[str]:
+        """Give back slots reserved for tasks whose workflow is gone; returns the agents that have them again."""
+        agents: set[str] = set()
+        now = utcnow()
+        async with self._db.transaction() as session:
+            for h in handed:
+                result = await session.execute(
+                    update(TaskAttempt)
+                    .where(
+                        TaskAttempt.task_id == h.task_id,
+                        TaskAttempt.attempt == h.assignment.attempt,
+                        TaskAttempt.status == "running",
+                    )
+                    .values(status="cancelled", finished_at=now, handover_pending=False)
+                )
+                if getattr(result, "rowcount", 0):
+                    agents.add(h.assignment.agent_id)
+        return agents
+
+
+async def _stale_reservations(session: AsyncSession, before: datetime) -> list[HandOver]:
+    rows = await session.execute(
+        select(TaskAttempt.task_id, TaskAttempt.attempt, TaskAttempt.agent_id, Task.workflow_id, Agent.endpoint_url)
+        .join(Task, Task.id == TaskAttempt.task_id)
+        .outerjoin(Agent, Agent.id == TaskAttempt.agent_id)
+        .where(
+            TaskAttempt.handover_pending.is_(True),
+            TaskAttempt.status == "running",
+            TaskAttempt.started_at < before,
+        )
+    )
+    return [
+        HandOver(
+            task_id=task_id,
+            workflow_id=workflow_id,
+            assignment=SlotAssignment(
+                attempt=attempt,
+                agent_id=agent_id,
+                endpoint_url=endpoint or "",
+                agent_kind=kind_of_endpoint(endpoint),
+                reason=f"handed over: agent {agent_id} freed a slot (re-sent by the dispatch reconciler)",
+            ),
+        )
+        for task_id, attempt, agent_id, workflow_id, endpoint in rows
+    ]
+
+
+async def _agents_with_idle_slots(session: AsyncSession, waiting_since: float) -> list[str]:
+    """Available agents with a free slot and a capability some task has waited for since ``waiting_since``."""
+    waited_tags = select(TaskWait.tag).where(TaskWait.since < waiting_since).distinct().scalar_subquery()
+    running = (
+        select(TaskAttempt.agent_id, func.count().label("n"))
+        .where(TaskAttempt.status == "running")
+        .group_by(TaskAttempt.agent_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Agent.id)
+        .outerjoin(running, running.c.agent_id == Agent.id)
+        .where(
+            Agent.status == "available",
+            func.coalesce(running.c.n, 0) < Agent.max_concurrency,
+            Agent.id.in_(select(AgentCapability.agent_id).where(AgentCapability.tag.in_(waited_tags))),
+        )
+    )
+    return [agent_id for (agent_id,) in rows]
+
+
+@dataclass(frozen=True)
+class Repairs:
+    resent: int
+    released: int
+    handed_over: int
+
+
+async def reconcile(dispatcher: Dispatcher, db: Database, stale_seconds: float) -> Repairs:
+    """Repair what a crash between reserving and signalling (or a lost wake-up) left behind."""
+    before = utcnow() - timedelta(seconds=stale_seconds)
+    async with db.session() as session:
+        stale = await _stale_reservations(session, before)
+    gone = await dispatcher.deliver(stale) if stale else []
+    freed = await dispatcher.release_orphans(gone) if gone else set()
+    async with db.session() as session:
+        idle = await _agents_with_idle_slots(session, time.time() - stale_seconds)
+    handed = await dispatcher.release([*freed, *idle], source="reconciler")
+    repairs = Repairs(resent=len(stale) - len(gone), released=len(gone), handed_over=len(handed))
+    observe_dispatch_repairs(repairs.resent, repairs.released, repairs.handed_over)
+    return repairs

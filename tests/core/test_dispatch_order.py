@@ -1,0 +1,158 @@
+"""Hand-over order against a real registry (SQLite, and Postgres when configured): a freed slot goes to
+the best-ranked waiting task: priority class (aged by its oldest task), then fair share, then FIFO."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from activities.registry import RegistryActivities
+from core.agents import register_agent
+from core.db import Database
+from core.dispatch import Dispatcher
+from core.settings import Settings
+from models.agents import AgentCreate, Capability
+from models.tables import Task, TaskAttempt, TaskWait, utcnow
+from models.workflow_io import RouteOutcome, RouteRequest
+from tests.support.rows import task_row
+
+
+async def _agent(db: Database, agent_id: str, tag: str, max_concurrency: int = 1) -> None:
+    spec = AgentCreate(
+        id=agent_id,
+        display_name=agent_id,
+        endpoint_url=f"http://127.0.0.1:9/{agent_id}",  # type: ignore[arg-type]
+        capabilities=[Capability(tag=tag, version="1.0")],
+        max_concurrency=max_concurrency,
+    )
+    async with db.transaction() as session:
+        await register_agent(session, spec)
+
+
+async def _queued(
+    registry: RegistryActivities, db: Database, tag: str, client: str = "c", priority: int = 5, age: float = 0.0
+) -> str:
+    """A task that routes and finds the agent busy: it joins the dispatch queue."""
+    task_id = f"tsk_{uuid.uuid4().hex}"
+    row = task_row(task_id, [tag], client_id=client)
+    row.priority = priority
+    row.created_at = utcnow() - timedelta(seconds=age)
+    async with db.transaction() as session:
+        session.add(row)
+    decision = await registry.route_task(
+        RouteRequest(task_id=task_id, attempt=1, required_capabilities=[tag], failed_agent_ids=[])
+    )
+    assert decision.outcome is RouteOutcome.ALL_BUSY, decision.reason
+    return task_id
+
+
+async def _finish_running(db: Database, agent_id: str) -> None:
+    async with db.transaction() as session:
+        for attempt in (await session.execute(select(TaskAttempt).where(TaskAttempt.agent_id == agent_id))).scalars():
+            attempt.status = "succeeded"
+
+
+async def _drain(db: Database, dispatcher: Dispatcher, agent_id: str, count: int) -> list[str]:
+    """Free the agent's one slot ``count`` times; the tasks it was handed to, in order."""
+    order: list[str] = []
+    for _ in range(count):
+        await _finish_running(db, agent_id)
+        handed = await dispatcher.reserve([agent_id])
+        assert len(handed) == 1, handed
+        order.append(handed[0].task_id)
+    return order
+
+
+def _registry(db: Database, aging: float = 0.0, weights: dict[str, float] | None = None) -> RegistryActivities:
+    settings = Settings(priority_aging_seconds=aging, client_weights=weights or {})
+    return RegistryActivities(db, None, cache_ttl_seconds=0, settings=settings)
+
+
+async def test_priority_first_then_first_come_first_served(db: Database) -> None:
+    registry = _registry(db)
+    await _agent(db, "solo", "sum")
+    holder = await _queued_or_running(registry, db, "sum")
+    low = await _queued(registry, db, "sum", priority=2)
+    high = await _queued(registry, db, "sum", priority=9)
+    mid_first = await _queued(registry, db, "sum", priority=5)
+    mid_second = await _queued(registry, db, "sum", priority=5)
+    assert holder
+    order = await _drain(db, Dispatcher(db, None, 0.0), "solo", 4)
+    assert order == [high, mid_first, mid_second, low]
+    async with db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(TaskWait))).scalar_one() == 0
+        started = (await session.execute(select(Task).where(Task.id == high))).scalar_one()
+    assert started.status == "running" and started.assigned_agent_id == "solo"
+
+
+async def _queued_or_running(registry: RegistryActivities, db: Database, tag: str) -> str:
+    """The first task takes the free slot."""
+    task_id = f"tsk_{uuid.uuid4().hex}"
+    async with db.transaction() as session:
+        session.add(task_row(task_id, [tag]))
+    decision = await registry.route_task(
+        RouteRequest(task_id=task_id, attempt=1, required_capabilities=[tag], failed_agent_ids=[])
+    )
+    assert decision.outcome is RouteOutcome.ASSIGNED
+    return task_id
+
+
+async def test_a_low_priority_class_that_waited_long_enough_goes_first(db: Database) -> None:
+    registry = _registry(db, aging=1.0)
+    await _agent(db, "solo", "sum")
+    await _queued_or_running(registry, db, "sum")
+    fresh_high = await _queued(registry, db, "sum", priority=8)
+    old_low = await _queued(registry, db, "sum", priority=1, age=30)  # 1 + 30 levels, capped at 9.5
+    order = await _drain(db, Dispatcher(db, None, 1.0), "solo", 2)
+    assert order == [old_low, fresh_high]
+
+
+async def test_clients_take_turns_within_a_priority(db: Database) -> None:
+    registry = _registry(db)
+    await _agent(db, "solo", "sum")
+    await _queued_or_running(registry, db, "sum")
+    heavy = [await _queued(registry, db, "sum", client="heavy") for _ in range(8)]
+    light = [await _queued(registry, db, "sum", client="light") for _ in range(3)]
+    order = await _drain(db, Dispatcher(db, None, 0.0), "solo", 11)
+    positions = [order.index(t) for t in light]
+    # The light client's tasks were queued behind 8 of the heavy one's, and still each waits at most one
+    # heavy turn per turn of its own.
+    assert positions == [2, 4, 6], order
+    assert [t for t in order if t in heavy] == heavy, "each client's own tasks stay first come, first served"
+
+
+async def test_a_heavier_weight_gets_more_turns(db: Database) -> None:
+    registry = _registry(db, weights={"gold": 3.0})
+    await _agent(db, "solo", "sum")
+    await _queued_or_running(registry, db, "sum")
+    plain = [await _queued(registry, db, "sum", client="plain") for _ in range(6)]
+    gold = [await _queued(registry, db, "sum", client="gold") for _ in range(6)]
+    order = await _drain(db, Dispatcher(db, None, 0.0), "solo", 8)
+    assert sum(t in gold for t in order) >= 5, order
+    assert order[0] == plain[0]
+
+
+async def test_a_slot_is_never_handed_out_twice(db: Database) -> None:
+    registry = _registry(db)
+    await _agent(db, "pair", "sum", max_concurrency=2)
+    await _queued_or_running(registry, db, "sum")
+    await _queued_or_running(registry, db, "sum")
+    waiting = [await _queued(registry, db, "sum") for _ in range(5)]
+    dispatcher = Dispatcher(db, None, 0.0)
+    assert await dispatcher.reserve(["pair"]) == [], "no free slot: nothing handed over"
+    await _finish_running(db, "pair")
+    first = await dispatcher.reserve(["pair", "pair"])
+    again = await dispatcher.reserve(["pair"])
+    assert [h.task_id for h in first] == waiting[:2] and again == []
+    async with db.session() as session:
+        running = (
+            await session.execute(
+                select(func.count()).where(TaskAttempt.agent_id == "pair", TaskAttempt.status == "running")
+            )
+        ).scalar_one()
+        pending = (
+            await session.execute(select(func.count()).where(TaskAttempt.handover_pending.is_(True)))
+        ).scalar_one()
+    assert running == 2 and pending == 2, "reserved, not yet told"

@@ -1,0 +1,29 @@
+"""TaskWorkflow histories recorded before hand-over dispatch still replay (tasks in flight survive a deploy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.task_workflow import TaskWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+# Recorded with the polling TaskWorkflow (route, poll while busy, record, wake, notify, emit as separate steps).
+V1 = [
+    "task_one_attempt_v1.json",
+    "task_waited_for_agent_v1.json",
+    "task_woke_a_waiting_task_v1.json",
+    "task_rerouted_v1.json",
+    "task_cancelled_while_waiting_v1.json",
+]
+
+
+@pytest.mark.parametrize("name", V1)
+async def test_a_task_recorded_by_the_polling_workflow_replays(name: str) -> None:
+    history = WorkflowHistory.from_json(f"task-{name}", (HISTORIES / name).read_text())
+    replayer = Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
