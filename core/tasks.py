@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.db import Database
+from core.dispatch_queue import waiting_view
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from core.settings import Settings
 from core.templates import count_use as count_template_use
@@ -288,9 +289,12 @@ async def get_task(db: Database, settings: Settings, task_id: str, client_id: st
     """``client_id`` None means any client (admin). Another client's task is reported as not found."""
     async with db.session() as session:
         task = await session.get(Task, task_id)
-    if task is None or (client_id is not None and task.client_id != client_id):
-        raise NotFound(f"task {task_id!r} not found")
-    return to_view(task, settings)
+        if task is None or (client_id is not None and task.client_id != client_id):
+            raise NotFound(f"task {task_id!r} not found")
+        view = to_view(task, settings)
+        if task.status == TaskStatus.ROUTING.value:
+            view.waiting = await waiting_view(session, task_id, settings.priority_aging_seconds)
+    return view
 
 
 def _encode_cursor(task: Task) -> str:

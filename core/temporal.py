@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.common import (
-    Priority,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -16,7 +15,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from core.settings import ORCHESTRATION_QUEUE, Settings
 from models import search_attributes as sa
-from models.priority import priority_key
+from models.priority import task_queue_priority
 from models.workflow_io import TaskWorkflowInput
 
 TASK_WORKFLOW_NAME = "TaskWorkflow"
@@ -60,7 +59,7 @@ async def start_task_workflow(client: Client, params: TaskWorkflowInput, setting
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             execution_timeout=execution_timeout,
-            priority=Priority(priority_key=priority_key(params.priority)),
+            priority=task_queue_priority(params.priority, params.client_id),
             search_attributes=sa.new_task_attributes(params.client_id, params.task_type, params.priority),
             static_summary=f"{params.task_type} task {params.task_id} (priority {params.priority})",
         )

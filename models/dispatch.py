@@ -3,9 +3,10 @@
 Higher effective priority first, then fair share across clients, then FIFO. Priority classes (the base
 priorities 1-10) compete by the effective priority of their oldest waiting task (priority plus the
 age-based boost, models.priority), so a low class that has waited long enough overtakes; within a class
-clients take turns by weighted virtual time (start-time fair queueing): a task's tag is its client's
-previous tag, or the queue's frontier when that is later, plus 1 / weight. A client with 10,000 queued
-tasks therefore holds another client's next task back by at most one turn per slot.
+clients take turns by weighted virtual time (start-time fair queueing, tags assigned by
+core.dispatch_queue): a task's tag is its client's previous tag, or the queue's frontier when that is
+later, plus 1 / weight. A client with 10,000 queued tasks therefore holds another client's next task back
+by at most one turn per slot.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from models.priority import effective_priority
-
-
-def fair_share_tag(frontier: float | None, client_last: float | None, weight: float) -> float:
-    """The virtual-time tag of a client's newly waiting task (``frontier``: the smallest tag still waiting)."""
-    base = max((v for v in (frontier, client_last) if v is not None), default=0.0)
-    return base + 1.0 / weight
 
 
 def class_order(heads: Iterable[tuple[int, float]], now: float, aging_seconds: float) -> list[int]:

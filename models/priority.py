@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.common import Priority
+
 MIN_PRIORITY = 1
 MAX_PRIORITY = 10
 DEFAULT_PRIORITY = 5
@@ -30,3 +32,16 @@ def ranks_ahead(
 def priority_key(priority: float) -> int:
     """Temporal priority key (1 runs first) for an AINS priority: 10 -> 1, 1 -> 10, aged values clamp at 1."""
     return max(1, min(MAX_PRIORITY, MAX_PRIORITY + 1 - int(priority)))
+
+
+# Temporal limits a fairness key to 64 bytes; client ids are at most 64 characters of [A-Za-z0-9._-].
+FAIRNESS_KEY_BYTES = 64
+
+
+def task_queue_priority(priority: float, client_id: str) -> Priority:
+    """Temporal task-queue priority of a task's workflow and agent calls: its (aged) priority, and its client
+    as the fairness key, so a client's backlog on a worker queue cannot starve another's at the same level."""
+    return Priority(
+        priority_key=priority_key(priority),
+        fairness_key=client_id.encode()[:FAIRNESS_KEY_BYTES].decode(errors="ignore"),
+    )

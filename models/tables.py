@@ -211,9 +211,18 @@ class TaskWait(Base):
 
     __table_args__ = (
         Index("ix_task_waits_tag_order", "tag", "priority", "vtag", "created"),
-        Index("ix_task_waits_client_vtag", "client_id", "vtag"),
         Index("ix_task_waits_vtag", "vtag"),
     )
+
+
+class FairShareClock(Base):
+    """Each client's latest fair-share tag (dispatch queue): new waiting tasks of the client are tagged after
+    it, by one atomic upsert per task, so concurrent submissions of one client still take distinct turns."""
+
+    __tablename__ = "fair_share_clocks"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vtag: Mapped[float] = mapped_column(Float)
 
 
 class RoutingReceipt(Base):

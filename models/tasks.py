@@ -126,6 +126,29 @@ class TaskAccepted(BaseModel):
     created: bool = Field(description="False when an earlier request with the same idempotency key made it.")
 
 
+class WaitingAgent(BaseModel):
+    agent_id: str
+    status: str
+    running: int
+    max_concurrency: int
+
+
+class WaitingView(BaseModel):
+    """Why a task waits: where it stands in the dispatch queue, who could take it, and when it may start."""
+
+    position: int = Field(description="Tasks ahead of this one in dispatch order for the same agents (0: next).")
+    waiting_total: int = Field(description="Tasks waiting for the same agents, this one included.")
+    waiting_since: datetime
+    capable_agents: int
+    agents: list[WaitingAgent] = Field(description="The capable agents (up to 20) and how busy they are.")
+    service_rate_per_second: float | None = Field(
+        description="Attempts those agents finished per second over the last 5 minutes."
+    )
+    estimated_start_at: datetime | None = Field(
+        description="Now plus (position + 1) / service rate; null while the rate is unknown."
+    )
+
+
 class TaskView(BaseModel):
     id: str
     type: str
@@ -153,6 +176,9 @@ class TaskView(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    waiting: WaitingView | None = Field(
+        default=None, description="While the task waits for a free agent: its place in the dispatch queue."
+    )
 
 
 class CandidateView(BaseModel):

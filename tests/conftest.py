@@ -40,7 +40,13 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=find_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=list(ALL_KEYS),
-        dev_server_extra_args=["--dynamic-config-value", "matching.priorityLevels=10", *namespaces],
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "matching.priorityLevels=10",
+            "--dynamic-config-value",
+            "matching.enableFairness=true",
+            *namespaces,
+        ],
     )
     try:
         yield env

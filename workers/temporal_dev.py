@@ -36,4 +36,5 @@ def dev_server_args(db_file: Path | None, host: str, port: int, ui_port: int, pr
             "synchronous=normal",
         ]
     args += ["--dynamic-config-value", f"matching.priorityLevels={priority_levels}"]
+    args += ["--dynamic-config-value", "matching.enableFairness=true"]
     return args + dev_server_flags()

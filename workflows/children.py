@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.common import Priority, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 
 from core.settings import ORCHESTRATION_QUEUE
 from models import search_attributes as sa
-from models.priority import priority_key
+from models.priority import task_queue_priority
 from models.workflow_io import TaskWorkflowInput
 
 TASK_EXECUTION_TIMEOUT = timedelta(days=2)
@@ -22,7 +22,7 @@ def task_child_options(task: TaskWorkflowInput) -> dict[str, Any]:
         "task_queue": ORCHESTRATION_QUEUE,
         "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
         "execution_timeout": TASK_EXECUTION_TIMEOUT,
-        "priority": Priority(priority_key=priority_key(task.priority)),
+        "priority": task_queue_priority(task.priority, task.client_id),
         "search_attributes": sa.new_task_attributes(task.client_id, task.task_type, task.priority),
         "static_summary": f"{task.task_type} task {task.task_id} (priority {task.priority})",
     }

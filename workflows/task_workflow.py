@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.registry import DEPENDENCY_FINISHED_SIGNAL, SLOT_FREED_SIGNAL, RegistryActivities
     from core.settings import AGENTS_QUEUE, LLM_QUEUE
     from models import search_attributes as sa
-    from models.priority import effective_priority, priority_key
+    from models.priority import effective_priority, task_queue_priority
     from models.tasks import TaskStatus
     from models.workflow_io import (
         SLOT_ASSIGNED_SIGNAL,
@@ -379,7 +379,7 @@ class TaskWorkflow:
                     task_queue=LLM_QUEUE,
                     start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
                     heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
-                    priority=Priority(priority_key=priority_key(self._effective_priority(params))),
+                    priority=task_queue_priority(self._effective_priority(params), params.client_id),
                     retry_policy=AGENT_CALL_RETRY,
                     summary=f"call llm agent {decision.agent_id} (attempt {attempt})",
                 )
@@ -391,7 +391,7 @@ class TaskWorkflow:
                 start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
                 heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
                 # Aged like routing order, so a long-waiting task is not overtaken on a congested agents queue.
-                priority=Priority(priority_key=priority_key(self._effective_priority(params))),
+                priority=task_queue_priority(self._effective_priority(params), params.client_id),
                 retry_policy=AGENT_CALL_RETRY,
                 summary=f"call agent {decision.agent_id} (attempt {attempt})",
             )

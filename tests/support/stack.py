@@ -46,6 +46,8 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         no_agent_wait_seconds=3.0,
         worker_sticky_timeout_seconds=1.0,
         priority_aging_seconds=1.0,
+        dispatch_reconcile_interval_seconds=2.0,
+        dispatch_reconcile_after_seconds=1.0,
         worker_shutdown_grace_seconds=1.0,
         worker_metrics_port=0,
         max_task_input_bytes=4096,
@@ -107,6 +109,7 @@ class Stack:
             "AINS_WORKER_STICKY_TIMEOUT_SECONDS": "1",
             "AINS_WORKER_SHUTDOWN_GRACE_SECONDS": "1",
             "AINS_WORKER_METRICS_PORT": "0",
+            "AINS_PRIORITY_AGING_SECONDS": str(self.settings.priority_aging_seconds),
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "worker", "--queue", "all"],

@@ -1,4 +1,4 @@
-"""dispatch queue: waiting tasks in task_waits, hand-over reservations flagged on task_attempts
+"""dispatch queue: waiting tasks in task_waits, fair-share clocks, hand-over reservations flagged on task_attempts
 
 Revision ID: 0009
 Revises: 0008
@@ -37,16 +37,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("task_id"),
     )
     op.create_index("ix_task_waits_tag_order", "task_waits", ["tag", "priority", "vtag", "created"], unique=False)
-    op.create_index("ix_task_waits_client_vtag", "task_waits", ["client_id", "vtag"], unique=False)
     op.create_index("ix_task_waits_vtag", "task_waits", ["vtag"], unique=False)
+    op.create_table(
+        "fair_share_clocks",
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("vtag", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("client_id"),
+    )
     with op.batch_alter_table("task_attempts") as batch_op:
         batch_op.add_column(sa.Column("handover_pending", sa.Boolean(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
+    op.drop_table("fair_share_clocks")
     with op.batch_alter_table("task_attempts") as batch_op:
         batch_op.drop_column("handover_pending")
     op.drop_index("ix_task_waits_vtag", table_name="task_waits")
-    op.drop_index("ix_task_waits_client_vtag", table_name="task_waits")
     op.drop_index("ix_task_waits_tag_order", table_name="task_waits")
     op.drop_table("task_waits")

@@ -1,0 +1,275 @@
+"""Hand-over dispatch end to end: real Temporal, real workers, real agents on 127.0.0.1.
+
+A task that finds its agents busy waits for a signal; the slot an attempt frees is handed to the next task
+in dispatch order; the reconciler repairs what a crash between reserving and signalling leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from temporalio.api.enums.v1 import EventType
+
+from core.dispatch import Dispatcher
+from models.tables import TaskAttempt, TaskWait
+from tests.support.servers import RunningServer, serve
+from tests.support.stack import Stack, auth
+
+
+class CountingAgent:
+    """An HTTP agent that answers after ``delay`` seconds and records how many calls it held at once."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most_at_once = 0
+        self.started: list[str] = []
+        self.server: RunningServer | None = None
+
+    async def _run(self, request: Request) -> JSONResponse:
+        payload: dict[str, Any] = json.loads(await request.body())
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        self.started.append(payload["task_id"])
+        try:
+            await asyncio.sleep(payload["input"].get("delay_seconds", self.delay))
+        finally:
+            self.in_flight -= 1
+        return JSONResponse({"output": payload["input"]})
+
+    async def __aenter__(self) -> CountingAgent:
+        self.server = await serve(Starlette(routes=[Route("/run", self._run, methods=["POST"])]))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        await self.server.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"{self.server.url}/run"
+
+
+async def _register(stack: Stack, url: str, max_concurrency: int) -> tuple[str, str]:
+    tag = f"cap-{uuid.uuid4().hex[:10]}"
+    agent_id = f"agent-{uuid.uuid4().hex[:10]}"
+    response = await stack.http.post(
+        "/v1/agents",
+        headers=auth(stack.admin_key),
+        json={
+            "id": agent_id,
+            "display_name": "counting agent",
+            "endpoint_url": url,
+            "capabilities": [{"tag": tag}],
+            "max_concurrency": max_concurrency,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return agent_id, tag
+
+
+async def _submit_all(stack: Stack, key: str, bodies: list[dict[str, Any]]) -> list[str]:
+    ids = []
+    for body in bodies:
+        ids.append((await stack.submit(key, **body))["id"])
+    return ids
+
+
+async def _route_markers_and_signals(stack: Stack, workflow_id: str) -> tuple[int, int]:
+    client = await stack.temporal()
+    routes = signals = 0
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details
+            if "data" in details and b"route_task" in details["data"].payloads[0].data:
+                routes += 1
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            if event.workflow_execution_signaled_event_attributes.signal_name == "slot_assigned":
+                signals += 1
+    return routes, signals
+
+
+async def test_freed_slots_go_by_priority_and_a_woken_task_never_routes_again(stack: Stack) -> None:
+    async with CountingAgent(delay=0.3) as agent:
+        _, tag = await _register(stack, agent.url, max_concurrency=1)
+        key, _ = await stack.new_key()
+        blocker = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 2})
+        )["id"]
+        await stack.wait_for(key, blocker, {"running"})
+        queued = await _submit_all(
+            stack,
+            key,
+            [
+                {"required_capabilities": [tag], "priority": p, "input": {"p": p}, "queue_timeout_seconds": 120}
+                for p in (2, 9, 5, 7)
+            ],
+        )
+        for task_id in queued:
+            await stack.wait_for(key, task_id, {"routing"})
+        view = (await stack.http.get(f"/v1/tasks/{queued[0]}", headers=auth(key))).json()
+        waiting = view["waiting"]
+        assert waiting["position"] == 3 and waiting["waiting_total"] == 4, waiting
+        assert waiting["capable_agents"] == 1 and waiting["agents"][0]["running"] == 1
+        for task_id in queued:
+            done = await stack.wait_for(key, task_id, timeout=30)
+            assert done["status"] == "succeeded", done
+            assert done["waiting"] is None
+        assert agent.started[1:] == [queued[1], queued[3], queued[2], queued[0]], "priority 9, 7, 5, then 2"
+        assert agent.most_at_once == 1
+        receipt = (await stack.http.get(f"/v1/tasks/{queued[1]}/routing", headers=auth(key))).json()["receipts"][0]
+        assert receipt["outcome"] == "assigned" and receipt["reason"].startswith("handed over"), receipt
+        view = (await stack.http.get(f"/v1/tasks/{queued[1]}", headers=auth(key))).json()
+        routes, signals = await _route_markers_and_signals(stack, view["workflow_id"])
+        assert (routes, signals) == (1, 1), "woken by its hand-over, it called the agent without routing again"
+
+
+async def test_a_light_client_is_not_held_back_by_a_heavy_ones_backlog(stack: Stack) -> None:
+    async with CountingAgent(delay=0.15) as agent:
+        _, tag = await _register(stack, agent.url, max_concurrency=1)
+        heavy, _ = await stack.new_key()
+        light, _ = await stack.new_key()
+        blocker = (
+            await stack.submit(
+                heavy, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 4}
+            )
+        )["id"]
+        await stack.wait_for(heavy, blocker, {"running"})
+        backlog = await asyncio.gather(
+            *(stack.submit(heavy, required_capabilities=[tag], queue_timeout_seconds=120) for _ in range(16))
+        )
+        await stack.wait_for(heavy, backlog[-1]["id"], {"routing"})
+        mine = [
+            await stack.submit(light, required_capabilities=[tag], queue_timeout_seconds=120, input={"n": n})
+            for n in range(3)
+        ]
+        for task in mine:
+            done = await stack.wait_for(light, task["id"], timeout=30)
+            assert done["status"] == "succeeded", done
+        order = agent.started
+        positions = sorted(order.index(t["id"]) for t in mine)
+        assert positions[-1] <= 7, f"light's three tasks ran within the first turns, not after 16: {positions}"
+
+
+async def test_cancelling_a_waiting_task_frees_nothing_it_did_not_hold(stack: Stack) -> None:
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
+        key, _ = await stack.new_key()
+        blocker = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 2})
+        )["id"]
+        await stack.wait_for(key, blocker, {"running"})
+        waiter = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
+        later = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
+        await stack.wait_for(key, later, {"routing"})
+        cancel = await stack.http.post(f"/v1/tasks/{waiter}/cancel", headers=auth(key))
+        assert cancel.status_code == 202, cancel.text
+        await stack.wait_for(key, waiter, {"cancelled"})
+        async with stack.db.session() as session:
+            running = (
+                await session.execute(
+                    select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
+                )
+            ).scalar_one()
+            queued = (await session.execute(select(TaskWait.task_id).where(TaskWait.task_id == waiter))).first()
+        assert running == 1 and agent.in_flight == 1, "the blocker still holds the only slot"
+        assert queued is None, "the cancelled task left the queue"
+        assert (await stack.wait_for(key, later))["status"] == "succeeded"
+        assert agent.most_at_once == 1 and waiter not in agent.started
+
+
+async def test_a_reservation_whose_signal_was_lost_is_repaired_by_the_reconciler(stack: Stack) -> None:
+    """The state a worker killed between committing a hand-over and signalling it leaves behind: the slot is
+    reserved (handover_pending) and the task was never told. The reconciler re-sends the assignment."""
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
+        key, _ = await stack.new_key()
+        blocker = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
+        )["id"]
+        await stack.wait_for(key, blocker, {"running"})
+        waiter = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"w": 1}))["id"]
+        await stack.wait_for(key, waiter, {"routing"})
+        # Free the slot the way the agent finishing would, but reserve it without telling anyone.
+        async with stack.db.transaction() as session:
+            attempt = await session.get(TaskAttempt, (blocker, 1))
+            assert attempt is not None
+            attempt.status = "cancelled"
+        handed = await Dispatcher(stack.db, None, stack.settings.priority_aging_seconds).reserve([agent_id])
+        assert [h.task_id for h in handed] == [waiter]
+        started = time.monotonic()
+        done = await stack.wait_for(key, waiter, timeout=30)
+        assert done["status"] == "succeeded" and done["result"] == {"output": {"w": 1}}, done
+        assert time.monotonic() - started < 15, "repaired within a few reconciler rounds"
+        async with stack.db.session() as session:
+            row = await session.get(TaskAttempt, (waiter, 1))
+        assert row is not None and row.handover_pending is False
+        await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))
+
+
+async def test_a_reservation_for_a_task_that_is_gone_is_released(stack: Stack) -> None:
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
+        key, _ = await stack.new_key()
+        blocker = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
+        )["id"]
+        await stack.wait_for(key, blocker, {"running"})
+        doomed = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
+        await stack.wait_for(key, doomed, {"routing"})
+        client = await stack.temporal()
+        await client.get_workflow_handle(f"task-{doomed}").terminate("test: the task's workflow is gone")
+        next_in_line = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"n": 2})
+        )["id"]
+        await stack.wait_for(key, next_in_line, {"routing"})
+        async with stack.db.transaction() as session:
+            attempt = await session.get(TaskAttempt, (blocker, 1))
+            assert attempt is not None
+            attempt.status = "cancelled"
+        handed = await Dispatcher(stack.db, None, stack.settings.priority_aging_seconds).reserve([agent_id])
+        assert [h.task_id for h in handed] == [doomed], "the terminated task was first in line"
+        done = await stack.wait_for(key, next_in_line, timeout=30)
+        assert done["status"] == "succeeded", done
+        async with stack.db.session() as session:
+            orphan = await session.get(TaskAttempt, (doomed, 1))
+        assert orphan is not None and orphan.status == "cancelled", "the orphaned slot was given back"
+        await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))
+
+
+async def test_two_workers_never_put_an_agent_over_its_limit_and_survive_a_sigkill(stack: Stack) -> None:
+    """A second worker process dispatches the same backlog; it is SIGKILLed halfway and the rest drains."""
+    async with CountingAgent(delay=0.2) as agent:
+        agent_id, tag = await _register(stack, agent.url, max_concurrency=3)
+        key, _ = await stack.new_key()
+        process = stack.spawn_worker_process()
+        await asyncio.sleep(1.5)
+        tasks = await asyncio.gather(
+            *(stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120) for _ in range(30))
+        )
+        while len(agent.started) < 12:  # noqa: ASYNC110 (polling a plain counter of the agent)
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        for task in tasks:
+            done = await stack.wait_for(key, task["id"], timeout=90)
+            assert done["status"] == "succeeded", done
+        assert agent.most_at_once <= 3, f"the agent held {agent.most_at_once} calls at once; its limit is 3"
+        async with stack.db.session() as session:
+            running = (
+                await session.execute(
+                    select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
+                )
+            ).scalar_one()
+        assert running == 0, "no slot leaked"
