@@ -148,6 +148,10 @@ def _on_record(args: tuple[Any, ...], result: Any) -> None:
         TRUST_CHANGES.labels(_TRUST_EVENT.get(outcome, outcome)).inc()
 
 
+def _on_finish_attempt(args: tuple[Any, ...], result: Any) -> None:
+    _on_record(args, _value(result, "applied"))
+
+
 def _on_webhook_attempt(_: tuple[Any, ...], result: Any) -> None:
     if _value(result, "delivered"):
         outcome = "delivered"
@@ -167,6 +171,7 @@ _RECORDERS: dict[str, Callable[[tuple[Any, ...], Any], None]] = {
     "route_task": _on_route,
     "call_agent": _on_agent_call,
     "record_attempt": _on_record,
+    "finish_attempt": _on_finish_attempt,
     "attempt_webhook_delivery": _on_webhook_attempt,
     "finish_webhook_delivery": _on_webhook_finish,
 }

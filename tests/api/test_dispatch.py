@@ -105,7 +105,7 @@ async def test_freed_slots_go_by_priority_and_a_woken_task_never_routes_again(st
         _, tag = await _register(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
         blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 2})
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 6})
         )["id"]
         await stack.wait_for(key, blocker, {"running"})
         queued = await _submit_all(

@@ -182,7 +182,10 @@ class Stack:
         deadline = time.monotonic() + timeout
         last: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            response = await self.http.get(f"/v1/tasks/{task_id}", headers=auth(key))
+            try:
+                response = await self.http.get(f"/v1/tasks/{task_id}", headers=auth(key))
+            except httpx.RemoteProtocolError:  # a keep-alive connection the server closed as it was reused
+                continue
             assert response.status_code == 200, response.text
             last = response.json()
             if last["status"] in wanted:
