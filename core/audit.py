@@ -12,7 +12,9 @@ from models.audit import AuditEntryView, AuditRecord
 from models.common import Page
 from models.tables import AuditEntry, as_utc, utcnow
 
-MAX_ENTRY_ID = 2**63 - 1  # entry ids are 64-bit integers: a larger cursor names no entry (and overflows the driver)
+# audit_log.id is an INTEGER column (32 bits on Postgres): a larger cursor names no entry and would overflow
+# the driver.
+MAX_ENTRY_ID = 2**31 - 1
 
 
 def _utc(value: datetime) -> datetime:
