@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from core.attempts import by_reference_if_large
+from core.attempts import PLATFORM_ERROR, by_reference_if_large
 from core.db import Database
 from core.signing import signed_headers
 from models.tables import Task
@@ -52,10 +52,15 @@ class AgentCallActivities:
             task = await session.get(Task, request.task_id)
         if task is None:
             return AgentCallResult(outcome=CallOutcome.FAILURE, error="task no longer exists", duration_ms=0.0)
-        body = json.dumps(
-            {"task_id": task.id, "attempt": request.attempt, "type": task.type, "input": task.input},
-            separators=(",", ":"),
-        ).encode()
+        try:
+            body = request_body(task.id, request.attempt, task.type, task.input)
+        except ValueError as exc:  # our fault, not the agent's: it is never called, and its trust never moves
+            return AgentCallResult(
+                outcome=CallOutcome.FAILURE,
+                error=f"AINS could not build the request body for the agent: {exc}",
+                error_code=PLATFORM_ERROR,
+                duration_ms=0.0,
+            )
         call = asyncio.create_task(self._post(request, body))
         try:
             await self._heartbeat_until_done(call)
@@ -110,6 +115,13 @@ class AgentCallActivities:
                 duration_ms=elapsed(),
             )
         return _parse_output(response, elapsed())
+
+
+def request_body(task_id: str, attempt: int, task_type: str, task_input: dict[str, Any]) -> bytes:
+    """The JSON body sent to the agent: standard JSON only (no NaN/Infinity) and valid UTF-8 (no lone
+    surrogates), else ValueError (UnicodeEncodeError is one)."""
+    document = {"task_id": task_id, "attempt": attempt, "type": task_type, "input": task_input}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def _parse_output(response: httpx.Response, duration_ms: float) -> AgentCallResult:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from api import errors
 from api.audit import AuditMiddleware, AuditWriter
@@ -55,7 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.audit.close()
             await state.close()
 
-    app = FastAPI(title="AINS", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc from the fastapi-offline package (under /static-offline-docs), not from a CDN, so
+    # /docs works without internet access.
+    app = FastAPIOffline(
+        title="AINS",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
+    )
     errors.install(app)
     for llm_router in (plan_generator.router, providers.router, usage.router, budgets.router):  # before /v1/plans
         app.include_router(llm_router)

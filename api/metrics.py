@@ -25,6 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import func, select
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.db import Database
@@ -105,7 +106,7 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body_bytes)
             return message
 
         status = 500
@@ -155,8 +156,12 @@ def _with_security_headers(headers: Any, request_id: str) -> list[tuple[bytes, b
     return out
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body reading re-raises it (it turns other exceptions into a 400) and the
+    error handlers answer 413 wherever the body is read; the middleware answers it when raised outside them."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes (AINS_MAX_REQUEST_BYTES)")
 
 
 async def _too_large(send: Send, limit: int, request_id: str) -> None:

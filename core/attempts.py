@@ -32,6 +32,16 @@ _EVENT_FOR_OUTCOME = {
 _ATTEMPT_STATUS = {CallOutcome.SUCCESS: "succeeded", CallOutcome.FAILURE: "failed", CallOutcome.TIMEOUT: "timed_out"}
 
 
+# error_code of an attempt that failed because of AINS itself (e.g. the request body could not be built),
+# not because of the agent: recorded on the attempt and the task, never as a trust record against the agent.
+PLATFORM_ERROR = "platform_error"
+
+
+def moves_trust(result: AgentCallResult) -> bool:
+    """Trust moves only for what the agent did; a platform error leaves it (and the agent's counters) alone."""
+    return result.error_code != PLATFORM_ERROR
+
+
 async def _apply_tag_trust(session: AsyncSession, agent_id: str, tags: list[str], event: TrustEvent) -> None:
     """Per-capability trust for each tag the task required, by the same rules as the overall score."""
     if not tags:
@@ -120,7 +130,8 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
         attempt.error = record.result.error
     task = await session.get(Task, record.task_id)
     tags = sorted({parse_requirement(r).tag for r in task.required_capabilities}) if task else []
-    await _apply_trust(session, record, tags)
+    if moves_trust(record.result):
+        await _apply_trust(session, record, tags)
     if task is not None and not TaskStatus(task.status).is_final:
         task.status = record.task_status
         task.status_reason = record.status_reason

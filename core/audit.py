@@ -12,6 +12,10 @@ from models.audit import AuditEntryView, AuditRecord
 from models.common import Page
 from models.tables import AuditEntry, as_utc, utcnow
 
+# audit_log.id is an INTEGER column (32 bits on Postgres): a larger cursor names no entry and would overflow
+# the driver.
+MAX_ENTRY_ID = 2**31 - 1
+
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -64,7 +68,7 @@ async def list_entries(
     """Entries newest first; ``cursor`` is the ``next_cursor`` of the previous page (an entry id)."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
     if cursor:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_ENTRY_ID:
             raise InvalidInput(f"cursor {cursor!r} is not a cursor returned by this endpoint")
         query = query.where(AuditEntry.id < int(cursor))
     for column, value in (

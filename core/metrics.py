@@ -216,7 +216,7 @@ def render_worker_metrics(sdk_metrics_url: str | None) -> bytes:
     return body
 
 
-def serve_worker_metrics(port: int, sdk_metrics_url: str | None = None, addr: str = "0.0.0.0") -> int:
+def serve_worker_metrics(port: int, sdk_metrics_url: str | None = None, addr: str = "127.0.0.1") -> int:
     """Serve ``/metrics`` (AINS + Temporal SDK metrics) on ``port`` (0 picks one); returns the bound port."""
 
     class Handler(BaseHTTPRequestHandler):

@@ -116,7 +116,7 @@ async def generate_plan(service: LlmService, client_id: str, request: PlanGenera
         raise InvalidInput(
             "no model groups are configured; set AINS_PROVIDERS_FILE (see deploy/providers.example.yaml)"
         )
-    group = request.model_group or groups[0].name
+    group = request.model_group if request.model_group is not None else groups[0].name
     service.providers.group(group)  # unknown group -> 422 before anything is spent
     async with service.db.session() as session:
         offered = await offered_capabilities(session)

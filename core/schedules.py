@@ -206,7 +206,8 @@ async def _view(db: Database, settings: Settings, row: ScheduleRow, described: S
         target=spec.target,
         paused=described.schedule.state.paused,
         note=described.schedule.state.note or None,
-        next_run_times=list(info.next_action_times[:NEXT_RUNS_SHOWN]),
+        # Temporal still computes the times of a paused schedule; none of them will run while it is paused.
+        next_run_times=[] if described.schedule.state.paused else list(info.next_action_times[:NEXT_RUNS_SHOWN]),
         recent_runs=runs,
         run_counts=RunCounts(
             ok=counts.get(TaskStatus.SUCCEEDED.value, 0),

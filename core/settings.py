@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # Prometheus metrics of each worker process on this port: AINS domain metrics (routing, agent calls,
     # trust, webhooks, queue wait, task duration) and the Temporal SDK's worker metrics; 0 disables.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    # Loopback like every other listener by default; deployments that scrape workers from elsewhere (compose,
+    # k8s) set AINS_WORKER_METRICS_HOST=0.0.0.0 explicitly.
+    worker_metrics_host: str = "127.0.0.1"
 
     # LLM providers and model groups (YAML, see deploy/providers.example.yaml); empty: no model groups.
     # API keys are never in the file: each deployment names the environment variable holding its key.

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from core.db import Database
 from core.dispatch_queue import waiting_view
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from core.json_safety import find_unsafe
 from core.settings import Settings
 from core.templates import count_use as count_template_use
 from core.templates import resolve as resolve_template
@@ -55,6 +56,11 @@ def _request_hash(spec: TaskCreate) -> str:
 
 
 def validate_limits(spec: TaskCreate, settings: Settings) -> None:
+    # The request body was checked at the edge (core.json_safety); the input checked here is the one the task
+    # runs with, after its template (stored by any version) was applied.
+    problem = find_unsafe(spec.input) if spec.template_id is not None else None
+    if problem is not None:
+        raise InvalidInput(f"input.{problem}" if problem.path else f"input: {problem.message}")
     size = len(json.dumps(spec.input, separators=(",", ":")).encode())
     if size > settings.max_task_input_bytes:
         raise PayloadTooLarge(

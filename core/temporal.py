@@ -37,7 +37,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     )
 
 
-def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
+def prometheus_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
     """An SDK runtime that serves worker metrics (task latencies, slots, polls) on ``host:port``."""
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
 

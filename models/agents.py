@@ -61,7 +61,7 @@ class AgentCreate(StrictModel):
         default=None, description="Pinged by the scheduled health check; silent agents are marked unavailable."
     )
     capabilities: list[Capability] = Field(min_length=1, max_length=100)
-    max_concurrency: int = Field(default=1, ge=1, le=10_000)
+    max_concurrency: int = Field(strict=True, default=1, ge=1, le=10_000)
 
     @field_validator("capabilities")
     @classmethod
@@ -86,7 +86,7 @@ class AgentUpdate(StrictModel):
     model_group: str | None = Field(default=None, pattern=MODEL_GROUP_PATTERN)
     prompt_template: str | None = Field(default=None, max_length=20_000)
     capabilities: list[Capability] | None = Field(default=None, min_length=1, max_length=100)
-    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    max_concurrency: int | None = Field(strict=True, default=None, ge=1, le=10_000)
     status: AgentStatus | None = None
 
     @field_validator("capabilities")

@@ -31,10 +31,11 @@ class ChainStep(StrictModel):
     template_id: str | None = Field(default=None, max_length=64)
     input: dict[str, Any] = Field(default_factory=dict)
     required_capabilities: list[str] = Field(default_factory=list, max_length=20)
-    timeout_seconds: int = Field(default=300, ge=1)
-    max_attempts: int = Field(default=3, ge=1)
+    timeout_seconds: int = Field(strict=True, default=300, ge=1)
+    max_attempts: int = Field(strict=True, default=3, ge=1)
     on_failure: FailurePolicy = FailurePolicy.STOP
     pass_output: bool = Field(
+        strict=True,
         default=True,
         description="Merge the previous step's output into this step's input (this step's own keys win).",
     )
@@ -54,7 +55,7 @@ class ChainStep(StrictModel):
 class ChainCreate(StrictModel):
     name: str | None = Field(default=None, max_length=200)
     steps: list[ChainStep] = Field(min_length=1, max_length=PLAN_STEPS_CEILING)
-    priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    priority: int = Field(strict=True, default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ class ApiKeyCreate(StrictModel):
     name: str = Field(default="default", min_length=1, max_length=200)
     scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_CLIENT_SCOPES), min_length=1)
     expires_at: datetime | None = Field(default=None, description="UTC expiry; none means never.")
-    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    rate_limit_per_minute: int | None = Field(strict=True, default=None, ge=1, le=1_000_000)
 
     @field_validator("expires_at")
     @classmethod

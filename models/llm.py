@@ -55,10 +55,13 @@ class LlmAnswer(BaseModel):
 class PlanGenerateRequest(StrictModel):
     goal: str = Field(min_length=1, max_length=4000, description="What the plan should achieve.")
     model_group: str | None = Field(
-        default=None, max_length=64, description="Model group to ask; default: the first configured group."
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Model group to ask; default: the first configured group.",
     )
     name: str | None = Field(default=None, max_length=200)
-    start: bool = Field(default=False, description="Start the plan at once if it is valid.")
+    start: bool = Field(strict=True, default=False, description="Start the plan at once if it is valid.")
 
 
 class PlanGenerateResponse(BaseModel):

@@ -46,8 +46,8 @@ class PlanStep(StrictModel):
     )
     required_capabilities: list[str] = Field(default_factory=list, max_length=20)
     depends_on: list[str] = Field(default_factory=list, max_length=PLAN_STEPS_CEILING)
-    timeout_seconds: int = Field(default=300, ge=1)
-    max_attempts: int = Field(default=3, ge=1)
+    timeout_seconds: int = Field(strict=True, default=300, ge=1)
+    max_attempts: int = Field(strict=True, default=3, ge=1)
 
     @field_validator("required_capabilities")
     @classmethod
@@ -70,7 +70,7 @@ class PlanStep(StrictModel):
 class PlanCreate(StrictModel):
     name: str | None = Field(default=None, max_length=200)
     steps: list[PlanStep] = Field(min_length=1, max_length=PLAN_STEPS_CEILING)
-    priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    priority: int = Field(strict=True, default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 

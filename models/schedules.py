@@ -115,11 +115,13 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 
 class _Timing(StrictModel):
     cron: str | None = Field(default=None, max_length=200, description="Cron expression, e.g. '0 9 * * MON-FRI'.")
-    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86_400, description="Or: every N seconds.")
+    interval_seconds: int | None = Field(
+        strict=True, default=None, ge=1, le=366 * 86_400, description="Or: every N seconds."
+    )
     timezone: str | None = Field(default=None, max_length=64, description="IANA zone the cron is read in.")
     overlap: OverlapPolicy | None = None
-    catchup_window_seconds: int | None = Field(default=None, ge=10, le=366 * 86_400)
-    jitter_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    catchup_window_seconds: int | None = Field(strict=True, default=None, ge=10, le=366 * 86_400)
+    jitter_seconds: int | None = Field(strict=True, default=None, ge=0, le=86_400)
     start_at: datetime | None = None
     end_at: datetime | None = None
 
@@ -143,10 +145,10 @@ class ScheduleCreate(_Timing):
     name: str | None = Field(default=None, max_length=200)
     timezone: str | None = Field(default="UTC", max_length=64)
     overlap: OverlapPolicy | None = OverlapPolicy.SKIP
-    catchup_window_seconds: int | None = Field(default=60, ge=10, le=366 * 86_400)
-    jitter_seconds: int | None = Field(default=0, ge=0, le=86_400)
+    catchup_window_seconds: int | None = Field(strict=True, default=60, ge=10, le=366 * 86_400)
+    jitter_seconds: int | None = Field(strict=True, default=0, ge=0, le=86_400)
     target: ScheduleTarget
-    paused: bool = False
+    paused: bool = Field(strict=True, default=False)
     note: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")

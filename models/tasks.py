@@ -37,9 +37,9 @@ FINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.
 class RetryPolicy(StrictModel):
     """Backoff between attempts: initial_interval_seconds * backoff_coefficient^(attempt-1), capped."""
 
-    initial_interval_seconds: float = Field(default=1.0, ge=0, le=3600)
-    backoff_coefficient: float = Field(default=2.0, ge=1, le=10)
-    maximum_interval_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    initial_interval_seconds: float = Field(strict=True, default=1.0, ge=0, le=3600)
+    backoff_coefficient: float = Field(strict=True, default=2.0, ge=1, le=10)
+    maximum_interval_seconds: float = Field(strict=True, default=300.0, ge=0, le=86_400)
 
 
 class TaskCreate(StrictModel):
@@ -68,10 +68,10 @@ class TaskCreate(StrictModel):
         "Empty means the task type itself is the required tag.",
     )
     priority: int = Field(
-        default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="1 lowest, 10 highest."
+        strict=True, default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="1 lowest, 10 highest."
     )
-    timeout_seconds: int = Field(default=300, ge=1, description="Per-attempt limit for the agent call.")
-    max_attempts: int = Field(default=3, ge=1, description="Attempts across agents before the task fails.")
+    timeout_seconds: int = Field(strict=True, default=300, ge=1, description="Per-attempt limit for the agent call.")
+    max_attempts: int = Field(strict=True, default=3, ge=1, description="Attempts across agents before the task fails.")
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,
@@ -84,9 +84,12 @@ class TaskCreate(StrictModel):
         "with the deployment's callback secret.",
     )
     routing_strategy: Strategy | None = Field(default=None, description="Default from AINS_DEFAULT_ROUTING_STRATEGY.")
-    min_trust: float | None = Field(default=None, ge=0, le=1, description="Only agents at least this trusted.")
+    min_trust: float | None = Field(
+        strict=True, default=None, ge=0, le=1, description="Only agents at least this trusted."
+    )
     exclude_agents: list[Annotated[str, Field(pattern=AGENT_ID_PATTERN)]] = Field(default_factory=list, max_length=100)
     queue_timeout_seconds: int | None = Field(
+        strict=True,
         default=None,
         ge=1,
         le=86_400,

@@ -51,7 +51,7 @@ class AgentTrustView(BaseModel):
 
 
 class TrustOverride(StrictModel):
-    score: float = Field(ge=0, le=1)
+    score: float = Field(strict=True, ge=0, le=1)
     reason: str = Field(min_length=3, max_length=2000)
 
 

@@ -44,7 +44,9 @@ class UsageReport(BaseModel):
 
 
 class BudgetSet(StrictModel):
-    daily_limit_usd: float = Field(ge=0, le=1_000_000, description="Most this client may spend per UTC day.")
+    daily_limit_usd: float = Field(
+        strict=True, ge=0, le=1_000_000, description="Most this client may spend per UTC day."
+    )
 
 
 class BudgetView(BaseModel):

@@ -3,6 +3,11 @@
 Starts the Temporal dev server (SQLite file under the data dir, so runs survive restarts), applies
 migrations, bootstraps an admin API key on first start, then runs the demo agent, the workers and the API
 as child processes. Ctrl-C stops them in reverse order.
+
+The demo agent, the workers and the API are supervised (workers.supervisor): one that exits is restarted with
+backoff and the restart is logged; the stack stops only on Ctrl-C, when Temporal exits, or when a process
+keeps crashing (its log's last lines are printed). Each child's pid is in ``<data dir>/run/<name>.pid``:
+``kill $(cat .ains/run/worker.pid)`` restarts the workers.
 """
 
 from __future__ import annotations
@@ -10,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
@@ -25,42 +28,12 @@ from core.settings import Settings
 from core.temporal import connect
 from models.agents import AgentCreate, Capability
 from models.keys import ApiKeyCreate, Scope
-from workers.child_processes import die_with_parent
 from workers.demo_agent import DEMO_CAPABILITIES
+from workers.supervisor import Child, GaveUp, supervise
 from workers.temporal_dev import dev_server_args, find_binary
 
 STARTUP_TIMEOUT_SECONDS = 90
-STOP_TIMEOUT_SECONDS = 20
 DEMO_AGENT_ID = "demo-agent"
-
-
-class Child:
-    def __init__(self, name: str, args: list[str], log_file: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log_file = log_file
-        self._log = log_file.open("ab")
-        # A session of its own: Ctrl-C reaches only `ains up`, which stops children in order.
-        self.process = subprocess.Popen(
-            args,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.running():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 def _say(message: str) -> None:
@@ -132,6 +105,7 @@ async def run_devstack(settings: Settings, with_demo_agent: bool = True) -> int:
     env = {**os.environ, "AINS_DATA_DIR": str(data_dir)}
     ains = [sys.executable, "-m", "workers.cli"]
     host, _, port = settings.temporal_address.rpartition(":")
+    run = data_dir / "run"
     children: list[Child] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -145,7 +119,12 @@ async def run_devstack(settings: Settings, with_demo_agent: bool = True) -> int:
         )
         children.append(
             Child(
-                "temporal", [find_binary("temporal"), "server", "start-dev", *temporal_args], logs / "temporal.log", env
+                "temporal",
+                [find_binary("temporal"), "server", "start-dev", *temporal_args],
+                logs / "temporal.log",
+                env,
+                run / "temporal.pid",
+                restart=False,  # its state is the whole platform's; if it dies, the stack stops
             )
         )
 
@@ -157,7 +136,9 @@ async def run_devstack(settings: Settings, with_demo_agent: bool = True) -> int:
         demo_url = None
         if with_demo_agent:
             _say(f"starting demo agent on 127.0.0.1:{settings.demo_agent_port}")
-            children.append(Child("demo-agent", [*ains, "agent", "demo"], logs / "demo-agent.log", env))
+            children.append(
+                Child("demo-agent", [*ains, "agent", "demo"], logs / "demo-agent.log", env, run / "demo-agent.pid")
+            )
             await _wait_until(
                 "demo agent", lambda: _http_ok(f"http://127.0.0.1:{settings.demo_agent_port}/health"), children[-1]
             )
@@ -167,21 +148,18 @@ async def run_devstack(settings: Settings, with_demo_agent: bool = True) -> int:
         admin_key = await _bootstrap_registry(settings, demo_url)
 
         _say("starting workers (all task queues)")
-        children.append(Child("worker", [*ains, "worker", "--queue", "all"], logs / "worker.log", env))
+        children.append(
+            Child("worker", [*ains, "worker", "--queue", "all"], logs / "worker.log", env, run / "worker.pid")
+        )
         _say(f"starting API on {settings.api_host}:{settings.api_port}")
-        children.append(Child("api", [*ains, "api"], logs / "api.log", env))
+        children.append(Child("api", [*ains, "api"], logs / "api.log", env, run / "api.pid"))
         await _wait_until("API", lambda: _http_ok(f"http://127.0.0.1:{settings.api_port}/ready"), children[-1])
 
         _print_banner(settings, admin_key, time.monotonic() - started)
-        while not stop.is_set():
-            crashed = [c for c in children if not c.running()]
-            if crashed:
-                _say(f"{crashed[0].name} exited unexpectedly; see {crashed[0].log_file}. Stopping.")
-                return 1
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+        try:
+            await supervise(children, stop, _say)
+        except GaveUp:
+            return 1
         return 0
     except (RuntimeError, FileNotFoundError) as exc:
         _say(f"error: {exc}")

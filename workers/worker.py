@@ -44,12 +44,12 @@ def outbound_timeout(settings: Settings) -> httpx.Timeout:
     return httpx.Timeout(settings.webhook_request_timeout_seconds, connect=settings.agent_connect_timeout_seconds)
 
 
-def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExitStack) -> None:
-    """AINS and Temporal SDK metrics together on ``port`` (core.metrics); a busy port is logged, not fatal."""
+def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExitStack, host: str) -> None:
+    """AINS and Temporal SDK metrics together on ``host:port`` (core.metrics); a busy port is logged, not fatal."""
     try:
-        bound = serve_worker_metrics(port, sdk_metrics_url)
+        bound = serve_worker_metrics(port, sdk_metrics_url, host)
     except OSError as exc:
-        log.error("cannot serve worker metrics on port %d: %s", port, exc)
+        log.error("cannot serve worker metrics on %s:%d: %s", host, port, exc)
         return
     stack.callback(stop_worker_metrics, bound)
 
@@ -176,7 +176,7 @@ async def run_workers(
         )
         client = await connect(settings, runtime)
         if settings.worker_metrics_port:
-            start_worker_metrics(settings.worker_metrics_port, sdk_metrics_url, stack)
+            start_worker_metrics(settings.worker_metrics_port, sdk_metrics_url, stack, settings.worker_metrics_host)
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
             await ensure_reconcile_schedule(client, settings)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AgentsRead, AgentsWrite, State
+from api.json_body import SafeJSONRoute
 from api.read_cache import cache_key
 from api.state import AppState
 from core import agents, trust
@@ -20,7 +21,7 @@ from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
 from models.common import Page
 from models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=SafeJSONRoute)
 log = logging.getLogger("ains.api")
 
 

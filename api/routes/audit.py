@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api.deps import Admin, State
+from api.json_body import SafeJSONRoute
 from core import audit
 from models.audit import AuditEntryView, AuditMethod
 from models.common import Page
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=SafeJSONRoute)
 
 
 @router.get("", response_model=Page[AuditEntryView])
@@ -31,7 +32,7 @@ async def list_audit(
     since: Annotated[datetime | None, Query(description="Entries at or after this time (with a zone)")] = None,
     until: Annotated[datetime | None, Query(description="Entries before this time (with a zone)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=19, pattern=r"^[0-9]+$")] = None,
 ) -> Page[AuditEntryView]:
     """Who changed what, when and from where: newest first, filtered, paginated with `next_cursor`."""
     if request.app.state.audit is not None:

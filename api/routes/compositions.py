@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
+from api.json_body import SafeJSONRoute
 from core import compositions
 from models.chains import ChainCreate
 from models.plans import PlanCreate, PlanView
 
-chains = APIRouter(prefix="/v1/task-chains", tags=["chains"])
-plans = APIRouter(prefix="/v1/plans", tags=["plans"])
+chains = APIRouter(prefix="/v1/task-chains", tags=["chains"], route_class=SafeJSONRoute)
+plans = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=SafeJSONRoute)
 
 
 @chains.post("", status_code=202, response_model=PlanView)

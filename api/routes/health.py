@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 
 from api import metrics
 from api.deps import State
+from api.json_body import SafeJSONRoute
 from core.ratelimit import RedisRateLimiter
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=SafeJSONRoute)
 CHECK_TIMEOUT_SECONDS = 2.0
 
 

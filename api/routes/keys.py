@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, State
+from api.json_body import SafeJSONRoute
 from core import keys
 from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=SafeJSONRoute)
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.deps import State, TasksWrite
+from api.json_body import SafeJSONRoute
 from api.routes.providers import llm_service
 from core.compositions import create_plan
 from core.plan_generator import generate_plan
 from models.llm import PlanGenerateRequest, PlanGenerateResponse
 
-router = APIRouter(prefix="/v1/plans", tags=["plans"])
+router = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=SafeJSONRoute)
 
 
 @router.post("/generate", response_model=PlanGenerateResponse)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.deps import AgentsRead, State
+from api.json_body import SafeJSONRoute
 from core.llm import LlmService
 from models.providers import ProvidersView
 
-router = APIRouter(prefix="/v1/providers", tags=["llm"])
+router = APIRouter(prefix="/v1/providers", tags=["llm"], route_class=SafeJSONRoute)
 
 
 def llm_service(request: Request, state: State) -> LlmService:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
+from api.json_body import SafeJSONRoute
 from core import schedules
 from models.common import Page
 from models.schedules import (
@@ -18,7 +19,7 @@ from models.schedules import (
     ScheduleView,
 )
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=SafeJSONRoute)
 
 
 @router.post("", status_code=201, response_model=ScheduleView)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
+from api.json_body import SafeJSONRoute
 from api.metrics import TASKS_CREATED
 from core import batches, tasks
 from models.common import Page
@@ -20,7 +21,7 @@ from models.tasks import (
     TaskView,
 )
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=SafeJSONRoute)
 
 
 @router.post("", status_code=202, response_model=TaskAccepted)

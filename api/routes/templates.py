@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
+from api.json_body import SafeJSONRoute
 from core import templates
 from models.templates import TemplateCreate, TemplateView
 
-router = APIRouter(prefix="/v1/templates", tags=["templates"])
+router = APIRouter(prefix="/v1/templates", tags=["templates"], route_class=SafeJSONRoute)
 
 
 @router.post("", status_code=201, response_model=TemplateView)

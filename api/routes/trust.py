@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AgentsRead, State
+from api.json_body import SafeJSONRoute
 from api.read_cache import cache_key
 from core import trust
 from models.capabilities import TAG_PATTERN
 from models.trust import TrustTier
 from models.trust_views import Leaderboard
 
-router = APIRouter(prefix="/v1/trust", tags=["trust"])
+router = APIRouter(prefix="/v1/trust", tags=["trust"], route_class=SafeJSONRoute)
 
 
 @router.get("/leaderboard", response_model=Leaderboard)

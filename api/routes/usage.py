@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import State, TasksRead, visible_client
+from api.json_body import SafeJSONRoute
 from core import usage
 from models.usage import UsageGroup, UsageReport
 
-router = APIRouter(prefix="/v1/usage", tags=["llm"])
+router = APIRouter(prefix="/v1/usage", tags=["llm"], route_class=SafeJSONRoute)
 
 
 @router.get("", response_model=UsageReport)

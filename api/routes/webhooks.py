@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
+from api.json_body import SafeJSONRoute
 from core import webhooks
 from models.common import Page
 from models.events import EventType
 from models.webhooks import DeliveryStatus, DeliveryView, WebhookCreate, WebhookCreated, WebhookView
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=SafeJSONRoute)
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
