@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +35,7 @@ class CountingAgent:
         self.in_flight = 0
         self.most_at_once = 0
         self.started: list[str] = []
+        self.started_at: dict[str, float] = {}
         self.server: RunningServer | None = None
 
     async def _run(self, request: Request) -> JSONResponse:
@@ -41,6 +43,7 @@ class CountingAgent:
         self.in_flight += 1
         self.most_at_once = max(self.most_at_once, self.in_flight)
         self.started.append(payload["task_id"])
+        self.started_at[payload["task_id"]] = time.monotonic()
         try:
             await asyncio.sleep(payload["input"].get("delay_seconds", self.delay))
         finally:
@@ -150,6 +153,7 @@ async def test_a_light_client_is_not_held_back_by_a_heavy_ones_backlog(stack: St
             *(stack.submit(heavy, required_capabilities=[tag], queue_timeout_seconds=120) for _ in range(16))
         )
         await stack.wait_for(heavy, backlog[-1]["id"], {"routing"})
+        light_from = time.monotonic()
         mine = [
             await stack.submit(light, required_capabilities=[tag], queue_timeout_seconds=120, input={"n": n})
             for n in range(3)
@@ -157,9 +161,14 @@ async def test_a_light_client_is_not_held_back_by_a_heavy_ones_backlog(stack: St
         for task in mine:
             done = await stack.wait_for(light, task["id"], timeout=30)
             assert done["status"] == "succeeded", done
-        order = agent.started
-        positions = sorted(order.index(t["id"]) for t in mine)
-        assert positions[-1] <= 7, f"light's three tasks ran within the first turns, not after 16: {positions}"
+        light_ids = {t["id"] for t in mine}
+        light_last = max(agent.started_at[t] for t in light_ids)
+        heavy_meanwhile = [
+            t for t in agent.started if t not in light_ids and light_from < agent.started_at[t] < light_last
+        ]
+        # One turn each: after the light client joined, at most one heavy task per light task (plus the one
+        # that may have been handed over as it joined) ran before its last task.
+        assert len(heavy_meanwhile) <= len(mine) + 1, (len(heavy_meanwhile), agent.started)
 
 
 async def test_cancelling_a_waiting_task_frees_nothing_it_did_not_hold(stack: Stack) -> None:
@@ -167,7 +176,7 @@ async def test_cancelling_a_waiting_task_frees_nothing_it_did_not_hold(stack: St
         agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
         blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 2})
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 8})
         )["id"]
         await stack.wait_for(key, blocker, {"running"})
         waiter = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
@@ -249,7 +258,11 @@ async def test_a_reservation_for_a_task_that_is_gone_is_released(stack: Stack) -
 
 
 async def test_two_workers_never_put_an_agent_over_its_limit_and_survive_a_sigkill(stack: Stack) -> None:
-    """A second worker process dispatches the same backlog; it is SIGKILLed halfway and the rest drains."""
+    """A second worker process dispatches the same backlog; it is SIGKILLed halfway and the rest drains.
+
+    On Postgres, where several workers really do decide at once (SQLite runs one writer at a time)."""
+    if stack.backend != "postgres":
+        pytest.skip("concurrent dispatchers apply to the Postgres registry")
     async with CountingAgent(delay=0.2) as agent:
         agent_id, tag = await _register(stack, agent.url, max_concurrency=3)
         key, _ = await stack.new_key()
