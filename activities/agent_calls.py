@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from core.attempts import PLATFORM_ERROR, by_reference_if_large
+from core.attempts import by_reference_if_large
 from core.db import Database
+from core.json_safety import find_unsafe
 from core.signing import signed_headers
 from models.tables import Task
-from models.workflow_io import AgentCallRequest, AgentCallResult, CallOutcome
+from models.workflow_io import PLATFORM_ERROR, AgentCallRequest, AgentCallResult, CallOutcome
 
 MAX_RESPONSE_BYTES = 2_000_000
 ERROR_BODY_CHARS = 300
@@ -140,4 +141,11 @@ def _parse_output(response: httpx.Response, duration_ms: float) -> AgentCallResu
             duration_ms=duration_ms,
         )
     output = payload if isinstance(payload, dict) else {"value": payload}
+    unsafe = find_unsafe(output)
+    if unsafe is not None:  # e.g. a lone surrogate: it could be neither stored, read back nor sent on
+        return AgentCallResult(
+            outcome=CallOutcome.FAILURE,
+            error=f"agent answered with JSON AINS cannot store: {unsafe}",
+            duration_ms=duration_ms,
+        )
     return AgentCallResult(outcome=CallOutcome.SUCCESS, output=output, duration_ms=duration_ms)

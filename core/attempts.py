@@ -17,7 +17,7 @@ from models.capabilities import parse_requirement
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, TrustRecord, as_utc, utcnow
 from models.tasks import TaskStatus
 from models.trust import TrustEvent, next_trust
-from models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome, TaskStatusUpdate
+from models.workflow_io import PLATFORM_ERROR, AgentCallResult, AttemptRecord, CallOutcome, TaskStatusUpdate
 
 RESPONSE_TIME_EMA_WEIGHT = 0.2
 # Answers larger than this (as JSON) skip the workflow history: Temporal refuses payloads over 2 MB and warns
@@ -34,7 +34,6 @@ _ATTEMPT_STATUS = {CallOutcome.SUCCESS: "succeeded", CallOutcome.FAILURE: "faile
 
 # error_code of an attempt that failed because of AINS itself (e.g. the request body could not be built),
 # not because of the agent: recorded on the attempt and the task, never as a trust record against the agent.
-PLATFORM_ERROR = "platform_error"
 
 
 def moves_trust(result: AgentCallResult) -> bool:

@@ -119,6 +119,11 @@ class AgentCallRequest(BaseModel):
     timeout_seconds: int
 
 
+# The error code of an attempt that failed on AINS's side (request not buildable, worker lost on every retry,
+# activity timeout): never a trust record against the agent, never a reason to avoid it on re-routing.
+PLATFORM_ERROR = "platform_error"
+
+
 class CallOutcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"

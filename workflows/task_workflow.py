@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from models.priority import effective_priority, task_queue_priority
     from models.tasks import TaskStatus
     from models.workflow_io import (
+        PLATFORM_ERROR,
         SLOT_ASSIGNED_SIGNAL,
         AgentCallRequest,
         AgentCallResult,
@@ -164,7 +165,8 @@ class TaskWorkflow:
                 error = None if result.outcome is CallOutcome.SUCCESS else result.error
                 return await self._finished(params, self._result(params, status, error), finished)
             last = result
-            failed_agents.append(agent_id)
+            if result.error_code != PLATFORM_ERROR:  # the agent did nothing wrong: it may be chosen again
+                failed_agents.append(agent_id)
             await workflow.sleep(_backoff(params, attempt))
         raise AssertionError(f"unreachable: the last attempt is final ({last})")
 
@@ -398,11 +400,15 @@ class TaskWorkflow:
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 raise asyncio.CancelledError from err  # the task was cancelled; run() records it
-            # Every retry of the call failed at the infrastructure level: count it against the attempt.
+            # Every retry of the call failed on our side (worker lost, activity timed out, our own exception):
+            # the attempt fails as a platform error, which moves no trust.
             elapsed_ms = (workflow.now() - started).total_seconds() * 1000
-            outcome = CallOutcome.TIMEOUT if isinstance(err.cause, TemporalTimeoutError) else CallOutcome.FAILURE
+            kind = "timed out" if isinstance(err.cause, TemporalTimeoutError) else "failed"
             return AgentCallResult(
-                outcome=outcome, error=f"agent call failed: {err.cause or err}", duration_ms=elapsed_ms
+                outcome=CallOutcome.FAILURE,
+                error=f"the agent call {kind} on AINS's side on every retry: {err.cause or err}",
+                duration_ms=elapsed_ms,
+                error_code=PLATFORM_ERROR,
             )
 
     async def _set_status(self, task_id: str, status: TaskStatus, reason: str | None, code: str | None) -> None:

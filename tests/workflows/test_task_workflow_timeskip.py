@@ -12,19 +12,29 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from core.agents import register_agent
 from core.db import Database
-from core.settings import ORCHESTRATION_QUEUE, Settings
+from core.settings import AGENTS_QUEUE, ORCHESTRATION_QUEUE, Settings
 from models.agents import AgentCreate, Capability
 from models.search_attributes import ALL_KEYS
-from models.tables import Task, TaskAttempt
-from models.workflow_io import ExecutionPolicy, RetrySpec, TaskWorkflowInput, TaskWorkflowResult
+from models.tables import Agent, Task, TaskAttempt, TrustRecord
+from models.workflow_io import (
+    AgentCallRequest,
+    AgentCallResult,
+    ExecutionPolicy,
+    RetrySpec,
+    TaskWorkflowInput,
+    TaskWorkflowResult,
+)
 from tests.support.databases import fresh_database
 from tests.support.rows import task_row
 from tests.support.servers import RunningServer
@@ -161,3 +171,53 @@ async def test_task_waits_for_a_busy_agent_until_its_queue_timeout(
     async with registry.session() as session:
         task = await session.get(Task, params.task_id)
     assert task is not None and task.status == "failed" and task.error_code == "no_agent_available"
+
+
+async def test_a_call_that_fails_on_our_side_every_retry_is_a_platform_error_without_trust(
+    time_skipping: WorkflowEnvironment, registry: Database
+) -> None:
+    """Our own worker failing (here a stand-in call activity that raises on every retry) fails the attempt as
+    ``platform_error``: no trust record, and the agent is not avoided when the task is routed again."""
+    agent_id, tag = await _agent(registry, "http://127.0.0.1:9/never-called")
+
+    @activity.defn(name="call_agent")
+    async def broken_call(request: AgentCallRequest) -> AgentCallResult:
+        raise RuntimeError("worker bug: the call activity crashed before calling the agent")
+
+    params = TaskWorkflowInput(
+        task_id=f"tsk_{uuid.uuid4().hex}",
+        client_id="c",
+        task_type="echo",
+        required_capabilities=[tag],
+        priority=5,
+        timeout_seconds=10,
+        max_attempts=2,
+    )
+    async with registry.transaction() as session:
+        session.add(task_row(params.task_id, [tag], max_attempts=2))
+    settings = Settings(database_url=registry.url, agent_signing_secret=SIGNING_SECRET, worker_metrics_port=0)
+    client = time_skipping.client
+    async with httpx.AsyncClient() as http:
+        workers = [
+            *build_workers(client, registry, http, settings, resolve_queues(["orchestration"])),
+            Worker(client, task_queue=AGENTS_QUEUE, activities=[broken_call]),
+        ]
+        for worker in workers:
+            await worker.__aenter__()
+        try:
+            result = await client.execute_workflow(
+                TaskWorkflow.run, params, id=f"task-{params.task_id}", task_queue=ORCHESTRATION_QUEUE
+            )
+        finally:
+            for worker in reversed(workers):
+                await worker.__aexit__(None, None, None)
+    assert result.status == "failed" and result.attempts == 2
+    async with registry.session() as session:
+        task = await session.get(Task, params.task_id)
+        attempts = [await session.get(TaskAttempt, (params.task_id, n)) for n in (1, 2)]
+        records = (await session.execute(select(TrustRecord).where(TrustRecord.task_id == params.task_id))).all()
+        agent = await session.get(Agent, agent_id)
+    assert task is not None and task.error_code == "platform_error", task.error if task else None
+    assert "on AINS's side" in (task.error or "")
+    assert [a.agent_id for a in attempts if a] == [agent_id, agent_id], "the agent was not avoided"
+    assert records == [] and agent is not None and agent.trust_score == 0.5 and agent.total_tasks == 0
