@@ -1,0 +1,298 @@
+"""The operator dashboard in a real browser against the real stack (Temporal, API, workers, demo agent).
+
+The browser tests run on the SQLite stack only: the pages call the same core functions as the API, whose
+Postgres behaviour the API tests cover; tests/core/test_overview.py checks the dashboard's own queries on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.support.receivers import webhook_receiver
+from tests.support.stack import Stack, auth
+from tests.ui.conftest import Session, open_session
+
+pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="session")
+LIVE = 20_000  # ms: how long a live page may take to show a change
+
+
+async def _poll(stack: Stack, key: str, path: str, done: Any, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await stack.http.get(path, headers=auth(key))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if done(body):
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never got there: {body}")
+
+
+async def test_sign_in_shows_the_agents_and_their_trust(ui: Session, stack: Stack) -> None:
+    agent_id, tag = await stack.register_agent("/run", max_concurrency=4)
+    key, _ = await stack.new_key()
+    await stack.wait_for(key, (await stack.submit(key, required_capabilities=[tag]))["id"])
+
+    page = await ui.goto("/ui/agents")
+    await expect(page).to_have_url(re.compile(r"/ui/login\?next=/ui/agents$"))  # no session: sign in first
+    await page.fill("input[name=api_key]", "ains_not-a-real-key")
+    await page.click("button[type=submit]")
+    await expect(page.get_by_role("alert")).to_contain_text("Invalid, expired or revoked API key")
+
+    await page.fill("input[name=api_key]", stack.admin_key)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(ui.url("/ui/agents"))  # back where it was going
+    row = page.locator(f"tr[data-agent='{agent_id}']")
+    await expect(row).to_contain_text("available")
+    await expect(row).to_contain_text("0/4")
+    await expect(row).to_contain_text("0.520")  # one success: 0.5 + 0.02
+    await expect(row).to_contain_text(tag)
+    cookie = next(c for c in await ui.context.cookies() if c["name"] == "ains_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert stack.admin_key not in cookie["value"]
+    await ui.snap("agents")
+
+    await row.get_by_role("link", name=agent_id).click()
+    await expect(page.locator("#trust-score")).to_have_text("0.520")
+    await expect(page.get_by_text("agent call succeeded").first).to_be_visible()  # the record's reason
+    points = await page.locator("#trust-chart").evaluate("c => Chart.getChart(c).data.datasets[0].data")
+    assert points == [0.52]
+
+
+async def test_submitted_task_is_watched_to_the_end_with_its_receipt(ui: Session, stack: Stack) -> None:
+    agent_id, tag = await stack.register_agent("/run")
+    key, _ = await stack.new_key()
+    await ui.sign_in(key)
+    page = await ui.goto("/ui/tasks")
+    form = page.locator("#submit-form")
+    await form.locator("input[name=type]").fill("echo")
+    await form.locator("input[name=required_capabilities]").fill(tag)
+    await form.locator("textarea[name=input]").fill('{"delay_seconds": 2.5, "text": "from the browser"}')
+    await form.get_by_role("button", name="Submit").click()
+
+    await expect(page).to_have_url(re.compile(r"/ui/tasks/tsk_"))
+    task_id = page.url.rsplit("/", 1)[1]
+    await expect(page.locator("#task-status")).to_have_text("running", timeout=LIVE)  # live, without a reload
+    await expect(page.locator("#task-status")).to_have_text("succeeded", timeout=LIVE)
+    await expect(page.locator("#task-result")).to_contain_text("from the browser")
+    await expect(page.locator(".timeline")).to_contain_text(f"attempt 1 routed to {agent_id}")
+    await expect(page.locator(".timeline")).to_contain_text("task succeeded")
+    receipt = page.locator("#receipt")
+    await expect(receipt).to_contain_text("least_loaded")
+    await expect(receipt.locator("tr.winner")).to_contain_text(agent_id)
+    await expect(receipt.locator("tr.winner")).to_contain_text("chosen")
+    await ui.snap("task")
+
+    api = (await stack.http.get(f"/v1/tasks/{task_id}", headers=auth(key))).json()
+    assert api["status"] == "succeeded" and api["input"]["text"] == "from the browser"
+    link = page.get_by_role("link", name=re.compile("Temporal UI"))
+    assert await link.get_attribute("href") == api["temporal_ui_url"]
+
+    await page.goto(ui.url("/ui"))
+    await expect(page.locator("[data-field='success_rate']")).to_have_text("100.0%")
+    finished = await page.locator("#throughput-chart").evaluate(
+        "c => Chart.getChart(c).data.datasets.find(d => d.label === 'succeeded').data.reduce((a, b) => a + b, 0)"
+    )
+    assert finished == 1
+    await ui.snap("overview")
+
+
+async def test_a_client_sees_only_its_own_tasks(browser: Browser, ui: Session, stack: Stack) -> None:
+    _, tag = await stack.register_agent("/run")
+    mine, _ = await stack.new_key()
+    theirs, _ = await stack.new_key()
+    task = await stack.submit(mine, required_capabilities=[tag])
+    await stack.wait_for(mine, task["id"])
+
+    await ui.sign_in(theirs)
+    page = await ui.goto("/ui/tasks")
+    await expect(page.locator("table.tasks")).to_be_visible()
+    assert await page.locator(f"tr[data-task='{task['id']}']").count() == 0
+    response = await page.goto(ui.url(f"/ui/tasks/{task['id']}"))
+    assert response is not None and response.status == 404
+    await expect(page.get_by_role("alert")).to_contain_text("not found")
+
+    owner = await open_session(browser, stack)
+    try:
+        await owner.sign_in(mine)
+        await owner.goto("/ui/tasks")
+        await expect(owner.page.locator(f"tr[data-task='{task['id']}']")).to_contain_text("succeeded")
+    finally:
+        await owner.context.close()
+    admin = await open_session(browser, stack)
+    try:
+        await admin.sign_in(stack.admin_key)
+        response = await admin.page.goto(admin.url(f"/ui/tasks/{task['id']}"))
+        assert response is not None and response.status == 200
+    finally:
+        await admin.context.close()
+
+
+async def test_actions_without_the_csrf_token_are_refused(ui: Session, stack: Stack) -> None:
+    _, tag = await stack.register_agent("/hang")
+    key, _ = await stack.new_key()
+    task = await stack.submit(key, required_capabilities=[tag], timeout_seconds=60)
+    await ui.sign_in(key)
+    await ui.goto(f"/ui/tasks/{task['id']}")
+    token = await ui.page.locator("input[name=csrf_token]").first.input_value()
+
+    # The session cookie travels with these requests, as it would with a forged cross-site form.
+    refused = await ui.context.request.post(ui.url(f"/ui/tasks/{task['id']}/cancel"), form={})
+    assert refused.status == 403 and "CSRF" in await refused.text()
+    forged = await ui.context.request.post(ui.url(f"/ui/tasks/{task['id']}/cancel"), form={"csrf_token": "x" + token})
+    assert forged.status == 403
+    assert (await stack.http.get(f"/v1/tasks/{task['id']}", headers=auth(key))).json()["status"] != "cancelled"
+    other = await open_session(ui.context.browser, stack)  # type: ignore[arg-type]
+    try:
+        await other.sign_in(key)  # another session of the same key: its token is not this one's
+        stolen = await other.context.request.post(
+            other.url(f"/ui/tasks/{task['id']}/cancel"), form={"csrf_token": token}
+        )
+        assert stolen.status == 403
+    finally:
+        await other.context.close()
+
+    await ui.page.get_by_role("button", name="Cancel").click()
+    await expect(ui.page.locator(".notice")).to_have_text("cancellation requested")
+    await expect(ui.page.locator("#task-status")).to_have_text("cancelled", timeout=LIVE)
+    entries = (await stack.http.get("/v1/audit", headers=auth(stack.admin_key), params={"resource_id": task["id"]})).json()
+    assert [(e["method"], e["path"], e["status_code"]) for e in entries["items"]][0] == (
+        "POST",
+        f"/ui/tasks/{task['id']}/cancel",
+        303,
+    )
+
+
+async def test_a_dead_delivery_is_replayed_from_the_dashboard(ui: Session, stack: Stack) -> None:
+    key, _ = await stack.new_key()
+    _, tag = await stack.register_agent("/run")
+    async with webhook_receiver(always_fail=True) as receiver:
+        response = await stack.http.post(
+            "/v1/webhooks", headers=auth(key), json={"url": receiver.url, "event_types": ["task.succeeded"]}
+        )
+        assert response.status_code == 201, response.text
+        await stack.wait_for(key, (await stack.submit(key, required_capabilities=[tag]))["id"])
+        listed = await _poll(
+            stack, key, "/v1/webhooks/deliveries?status=dead", lambda body: len(body["items"]) == 1
+        )
+        delivery_id = listed["items"][0]["id"]
+        receiver.always_fail = False
+
+        await ui.sign_in(key)
+        page = await ui.goto("/ui/webhooks?status=dead")
+        row = page.locator(f"tr[data-delivery='{delivery_id}']")
+        await expect(row).to_contain_text("dead")
+        await ui.snap("webhooks")
+        await row.get_by_role("button", name="Replay").click()
+        await expect(page.locator(".notice")).to_have_text(f"delivery {delivery_id} replayed")
+        await receiver.wait_for(1)
+        done = await _poll(
+            stack, key, f"/v1/webhooks/deliveries/{delivery_id}", lambda body: body["status"] == "succeeded"
+        )
+        assert done["replays"] == 1
+
+
+async def test_a_schedule_is_paused_and_resumed(ui: Session, stack: Stack) -> None:
+    key, _ = await stack.new_key()
+    _, tag = await stack.register_agent("/run")
+    body = {
+        "name": "nightly digest",
+        "cron": "0 3 * * *",
+        "target": {"kind": "task", "task": {"type": "echo", "required_capabilities": [tag]}},
+    }
+    created = await stack.http.post("/v1/schedules", headers=auth(key), json=body)
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+
+    await ui.sign_in(key)
+    page = await ui.goto("/ui/schedules")
+    row = page.locator(f"tr[data-schedule='{schedule_id}']")
+    await expect(row.locator(".sched-state")).to_contain_text("active")
+    await row.locator("input[name=note]").fill("maintenance window")
+    await row.get_by_role("button", name="Pause").click()
+    await expect(page.locator(".notice")).to_have_text(f"schedule {schedule_id} paused")
+    await expect(row.locator(".sched-state")).to_contain_text("paused")
+    await expect(row.locator(".sched-state")).to_contain_text("maintenance window")
+    await ui.snap("schedules")
+    state = (await stack.http.get(f"/v1/schedules/{schedule_id}", headers=auth(key))).json()
+    assert state["paused"] is True and state["note"] == "maintenance window"
+
+    await row.get_by_role("button", name="Resume").click()
+    await expect(row.locator(".sched-state")).to_contain_text("active")
+    assert (await stack.http.get(f"/v1/schedules/{schedule_id}", headers=auth(key))).json()["paused"] is False
+    await stack.http.delete(f"/v1/schedules/{schedule_id}", headers=auth(key))
+
+
+async def test_operators_mark_agents_unavailable_and_override_trust(ui: Session, stack: Stack) -> None:
+    agent_id, _ = await stack.register_agent("/run")
+    key, _ = await stack.new_key()
+    await ui.sign_in(key)  # a client key without the admin scope: no trust override offered
+    page = await ui.goto(f"/ui/agents/{agent_id}")
+    assert await page.locator("#override-form").count() == 0
+    refused = await ui.context.request.post(
+        ui.url(f"/ui/agents/{agent_id}/trust"),
+        form={"csrf_token": await page.locator("input[name=csrf_token]").first.input_value(), "score": "0.9", "reason": "x" * 5},
+    )
+    assert refused.status == 403 and "admin" in await refused.text()
+    await ui.context.clear_cookies()
+
+    await ui.sign_in(stack.admin_key)
+    page = await ui.goto(f"/ui/agents/{agent_id}")
+    await page.get_by_role("button", name="Mark unavailable").click()
+    await expect(page.locator(".notice")).to_have_text(f"{agent_id} marked unavailable")
+    assert (await stack.http.get(f"/v1/agents/{agent_id}", headers=auth(key))).json()["status"] == "unavailable"
+    await page.get_by_role("button", name="Mark available").click()
+    await expect(page.locator(".notice")).to_have_text(f"{agent_id} marked available")
+
+    form = page.locator("#override-form")
+    await form.locator("input[name=score]").fill("0.930")
+    await form.locator("input[name=reason]").fill("vetted by the platform team")
+    await form.get_by_role("button", name="Override trust").click()
+    await expect(page.locator("#trust-score")).to_have_text("0.930")
+    await expect(page.get_by_text("vetted by the platform team").first).to_be_visible()
+    await ui.snap("agent")
+    trust = await stack.trust(agent_id)
+    assert trust["records"][0]["event_type"] == "override" and trust["records"][0]["reason"].endswith(
+        "vetted by the platform team"
+    )
+
+    board = await ui.goto("/ui/leaderboard?tier=excellent")
+    await expect(board.locator("table")).to_contain_text(agent_id)
+    response = await board.goto(ui.url("/ui/leaderboard?tier=legendary"))
+    assert response is not None and response.status == 422
+    await expect(board.get_by_role("alert")).to_contain_text("tier must be one of")
+
+
+async def test_a_plan_is_drawn_as_a_live_graph(ui: Session, stack: Stack) -> None:
+    key, _ = await stack.new_key()
+    _, tag = await stack.register_agent("/run")
+    step = {"type": "echo", "required_capabilities": [tag], "input": {"delay_seconds": 1}}
+    plan = {
+        "name": "fan-out",
+        "steps": [
+            {"name": "fetch", **step, "input": {"delay_seconds": 3}},
+            {"name": "left", "depends_on": ["fetch"], **step},
+            {"name": "right", "depends_on": ["fetch"], **step},
+            {"name": "join", "depends_on": ["left", "right"], **step},
+        ],
+    }
+    created = await stack.http.post("/v1/plans", headers=auth(key), json=plan)
+    assert created.status_code == 202, created.text
+    plan_id = created.json()["id"]
+
+    await ui.sign_in(key)
+    page = await ui.goto("/ui/compositions")
+    await page.get_by_role("link", name=plan_id).click()
+    await expect(page.locator("g.node")).to_have_count(4)
+    await expect(page.locator("path.edge")).to_have_count(4)
+    await expect(page.locator("g.node[data-step='fetch']")).to_have_attribute("data-status", "running", timeout=LIVE)
+    await expect(page.locator("g.node[data-step='join']")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
+    await expect(page.locator("h1")).to_contain_text("succeeded")
+    await ui.snap("plan")
