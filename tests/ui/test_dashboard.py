@@ -66,6 +66,17 @@ async def test_sign_in_shows_the_agents_and_their_trust(ui: Session, stack: Stac
     assert points == [0.52]
 
 
+async def test_a_revoked_key_ends_its_sessions(ui: Session, stack: Stack) -> None:
+    key, client_id = await stack.new_key()
+    await ui.sign_in(key)
+    await expect(ui.page.locator("nav .who")).to_contain_text(client_id)
+    keys = (await stack.http.get("/v1/keys", headers=auth(stack.admin_key), params={"client_id": client_id})).json()
+    revoked = await stack.http.delete(f"/v1/keys/{keys[0]['id']}", headers=auth(stack.admin_key))
+    assert revoked.status_code in (200, 204), revoked.text
+    await ui.goto("/ui/tasks")
+    await expect(ui.page).to_have_url(re.compile(r"/ui/login\?next=/ui/tasks$"))
+
+
 async def test_submitted_task_is_watched_to_the_end_with_its_receipt(ui: Session, stack: Stack) -> None:
     agent_id, tag = await stack.register_agent("/run")
     key, _ = await stack.new_key()
@@ -101,7 +112,6 @@ async def test_submitted_task_is_watched_to_the_end_with_its_receipt(ui: Session
         "c => Chart.getChart(c).data.datasets.find(d => d.label === 'succeeded').data.reduce((a, b) => a + b, 0)"
     )
     assert finished == 1
-    await ui.snap("overview")
 
 
 async def test_a_client_sees_only_its_own_tasks(browser: Browser, ui: Session, stack: Stack) -> None:
@@ -231,8 +241,10 @@ async def test_a_schedule_is_paused_and_resumed(ui: Session, stack: Stack) -> No
 
 
 async def test_operators_mark_agents_unavailable_and_override_trust(ui: Session, stack: Stack) -> None:
-    agent_id, _ = await stack.register_agent("/run")
+    agent_id, tag = await stack.register_agent("/run")
     key, _ = await stack.new_key()
+    submitted = [await stack.submit(key, required_capabilities=[tag]) for _ in range(3)]
+    await asyncio.gather(*(stack.wait_for(key, t["id"]) for t in submitted))
     await ui.sign_in(key)  # a client key without the admin scope: no trust override offered
     page = await ui.goto(f"/ui/agents/{agent_id}")
     assert await page.locator("#override-form").count() == 0
@@ -257,6 +269,19 @@ async def test_operators_mark_agents_unavailable_and_override_trust(ui: Session,
     await form.get_by_role("button", name="Override trust").click()
     await expect(page.locator("#trust-score")).to_have_text("0.930")
     await expect(page.get_by_text("vetted by the platform team").first).to_be_visible()
+    # The chart has a point per trust record; hovering the last one shows its change and reason.
+    tooltip = await page.locator("#trust-chart").evaluate(
+        """c => { const chart = Chart.getChart(c); const last = chart.data.datasets[0].data.length - 1;
+                  const point = chart.getDatasetMeta(0).data[last];
+                  chart.tooltip.setActiveElements([{datasetIndex: 0, index: last}], {x: point.x, y: point.y});
+                  chart.update();
+                  return {scores: chart.data.datasets[0].data,
+                          lines: chart.tooltip.body.flatMap(b => b.lines.concat(b.after))}; }"""
+    )
+    *earned, overridden = tooltip["scores"]
+    assert len(earned) == 3 and earned == sorted(earned) and earned[0] == 0.52 and overridden == 0.93
+    assert tooltip["lines"][0] == f"override {0.93 - earned[-1]:+.3f} → 0.930"
+    assert tooltip["lines"][1].endswith("vetted by the platform team")
     await ui.snap("agent")
     trust = await stack.trust(agent_id)
     assert trust["records"][0]["event_type"] == "override" and trust["records"][0]["reason"].endswith(
@@ -296,3 +321,8 @@ async def test_a_plan_is_drawn_as_a_live_graph(ui: Session, stack: Stack) -> Non
     await expect(page.locator("g.node[data-step='join']")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
     await expect(page.locator("h1")).to_contain_text("succeeded")
     await ui.snap("plan")
+
+    page = await ui.goto("/ui")  # the plan's four steps in the client's overview, the agent's tag in capacity
+    await expect(page.locator("[data-field='finished_last_hour']")).to_have_text("4")
+    await expect(page.locator("#capacity-table")).to_contain_text(tag)
+    await ui.snap("overview")
