@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
 from tests.support.stack import Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -31,14 +30,18 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = os.environ.get("AINS_UI_SCREENSHOTS", "")
 
 
+def _chromium_installed() -> bool:
+    return os.path.exists(CHROMIUM)
+
+
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not _chromium_installed():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run installs the Debian chromium package")
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver to run the dashboard tests")
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield launched
         finally:
@@ -69,8 +72,8 @@ class Session:
 
     async def snap(self, name: str) -> None:
         if SCREENSHOTS:
-            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            await self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+            os.makedirs(SCREENSHOTS, exist_ok=True)
+            await self.page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
 
 
 async def open_session(browser: Browser, stack: Stack) -> Session:

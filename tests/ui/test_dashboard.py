@@ -172,8 +172,11 @@ async def test_actions_without_the_csrf_token_are_refused(ui: Session, stack: St
     await ui.page.get_by_role("button", name="Cancel").click()
     await expect(ui.page.locator(".notice")).to_have_text("cancellation requested")
     await expect(ui.page.locator("#task-status")).to_have_text("cancelled", timeout=LIVE)
-    entries = (await stack.http.get("/v1/audit", headers=auth(stack.admin_key), params={"resource_id": task["id"]})).json()
-    assert [(e["method"], e["path"], e["status_code"]) for e in entries["items"]][0] == (
+    entries = (
+        await stack.http.get("/v1/audit", headers=auth(stack.admin_key), params={"resource_id": task["id"]})
+    ).json()
+    newest = entries["items"][0]
+    assert (newest["method"], newest["path"], newest["status_code"]) == (
         "POST",
         f"/ui/tasks/{task['id']}/cancel",
         303,
@@ -189,9 +192,7 @@ async def test_a_dead_delivery_is_replayed_from_the_dashboard(ui: Session, stack
         )
         assert response.status_code == 201, response.text
         await stack.wait_for(key, (await stack.submit(key, required_capabilities=[tag]))["id"])
-        listed = await _poll(
-            stack, key, "/v1/webhooks/deliveries?status=dead", lambda body: len(body["items"]) == 1
-        )
+        listed = await _poll(stack, key, "/v1/webhooks/deliveries?status=dead", lambda body: len(body["items"]) == 1)
         delivery_id = listed["items"][0]["id"]
         receiver.always_fail = False
 
@@ -250,7 +251,11 @@ async def test_operators_mark_agents_unavailable_and_override_trust(ui: Session,
     assert await page.locator("#override-form").count() == 0
     refused = await ui.context.request.post(
         ui.url(f"/ui/agents/{agent_id}/trust"),
-        form={"csrf_token": await page.locator("input[name=csrf_token]").first.input_value(), "score": "0.9", "reason": "x" * 5},
+        form={
+            "csrf_token": await page.locator("input[name=csrf_token]").first.input_value(),
+            "score": "0.9",
+            "reason": "x" * 5,
+        },
     )
     assert refused.status == 403 and "admin" in await refused.text()
     await ui.context.clear_cookies()
