@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, expect
 
+from models.tables import LlmCall
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import Stack, auth
 from tests.ui.conftest import Session, open_session
@@ -331,3 +333,84 @@ async def test_a_plan_is_drawn_as_a_live_graph(ui: Session, stack: Stack) -> Non
     await expect(page.locator("[data-field='finished_last_hour']")).to_have_text("4")
     await expect(page.locator("#capacity-table")).to_contain_text(tag)
     await ui.snap("overview")
+
+
+async def test_a_waiting_task_says_why_and_bad_input_gets_a_clear_error(ui: Session, stack: Stack) -> None:
+    _, tag = await stack.register_agent("/hang", max_concurrency=1)
+    key, _ = await stack.new_key()
+    busy = await stack.submit(key, required_capabilities=[tag], timeout_seconds=60)
+    await stack.wait_for(key, busy["id"], {"running"})
+    waiting = await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=60)
+    try:
+        await ui.sign_in(key)
+        page = await ui.goto(f"/ui/tasks/{waiting['id']}")
+        reason = page.locator("#status-reason")
+        await expect(reason).to_contain_text("Why it is waiting:", timeout=LIVE)
+        await expect(reason).to_contain_text("at capacity")
+        await expect(page.locator("#task-status")).to_have_text("routing")
+        await expect(page.locator("[data-field='queue.routing']")).to_have_count(0)  # not the overview
+        overview = await ui.goto("/ui")
+        await expect(overview.locator("[data-field='queue.routing']")).to_have_text("1")
+        await expect(overview.locator("[data-field='queue.oldest_wait_seconds']")).to_have_text(re.compile(r"^\d+ s$"))
+
+        token = await (await ui.goto("/ui/tasks")).locator("input[name=csrf_token]").first.input_value()
+        bad = await ui.context.request.post(
+            ui.url("/ui/tasks"), form={"csrf_token": token, "type": "echo", "input": "{not json"}
+        )
+        assert bad.status == 422 and "input is not valid JSON" in await bad.text()
+        bad = await ui.context.request.post(
+            ui.url("/ui/tasks"), form={"csrf_token": token, "type": "echo", "priority": "11", "input": "{}"}
+        )
+        assert bad.status == 422 and "priority" in await bad.text()
+        missing = await ui.goto("/ui/tasks?status=lost")
+        await expect(missing.get_by_role("alert")).to_contain_text("status must be one of")
+    finally:
+        for task in (waiting, busy):
+            await stack.http.post(f"/v1/tasks/{task['id']}/cancel", headers=auth(key))
+
+
+async def test_llm_cost_shows_on_the_overview_and_usage_and_admins_read_the_audit_log(
+    ui: Session, stack: Stack
+) -> None:
+    agent_id, _ = await stack.register_agent("/run")
+    key, client_id = await stack.new_key()
+    # A settled LLM call as the call_llm activity records it (tests/llm run real ones; here only the pages matter).
+    async with stack.db.transaction() as session:
+        for client, usd in ((client_id, 0.056), ("someone-else", 1.0)):
+            session.add(
+                LlmCall(
+                    id=f"task:t-{agent_id}-{client}:1",
+                    client_id=client,
+                    agent_id=agent_id,
+                    day=datetime.now(UTC).date().isoformat(),
+                    status="succeeded",
+                    model_group="e2e",
+                    deployment_id="e2e-primary",
+                    provider="fake-a",
+                    cost_usd=usd,
+                    prompt_tokens=40,
+                    completion_tokens=8,
+                    total_tokens=48,
+                )
+            )
+    cost = (await stack.http.get("/v1/usage", headers=auth(key))).json()["total"]["cost_usd"]
+    assert cost == 0.056
+
+    await ui.sign_in(key)
+    page = await ui.goto("/ui")
+    await expect(page.locator("[data-field='llm_cost_today_usd']")).to_have_text(f"${cost:.4f}")
+    page = await ui.goto("/ui/usage")
+    await expect(page.locator("main")).to_contain_text(agent_id)
+    await expect(page.locator("main")).to_contain_text(f"{cost:.6f}")
+    await expect(page.locator("main")).not_to_contain_text("1.000000")  # another client's call
+    await expect(page.locator("main")).not_to_contain_text("someone-else")
+    await ui.snap("usage")
+    response = await page.goto(ui.url("/ui/audit"))
+    assert response is not None and response.status == 403
+    await ui.context.clear_cookies()
+
+    await ui.sign_in(stack.admin_key)
+    page = await ui.goto(f"/ui/audit?resource_id={agent_id}")
+    await expect(page.locator("table.audit")).to_contain_text("POST")
+    await expect(page.locator("table.audit")).to_contain_text("/v1/agents")
+    await ui.snap("audit")
