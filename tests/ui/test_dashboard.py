@@ -136,6 +136,7 @@ async def test_a_client_sees_only_its_own_tasks(browser: Browser, ui: Session, s
         await owner.sign_in(mine)
         await owner.goto("/ui/tasks")
         await expect(owner.page.locator(f"tr[data-task='{task['id']}']")).to_contain_text("succeeded")
+        await owner.snap("tasks")
     finally:
         await owner.context.close()
     admin = await open_session(browser, stack)
@@ -297,6 +298,7 @@ async def test_operators_mark_agents_unavailable_and_override_trust(ui: Session,
 
     board = await ui.goto("/ui/leaderboard?tier=excellent")
     await expect(board.locator("table")).to_contain_text(agent_id)
+    await ui.snap("leaderboard")
     response = await board.goto(ui.url("/ui/leaderboard?tier=legendary"))
     assert response is not None and response.status == 422
     await expect(board.get_by_role("alert")).to_contain_text("tier must be one of")
