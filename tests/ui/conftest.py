@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
 
 from tests.support.stack import Stack
 
@@ -28,6 +28,9 @@ CHROMIUM_ARGS = [
 ]
 # Screenshots of the main pages for the README: AINS_UI_SCREENSHOTS=docs/screenshots pytest tests/ui
 SCREENSHOTS = os.environ.get("AINS_UI_SCREENSHOTS", "")
+# Generous waits: in CI these tests share two cores with the Postgres half of the suite.
+expect.set_options(timeout=15_000)
+NAVIGATION_TIMEOUT_MS = 30_000
 
 
 def _chromium_installed() -> bool:
@@ -78,6 +81,7 @@ class Session:
 
 async def open_session(browser: Browser, stack: Stack) -> Session:
     context = await browser.new_context(viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(NAVIGATION_TIMEOUT_MS)
     page = await context.new_page()
     session = Session(stack, context, page)
 
