@@ -37,16 +37,6 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _ago(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    seconds = int((datetime.now(UTC) - value).total_seconds())
-    for size, unit in ((86_400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{max(seconds, 0)} s ago"
-
-
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
@@ -57,7 +47,7 @@ def _json_attr(value: Any) -> str:
 
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(), trim_blocks=True)
-templates.filters.update(when=_when, ago=_ago, pretty=_pretty, json_attr=_json_attr)
+templates.filters.update(when=_when, pretty=_pretty, json_attr=_json_attr)
 
 
 class SignInRequired(Exception):

@@ -417,3 +417,19 @@ async def test_llm_cost_shows_on_the_overview_and_usage_and_admins_read_the_audi
     await expect(page.locator("table.audit")).to_contain_text("POST")
     await expect(page.locator("table.audit")).to_contain_text("/v1/agents")
     await ui.snap("audit")
+
+
+async def test_assets_are_served_locally_and_revalidated(stack: Stack) -> None:
+    for path in (
+        "/ui/static/vendor/htmx-2.0.11.min.js",
+        "/ui/static/vendor/chart-4.6.1.umd.min.js",
+        "/ui/static/ui.js",
+    ):
+        first = await stack.http.get(path)
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache", path
+        again = await stack.http.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304, path
+    assert (await stack.http.get("/ui/static/../session.py")).status_code == 404
+    assert (await stack.http.get("/ui/static/%2e%2e/session.py")).status_code == 404
+    login = await stack.http.get("/ui/login")
+    assert "script-src 'self'" in login.headers["content-security-policy"]
