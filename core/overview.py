@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -20,11 +21,13 @@ MAX_ATTEMPTS_SHOWN = 100
 
 @dataclass
 class Throughput:
-    """Per minute of the window (oldest first, ``HH:MM`` UTC): tasks submitted and tasks finished by status."""
+    """Per minute of the window (oldest first, ``HH:MM`` UTC): tasks submitted, tasks finished by status, and
+    tasks waiting for their first agent at the end of the minute."""
 
     minutes: list[str]
     submitted: list[int]
     finished: dict[str, list[int]]
+    waiting: list[int]
 
     @property
     def success_rate(self) -> float | None:
@@ -76,9 +79,7 @@ class CompositionRow:
     client_id: str = field(default="")
 
 
-def _minute(
-    session: AsyncSession, column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None]
-) -> ColumnElement[str]:
+def _minute(session: AsyncSession, column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[str]:
     """The UTC minute of a timestamp as ``YYYY-MM-DD HH:MM``, in the database (one GROUP BY per query)."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.date_trunc("minute", func.timezone("UTC", column)), "YYYY-MM-DD HH24:MI")
@@ -117,7 +118,40 @@ async def throughput(
     for minute, status, count in finished_rows.tuples():
         if minute in index:
             finished[status][index[minute]] = int(count)
-    return Throughput(minutes=[label[11:] for label in labels], submitted=submitted, finished=finished)
+    waiting = await _waiting_per_minute(session, client_id, start, index, submitted)
+    return Throughput(minutes=[label[11:] for label in labels], submitted=submitted, finished=finished, waiting=waiting)
+
+
+async def _waiting_per_minute(
+    session: AsyncSession, client_id: str | None, start: datetime, index: dict[str, int], submitted: list[int]
+) -> list[int]:
+    """Tasks submitted but not yet given to an agent, at the end of each minute, without a history table: the
+    number waiting now, walked back minute by minute (minus the tasks submitted in a minute, plus those that
+    left the queue in it: first routed to an agent, or finished without one, e.g. cancelled)."""
+    now = await session.scalar(
+        select(func.count()).where(
+            Task.status.in_(QUEUED_STATUSES), Task.started_at.is_(None), Task.completed_at.is_(None), *_own(client_id)
+        )
+    )
+    left_at = func.coalesce(Task.started_at, Task.completed_at)
+    minute = _minute(session, left_at)
+    rows = await session.execute(
+        select(minute, func.count())
+        .where(
+            or_(Task.started_at >= start, and_(Task.started_at.is_(None), Task.completed_at >= start)),
+            *_own(client_id),
+        )
+        .group_by(minute)
+    )
+    left = [0] * len(submitted)
+    for label, count in rows.tuples():
+        if label in index:
+            left[index[label]] = int(count)
+    waiting = [0] * len(submitted)
+    waiting[-1] = int(now or 0)
+    for i in range(len(submitted) - 1, 0, -1):
+        waiting[i - 1] = max(0, waiting[i] - submitted[i] + left[i])
+    return waiting
 
 
 async def queue(session: AsyncSession, client_id: str | None) -> Queue:

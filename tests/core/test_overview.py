@@ -28,20 +28,22 @@ async def _seed(db: Database) -> None:
             ]
         )
         rows = []
-        for i, (client, status, created_ago, done_ago) in enumerate(
+        # (client, status, minutes ago: created, given to an agent, finished)
+        for i, (client, status, created_ago, started_ago, done_ago) in enumerate(
             [
-                ("c", "succeeded", 10, 9),
-                ("c", "succeeded", 10, 9),
-                ("c", "failed", 5, 4),
-                ("other", "succeeded", 5, 4),
-                ("c", "routing", 3, None),
-                ("c", "pending", 2, None),
-                ("c", "running", 1, None),
-                ("c", "succeeded", 90, 89),  # outside the hour
+                ("c", "succeeded", 10, 10, 9),
+                ("c", "succeeded", 10, 8, 7),  # waited two minutes for an agent
+                ("c", "failed", 5, 5, 4),
+                ("other", "succeeded", 5, None, 4),
+                ("c", "routing", 3, None, None),
+                ("c", "pending", 2, None, None),
+                ("c", "running", 1, 1, None),
+                ("c", "succeeded", 90, 90, 89),  # outside the hour
             ]
         ):
             row = task_row(f"t{i}", ["summarize"], client_id=client, status=status)
             row.created_at = NOW - timedelta(minutes=created_ago)
+            row.started_at = None if started_ago is None else NOW - timedelta(minutes=started_ago)
             row.completed_at = None if done_ago is None else NOW - timedelta(minutes=done_ago)
             rows.append(row)
         session.add_all(rows)
@@ -75,10 +77,16 @@ async def test_throughput_counts_each_minute_by_status_for_the_caller(db: Databa
         everyone = await throughput(session, None, now=NOW)
     assert len(mine.minutes) == 60 and mine.minutes[-1] == NOW.strftime("%H:%M")
     assert mine.minutes[-10] == (NOW - timedelta(minutes=9)).strftime("%H:%M")
-    assert mine.finished["succeeded"][-10] == 2 and sum(mine.finished["succeeded"]) == 2
+    assert mine.finished["succeeded"][-10] == mine.finished["succeeded"][-8] == 1
+    assert sum(mine.finished["succeeded"]) == 2
     assert mine.finished["failed"][-5] == 1
     assert sum(mine.submitted) == 6 and mine.submitted[-11] == 2  # the 90-minute-old task is outside
     assert mine.success_rate == 2 / 3
+    # Waiting for a first agent at the end of each minute, newest last: t4 from 3 min ago, t5 from 2 min ago,
+    # t1 during the minutes 10 and 9 ago; the others were given an agent within the minute they came in.
+    assert mine.waiting[-12:] == [0, 1, 1, 0, 0, 0, 0, 0, 1, 2, 2, 2]
+    assert sum(mine.waiting[:-12]) == 0
+    assert everyone.waiting[-1] == 2  # "other"'s task left the queue unrouted when it finished
     assert sum(everyone.finished["succeeded"]) == 3 and everyone.success_rate == 3 / 4
 
 

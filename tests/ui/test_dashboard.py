@@ -354,6 +354,10 @@ async def test_a_waiting_task_says_why_and_bad_input_gets_a_clear_error(ui: Sess
         await expect(page.locator("[data-field='queue.routing']")).to_have_count(0)  # not the overview
         overview = await ui.goto("/ui")
         await expect(overview.locator("[data-field='queue.routing']")).to_have_text("1")
+        waiting_now = await overview.locator("#throughput-chart").evaluate(
+            "c => Chart.getChart(c).data.datasets.find(d => d.label === 'waiting for an agent').data.at(-1)"
+        )
+        assert waiting_now == 1
         await expect(overview.locator("[data-field='queue.oldest_wait_seconds']")).to_have_text(re.compile(r"^\d+ s$"))
 
         token = await (await ui.goto("/ui/tasks")).locator("input[name=csrf_token]").first.input_value()

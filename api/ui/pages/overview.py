@@ -31,7 +31,12 @@ async def figures(request: Request, user: UiUser) -> dict[str, Any]:
             )
             oldest = queue.oldest_created_at
             data |= {
-                "throughput": {"minutes": rate.minutes, "submitted": rate.submitted, "finished": rate.finished},
+                "throughput": {
+                    "minutes": rate.minutes,
+                    "submitted": rate.submitted,
+                    "finished": rate.finished,
+                    "waiting": rate.waiting,
+                },
                 "success_rate": rate.success_rate,
                 "finished_last_hour": sum(sum(v) for v in rate.finished.values()),
                 "queue": {

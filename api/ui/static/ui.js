@@ -2,7 +2,7 @@
 // from data- attributes and /ui/overview.json.
 (function () {
   "use strict";
-  const COLORS = { submitted: "#9aa3af", succeeded: "#1f9d55", failed: "#d64545", timed_out: "#d98a00", cancelled: "#6b7280" };
+  const COLORS = { submitted: "#9aa3af", waiting: "#7c5cd6", succeeded: "#1f9d55", failed: "#d64545", timed_out: "#d98a00", cancelled: "#6b7280" };
   const REFRESH_MS = 5000;
 
   function formatValue(value, format) {
@@ -22,8 +22,12 @@
   }
 
   function throughputDatasets(t) {
-    const sets = [{ label: "submitted", data: t.submitted, type: "line", borderColor: COLORS.submitted,
-      backgroundColor: COLORS.submitted, pointRadius: 0, tension: 0.25, order: 0 }];
+    // Each line in a stack of its own: only the finished bars add up.
+    const sets = [
+      { label: "submitted", data: t.submitted, type: "line", borderColor: COLORS.submitted,
+        backgroundColor: COLORS.submitted, pointRadius: 0, tension: 0.25, order: 0, stack: "submitted" },
+      { label: "waiting for an agent", data: t.waiting, type: "line", borderColor: COLORS.waiting,
+        backgroundColor: COLORS.waiting, borderDash: [5, 3], pointRadius: 0, tension: 0.25, order: 0, stack: "waiting" }];
     for (const status of Object.keys(t.finished)) {
       sets.push({ label: status, data: t.finished[status], backgroundColor: COLORS[status], stack: "finished", order: 1 });
     }
