@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import ValidationError
 
-from api.routes.agents import dispatch_events, registry_write
+from api.routes.agents import change_agent, set_trust
 from api.ui.session import UiUser
 from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
 from core import agents, overview, trust
@@ -71,8 +71,7 @@ async def set_status(agent_id: str, request: Request, user: User) -> Response:
         status = AgentStatus(form.get("status", ""))
     except ValueError as exc:
         raise InvalidInput(f"status must be one of {', '.join(s.value for s in AgentStatus)}") from exc
-    async with registry_write(state_of(request)) as session:
-        await agents.update_agent(session, agent_id, AgentUpdate(status=status))
+    await change_agent(state_of(request), agent_id, AgentUpdate(status=status))
     return redirect(f"/ui/agents/{agent_id}", f"{agent_id} marked {status.value}")
 
 
@@ -84,12 +83,7 @@ async def override(agent_id: str, request: Request, user: User) -> Response:
         change = TrustOverride.model_validate({"score": form.get("score", ""), "reason": form.get("reason", "")})
     except ValidationError as exc:
         raise HTTPException(422, "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
-    state = state_of(request)
-    async with registry_write(state) as session:
-        record = await trust.override_trust(
-            session, agent_id, change, actor=f"{user.client_id}/{user.principal.key_id}"
-        )
-    await dispatch_events(state)
+    record = await set_trust(state_of(request), agent_id, change, user.principal)
     return redirect(f"/ui/agents/{agent_id}", f"trust set to {record.score_after:.3f}")
 
 

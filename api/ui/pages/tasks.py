@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.metrics import TASKS_CREATED
+from api.routes.tasks import submit as submit_task
 from api.ui.session import UiUser
 from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
 from core import overview, tasks
@@ -99,10 +99,7 @@ def _spec(form: dict[str, str]) -> TaskCreate:
 async def submit(request: Request, user: User) -> Response:
     form = await action(request, user)
     require(user, Scope.TASKS_WRITE)
-    state = state_of(request)
-    accepted = await tasks.submit_task(state.db, await state.temporal(), state.settings, user.client_id, _spec(form))
-    if accepted.created:
-        TASKS_CREATED.labels(type=form.get("type") or "template").inc()
+    accepted = await submit_task(state_of(request), user.client_id, _spec(form))
     return redirect(f"/ui/tasks/{accepted.id}", "task submitted")
 
 
