@@ -351,6 +351,14 @@ async def test_a_waiting_task_says_why_and_bad_input_gets_a_clear_error(ui: Sess
         await expect(reason).to_contain_text("Why it is waiting:", timeout=LIVE)
         await expect(reason).to_contain_text("at capacity")
         await expect(page.locator("#task-status")).to_have_text("routing")
+        # The dispatch queue's view of the wait, when the read model has one, is on the page as the API has it.
+        api_view = (await stack.http.get(f"/v1/tasks/{waiting['id']}", headers=auth(key))).json()
+        if api_view.get("waiting"):
+            await page.reload()
+            await expect(page.locator("#waiting")).to_contain_text(f"of {api_view['waiting']['waiting_total']} waiting")
+            await ui.snap("task-waiting")
+        else:
+            await expect(page.locator("#waiting")).to_have_count(0)
         await expect(page.locator("[data-field='queue.routing']")).to_have_count(0)  # not the overview
         overview = await ui.goto("/ui")
         await expect(overview.locator("[data-field='queue.routing']")).to_have_text("1")
