@@ -374,6 +374,10 @@ async def test_a_waiting_task_says_why_and_bad_input_gets_a_clear_error(ui: Sess
         )
         assert bad.status == 422 and "input is not valid JSON" in await bad.text()
         bad = await ui.context.request.post(
+            ui.url("/ui/tasks"), form={"csrf_token": token, "type": "echo", "input": '{"x": NaN}'}
+        )
+        assert bad.status == 422 and "input.x" in await bad.text()  # the API's JSON rule, naming the field
+        bad = await ui.context.request.post(
             ui.url("/ui/tasks"), form={"csrf_token": token, "type": "echo", "priority": "11", "input": "{}"}
         )
         assert bad.status == 422 and "priority" in await bad.text()

@@ -80,7 +80,11 @@ async def override(agent_id: str, request: Request, user: User) -> Response:
     form = await action(request, user)
     require(user, Scope.ADMIN)
     try:
-        change = TrustOverride.model_validate({"score": form.get("score", ""), "reason": form.get("reason", "")})
+        score = float(form.get("score", ""))
+    except ValueError as exc:
+        raise InvalidInput("score: a number from 0 to 1") from exc
+    try:
+        change = TrustOverride(score=score, reason=form.get("reason", ""))
     except ValidationError as exc:
         raise HTTPException(422, "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
     record = await set_trust(state_of(request), agent_id, change, user.principal)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from api.ui.session import UiUser
 from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
 from core import overview, tasks
 from core.errors import InvalidInput
+from core.json_safety import UnsafeJSON, parse_request_json
 from core.overview import AttemptRow
 from models.keys import Scope
 from models.tasks import TaskCreate, TaskStatus, TaskView
@@ -77,8 +77,11 @@ async def tasks_page(
 
 
 def _spec(form: dict[str, str]) -> TaskCreate:
+    # The API's one JSON rule (NaN, lone surrogates, huge integers, deep nesting are refused, naming where).
     try:
-        task_input: Any = json.loads(form.get("input") or "{}")
+        task_input: Any = parse_request_json((form.get("input") or "{}").encode())
+    except UnsafeJSON as exc:
+        raise InvalidInput(f"input.{exc}") from exc
     except ValueError as exc:
         raise InvalidInput(f"input is not valid JSON: {exc}") from exc
     if not isinstance(task_input, dict):
