@@ -29,6 +29,7 @@ from api.routes import (
 )
 from api.routes import audit as audit_routes
 from api.state import AppState
+from api.ui import mount as mount_dashboard
 from core.settings import Settings, get_settings
 from core.tracing import instrument_app
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(audit_routes.router)
+    mount_dashboard(app)
     # Innermost first: the audit middleware sees the principal and route; CORS answers preflights;
     # RequestMiddleware (outermost) sets the request id, the size limit, security headers and metrics.
     app.add_middleware(AuditMiddleware)

@@ -1,4 +1,5 @@
-"""Audit log middleware: every POST/PUT/PATCH/DELETE under /v1 made with a valid API key is recorded
+"""Audit log middleware: every POST/PUT/PATCH/DELETE under /v1 made with a valid API key, and every dashboard
+action under /ui made in a signed-in session, is recorded
 (who: client and key id; what: method, route template, path, resource id, status; when; from where:
 client IP and user agent; request id) after its response has been sent.
 
@@ -29,6 +30,8 @@ from models.tables import utcnow
 
 log = logging.getLogger("ains.audit")
 MAX_CAPTURED_BODY = 65_536
+# The API and the dashboard's actions (which act as the signed-in key).
+AUDITED_PREFIXES = ("/v1/", "/ui/")
 FLUSH_INTERVAL_SECONDS = 0.1
 MAX_BATCH = 500
 MAX_PENDING = 50_000
@@ -111,7 +114,11 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in AUDITED_METHODS or not scope["path"].startswith("/v1/"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in AUDITED_METHODS
+            or not scope["path"].startswith(AUDITED_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         status = 500

@@ -93,6 +93,10 @@ async def _verify(
     # The lookup is by hash, so timing reveals nothing about the key; compare anyway in constant time.
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
+    return _principal_of(row, now)
+
+
+def _principal_of(row: ApiKey, now: datetime | None) -> tuple[Principal, datetime | None] | None:
     now = now or utcnow()
     if row.revoked_at is not None:
         return None
@@ -106,6 +110,15 @@ async def _verify(
         rate_limit_per_minute=row.rate_limit_per_minute,
     )
     return principal, expires_at
+
+
+async def principal_by_key_id(
+    session: AsyncSession, key_id: str, now: datetime | None = None
+) -> tuple[Principal, datetime | None] | None:
+    """The principal of a key by its id (a dashboard session names its key), and when the key expires;
+    None when the key is unknown, expired or revoked."""
+    row = await session.get(ApiKey, key_id)
+    return None if row is None else _principal_of(row, now)
 
 
 async def authenticate(session: AsyncSession, presented: str, now: datetime | None = None) -> Principal | None:

@@ -159,8 +159,12 @@ class Settings(BaseSettings):
     otel_exporter_endpoint: str = ""
     # Comma-separated origins allowed by CORS, e.g. "https://app.example.com"; empty: no CORS headers at all.
     cors_origins: str = ""
-    # Audit log of every mutation under /v1 (GET /v1/audit).
+    # Audit log of every mutation under /v1 and every dashboard action (GET /v1/audit).
     audit_enabled: bool = True
+    # Dashboard (/ui): signs session cookies and CSRF tokens; must be changed outside development.
+    ui_session_secret: str = DEFAULT_WEBHOOK_SECRET
+    # A dashboard sign-in lasts this long (and never past the key's own expiry or revocation).
+    ui_session_ttl_seconds: int = Field(default=8 * 3600, gt=0, le=30 * 86_400)
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:

@@ -154,6 +154,10 @@ class Task(Base):
         Index("ix_tasks_client_created", "client_id", "created_at", "id"),
         Index("ix_tasks_status", "status"),
         Index("ix_tasks_schedule_created", "schedule_id", "created_at"),
+        # The dashboard's per-minute counts over the last hour (core/overview.py), for every client at once.
+        Index("ix_tasks_created_at", "created_at"),
+        Index("ix_tasks_started_at", "started_at"),
+        Index("ix_tasks_completed_at", "completed_at"),
     )
 
 

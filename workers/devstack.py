@@ -176,6 +176,7 @@ def _print_banner(settings: Settings, admin_key: str | None, elapsed: float) -> 
     lines = [
         "",
         f"AINS is up ({elapsed:.1f}s).",
+        f"  Dashboard:    {api}/ui   (sign in with an API key)",
         f"  API docs:     {api}/docs",
         f"  Temporal UI:  {settings.temporal_ui_url}",
         f"  Metrics:      {api}/metrics",

@@ -17,6 +17,7 @@ from api.state import AppState
 from core import agents, trust
 from core.errors import Unavailable
 from core.events import dispatch_pending
+from core.keys import Principal
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
 from models.common import Page
 from models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
@@ -76,12 +77,17 @@ async def get_agent(agent_id: str, state: State, _: AgentsRead) -> AgentView:
         return await agents.get_agent(session, agent_id)
 
 
-@router.patch("/{agent_id}", response_model=AgentView)
-async def update_agent(agent_id: str, spec: AgentUpdate, state: State, _: AgentsWrite) -> AgentView:
+async def change_agent(state: AppState, agent_id: str, spec: AgentUpdate) -> AgentView:
+    """Update an agent and hand its free slots to waiting tasks (this route and the dashboard)."""
     async with registry_write(state) as session:
         view = await agents.update_agent(session, agent_id, spec)
     await state.release_slots(agent_id)
     return view
+
+
+@router.patch("/{agent_id}", response_model=AgentView)
+async def update_agent(agent_id: str, spec: AgentUpdate, state: State, _: AgentsWrite) -> AgentView:
+    return await change_agent(state, agent_id, spec)
 
 
 @router.delete("/{agent_id}", status_code=204)
@@ -121,12 +127,17 @@ async def heartbeat(agent_id: str, state: State, _: AgentsWrite) -> AgentView:
     return view
 
 
-@router.post("/{agent_id}/trust", status_code=201, response_model=TrustRecordView)
-async def override_trust(agent_id: str, change: TrustOverride, state: State, principal: Admin) -> TrustRecordView:
-    """Set the agent's trust score by hand (admin); recorded in its trust history with the reason."""
+async def set_trust(state: AppState, agent_id: str, change: TrustOverride, principal: Principal) -> TrustRecordView:
+    """An admin's trust override, audited with who made it, and its events sent (this route and the dashboard)."""
     async with registry_write(state) as session:
         record = await trust.override_trust(
             session, agent_id, change, actor=f"{principal.client_id}/{principal.key_id}"
         )
     await dispatch_events(state)
     return record
+
+
+@router.post("/{agent_id}/trust", status_code=201, response_model=TrustRecordView)
+async def override_trust(agent_id: str, change: TrustOverride, state: State, principal: Admin) -> TrustRecordView:
+    """Set the agent's trust score by hand (admin); recorded in its trust history with the reason."""
+    return await set_trust(state, agent_id, change, principal)

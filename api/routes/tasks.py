@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from api.deps import State, TasksRead, TasksWrite, visible_client
 from api.json_body import SafeJSONRoute
 from api.metrics import TASKS_CREATED
+from api.state import AppState
 from core import batches, tasks
 from models.common import Page
 from models.tasks import (
@@ -35,10 +36,16 @@ async def submit_task(
     """Accept a task and start its workflow. ``Idempotency-Key`` (header or body) makes retries safe."""
     if idempotency_key and not spec.idempotency_key:
         spec = spec.model_copy(update={"idempotency_key": idempotency_key})
-    accepted = await tasks.submit_task(state.db, await state.temporal(), state.settings, principal.client_id, spec)
+    accepted = await submit(state, principal.client_id, spec)
+    response.headers["Location"] = f"/v1/tasks/{accepted.id}"
+    return accepted
+
+
+async def submit(state: AppState, client_id: str, spec: TaskCreate) -> TaskAccepted:
+    """Record the task, start its workflow and count it (this route and the dashboard)."""
+    accepted = await tasks.submit_task(state.db, await state.temporal(), state.settings, client_id, spec)
     if accepted.created:
         TASKS_CREATED.labels(type=spec.type or "template").inc()
-    response.headers["Location"] = f"/v1/tasks/{accepted.id}"
     return accepted
 
 

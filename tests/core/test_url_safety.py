@@ -56,7 +56,7 @@ async def test_unresolvable_hosts_pass_registration_but_not_delivery() -> None:
 def test_policy_from_settings() -> None:
     assert UrlPolicy.from_settings(Settings(environment="development")).allow_loopback
     assert not UrlPolicy.from_settings(
-        Settings(environment="production", agent_signing_secret="a", callback_signing_secret="b")
+        Settings(environment="production", agent_signing_secret="a", callback_signing_secret="b", ui_session_secret="c")
     ).allow_loopback
     assert not UrlPolicy.from_settings(Settings(allow_loopback_urls=False)).allow_loopback
     assert UrlPolicy.from_settings(Settings(allow_private_urls=True)).allow_private

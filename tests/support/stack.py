@@ -29,6 +29,7 @@ from workers.worker import resolve_queues, run_workers
 
 SIGNING_SECRET = "test-signing-secret"
 CALLBACK_SECRET = "test-callback-secret"
+UI_SESSION_SECRET = "test-ui-session-secret"
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
@@ -58,6 +59,7 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         webhook_max_backoff_seconds=1.0,
         webhook_request_timeout_seconds=2.0,
         callback_signing_secret=CALLBACK_SECRET,
+        ui_session_secret=UI_SESSION_SECRET,
     )
 
 
