@@ -36,6 +36,7 @@ class _Environment(BaseSettings):
     api_key: str | None = None
     profile: str | None = None
     config_file: Path | None = None
+    agent_signing_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,11 @@ def resolve_config(
         url=(url or env.url or stored.get("url") or DEFAULT_URL).rstrip("/"),
         api_key=api_key or env.api_key or stored.get("api_key"),
     )
+
+
+def agent_signing_secret(given: str | None = None) -> str:
+    """The secret agents verify AINS's calls with: the argument, else ``AINS_AGENT_SIGNING_SECRET``."""
+    secret = given or _Environment().agent_signing_secret
+    if not secret:
+        raise ConfigError("no agent signing secret: pass one or set AINS_AGENT_SIGNING_SECRET")
+    return secret

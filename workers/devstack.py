@@ -26,12 +26,11 @@ from core.temporal import connect
 from models.agents import AgentCreate, Capability
 from models.keys import ApiKeyCreate, Scope
 from workers.child_processes import die_with_parent
-from workers.demo_agent import DEMO_CAPABILITIES
+from workers.demo_agent import DEMO_AGENT_ID, DEMO_CAPABILITIES
 from workers.temporal_dev import dev_server_args, find_binary
 
 STARTUP_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 20
-DEMO_AGENT_ID = "demo-agent"
 
 
 class Child:
