@@ -44,7 +44,7 @@ async def test_task_submit_wait_get_ls_receipt_and_exit_codes(stack: Stack, tmp_
     assert done["status"] == "succeeded" and done["result"] == {"output": {"text": "FROM A FILE"}}
     assert done["priority"] == 7
 
-    live = await ains(stack, key, "task", "submit", "echo", "-i", '{"delay_seconds": 0.5}', "-c", tag, "--wait")
+    live = await ains(stack, key, "task", "submit", "echo", "-i", '{"delay_seconds": 1.5}', "-c", tag, "--wait")
     assert live.exit_code == 0, live.stderr
     assert "running on agent-" in live.stderr and "succeeded in" in live.stderr, live.stderr  # the status line
 

@@ -41,15 +41,15 @@ async def test_task_submit_events_wait_get_routing_and_cancel_conflict(stack: St
     _, tag = await stack.register_agent("/run")
     async with await _client(stack) as ains:
         accepted = await ains.tasks.submit(
-            {"type": "echo", "input": {"v": 1, "delay_seconds": 0.5}, "required_capabilities": [tag]}
+            {"type": "echo", "input": {"v": 1, "delay_seconds": 1.5}, "required_capabilities": [tag]}
         )
         assert accepted.created
         seen = [view.status async for view in ains.tasks.events(accepted.id)]
         assert seen[-1] == TaskStatus.SUCCEEDED
-        assert TaskStatus.RUNNING in seen, seen  # the half-second call is seen running, as it happens
-        assert len(seen) == len(set(seen)) or len(seen) <= 6, "one event per change, not one per poll"
+        assert TaskStatus.RUNNING in seen, seen  # the 1.5 s call is seen running, as it happens
+        assert seen.count(TaskStatus.RUNNING) <= 2, "one event per change, not one per poll (6 polls while running)"
         done = await ains.tasks.wait(accepted.id, timeout=5)  # already final: the stream's first event
-        assert done.result == {"output": {"v": 1, "delay_seconds": 0.5}}
+        assert done.result == {"output": {"v": 1, "delay_seconds": 1.5}}
         assert (await ains.tasks.get(accepted.id)).status == TaskStatus.SUCCEEDED
         receipts = await ains.tasks.routing(accepted.id)
         assert receipts.receipts[0].winner_agent_id == done.assigned_agent_id
