@@ -56,6 +56,10 @@ class CallLedger:
         self._forget_oldest()
         return task
 
+    def run_of(self, task_id: str, attempt: int) -> asyncio.Task[Answer]:
+        """The run of this call (KeyError if it never reached this agent)."""
+        return self._runs[(task_id, attempt)]
+
     def __contains__(self, key: CallKey) -> bool:
         return key in self._runs
 

@@ -10,7 +10,6 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -20,38 +19,16 @@ from examples import quick_agent
 from models.tasks import TaskStatus
 from sdk import AsyncClient
 from sdk.agent import Agent, CallContext
-from tests.support.servers import RunningServer, bound_socket, serve
+from tests.support.sdk_agents import ServedAgent, served_agent
 from tests.support.stack import SIGNING_SECRET, Stack
-
-
-@dataclass
-class ServedAgent:
-    agent: Agent
-    server: RunningServer
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-async def serve_agent(stack: Stack, agent: Agent, **options: float) -> ServedAgent:
-    """Serve the agent on a real socket; it registers itself with an agents:write key and heartbeats."""
-    sock = bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    key, _ = await stack.new_key()
-    app = agent.app(
-        api_url=stack.api_url, api_key=key, endpoint_url=f"{url}/run", health_url=f"{url}/health", **options
-    )
-    return ServedAgent(agent, await serve(app, sock))
 
 
 @pytest.fixture
 async def quick(stack: Stack) -> AsyncIterator[ServedAgent]:
-    served = await serve_agent(stack, quick_agent.build(SIGNING_SECRET, agent_id=f"quick-{uuid.uuid4().hex[:8]}"))
-    try:
+    async with served_agent(
+        stack, quick_agent.build(SIGNING_SECRET, agent_id=f"quick-{uuid.uuid4().hex[:8]}")
+    ) as served:
         yield served
-    finally:
-        await served.server.stop()
 
 
 def _signed(body: dict[str, object], *, secret: str = SIGNING_SECRET, now: float | None = None) -> tuple[bytes, dict]:
@@ -115,8 +92,7 @@ async def test_a_call_delivered_again_is_answered_from_its_one_run(stack: Stack)
         await asyncio.sleep(0.5)
         return {"sum": sum(data["numbers"])}
 
-    served = await serve_agent(stack, agent)
-    try:
+    async with served_agent(stack, agent) as served:
         call = {"task_id": f"tsk_{uuid.uuid4().hex}", "attempt": 1, "type": "slow_sum", "input": {"numbers": [1, 2]}}
         async with httpx.AsyncClient(base_url=served.url) as http:
 
@@ -135,8 +111,6 @@ async def test_a_call_delivered_again_is_answered_from_its_one_run(stack: Stack)
         async with httpx.AsyncClient(base_url=served.url) as http:
             assert (await http.post("/run", content=raw, headers=headers)).status_code == 200
         assert len(runs) == 2, "a new attempt is new work"
-    finally:
-        await served.server.stop()
 
 
 async def test_call_redelivered_after_a_worker_sigkill_runs_once(stack: Stack) -> None:
@@ -150,28 +124,27 @@ async def test_call_redelivered_after_a_worker_sigkill_runs_once(stack: Stack) -
         await asyncio.sleep(2)
         return {"moved": data["amount"]}
 
-    served = await serve_agent(stack, agent)
     await stack.stop_worker()
     doomed = stack.spawn_worker_process()
     try:
-        key, _ = await stack.new_key()
-        async with AsyncClient(stack.api_url, key) as ains:
-            task = await ains.tasks.submit({"type": tag, "input": {"amount": 5}, "max_attempts": 1})
-            for _ in range(400):
-                if agent.deliveries[f"{task.id}:1"]:
-                    break
-                await asyncio.sleep(0.025)
-            doomed.send_signal(signal.SIGKILL)
-            doomed.wait(10)
-            stack.spawn_worker_process()
-            done = await ains.tasks.wait(task.id, timeout=60)
-        assert done.status == TaskStatus.SUCCEEDED and done.result == {"output": {"moved": 5}}
-        assert agent.deliveries[f"{task.id}:1"] == 2, "the call cut by the kill was delivered again"
-        assert runs == [f"{task.id}:1"], "and the work was done once"
+        async with served_agent(stack, agent):
+            key, _ = await stack.new_key()
+            async with AsyncClient(stack.api_url, key) as ains:
+                task = await ains.tasks.submit({"type": tag, "input": {"amount": 5}, "max_attempts": 1})
+                for _ in range(400):
+                    if agent.deliveries[f"{task.id}:1"]:
+                        break
+                    await asyncio.sleep(0.025)
+                doomed.send_signal(signal.SIGKILL)
+                doomed.wait(10)
+                stack.spawn_worker_process()
+                done = await ains.tasks.wait(task.id, timeout=60)
+            assert done.status == TaskStatus.SUCCEEDED and done.result == {"output": {"moved": 5}}
+            assert agent.deliveries[f"{task.id}:1"] == 2, "the call cut by the kill was delivered again"
+            assert runs == [f"{task.id}:1"], "and the work was done once"
     finally:
         for process in stack._processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
         await stack.start_worker()
-        await served.server.stop()
