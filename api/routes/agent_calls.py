@@ -19,7 +19,10 @@ from models.agent_calls import AgentCallCompletion, AgentCallHeartbeat, AgentCal
 
 router = APIRouter(prefix="/v1/agent-calls", tags=["agents"])
 M = TypeVar("M", bound=BaseModel)
+# Marks the routes authenticated by the agent signature instead of an API key (not in the audit log of key holders).
+AGENT_SIGNATURE_AUTH = "x-ains-auth"
 SIGNED = {
+    AGENT_SIGNATURE_AUTH: "agent-signature",
     "parameters": [
         {"name": TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
         {"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
