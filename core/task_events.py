@@ -35,15 +35,17 @@ async def _fingerprint(db: Database, task_id: str) -> tuple[Any, ...] | None:
 
 
 async def watch_task(
-    db: Database, settings: Settings, first: TaskView, client_id: str | None, timeout_seconds: float | None = None
+    db: Database, settings: Settings, task_id: str, client_id: str | None, timeout_seconds: float | None = None
 ) -> AsyncIterator[TaskView | None]:
-    """Yield ``first``, then the task each time its status, reason, agent or attempts change, until it is final
-    (or ``timeout_seconds`` have passed). Yields None when nothing changed for ``task_events_ping_seconds``
-    (the caller sends a keep-alive)."""
-    yield first
-    if first.status.is_final:
+    """Yield the task now, then each time its status, reason, agent or attempts change, until it is final (or
+    ``timeout_seconds`` have passed). Yields None when nothing changed for ``task_events_ping_seconds`` (the
+    caller sends a keep-alive). Raises ``NotFound`` (another client's task, too) before yielding anything."""
+    # The fingerprint is read before the task, so a change in between is seen at the next poll, never missed.
+    last = await _fingerprint(db, task_id)
+    sent = await get_task(db, settings, task_id, client_id)
+    yield sent
+    if sent.status.is_final:
         return
-    last = await _fingerprint(db, first.id)
     quiet_since = started = time.monotonic()
     while True:
         if timeout_seconds is not None:
@@ -53,14 +55,16 @@ async def watch_task(
             await asyncio.sleep(min(settings.task_events_poll_seconds, left))
         else:
             await asyncio.sleep(settings.task_events_poll_seconds)
-        current = await _fingerprint(db, first.id)
+        current = await _fingerprint(db, task_id)
         if current is None:  # deleted with its client's data: nothing more will happen
             return
         if current != last:
             last = current
             quiet_since = time.monotonic()
-            view = await get_task(db, settings, first.id, client_id)
-            yield view
+            view = await get_task(db, settings, task_id, client_id)
+            if view != sent:
+                sent = view
+                yield view
             if view.status.is_final:
                 return
         elif time.monotonic() - quiet_since >= settings.task_events_ping_seconds:

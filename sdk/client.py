@@ -56,6 +56,13 @@ def _views(events: Iterator[Any]) -> Iterator[TaskView]:
             yield TaskView.model_validate_json(event.data)
 
 
+def _state(last: TaskView | None) -> str:
+    if last is None:
+        return ""
+    reason = f": {last.status_reason}" if last.status_reason else ""
+    return f" (last seen {last.status.value}{reason})"
+
+
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
@@ -108,7 +115,7 @@ class AsyncTasks(_AsyncResource):
         while True:
             remaining = _remaining(deadline)
             if remaining is not None and remaining <= 0:
-                raise WaitTimeout(f"task {task_id} not finished after {timeout}s", last)
+                raise WaitTimeout(f"task {task_id} not finished after {timeout}s{_state(last)}", last)
             async for view in self.events(task_id, timeout=remaining):
                 last = view
                 if view.status.is_final:
@@ -429,7 +436,7 @@ class Tasks(_Resource):
         while True:
             remaining = _remaining(deadline)
             if remaining is not None and remaining <= 0:
-                raise WaitTimeout(f"task {task_id} not finished after {timeout}s", last)
+                raise WaitTimeout(f"task {task_id} not finished after {timeout}s{_state(last)}", last)
             for view in self.events(task_id, timeout=remaining):
                 last = view
                 if view.status.is_final:

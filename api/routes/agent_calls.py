@@ -26,7 +26,7 @@ SIGNED = {
     "parameters": [
         {"name": TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
         {"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
-    ]
+    ],
 }
 
 

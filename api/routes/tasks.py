@@ -100,17 +100,25 @@ async def task_events(
 ) -> EventSourceResponse:
     """Server-sent events: the task now, then at every change of status, reason, agent or attempt; the stream
     ends after the final status (or ``timeout_seconds``). Keep-alive comments during long quiet periods."""
-    client_id = visible_client(principal)
-    first = await tasks.get_task(state.db, state.settings, task_id, client_id)  # 404 before the stream starts
+    views = watch_task(state.db, state.settings, task_id, visible_client(principal), timeout_seconds)
+    first = await anext(views)  # a 404 is answered before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
         sequence = 0
-        async for view in watch_task(state.db, state.settings, first, client_id, timeout_seconds):
-            if view is None:
-                yield format_sse_event(comment="keep-alive")
-                continue
-            sequence += 1
-            yield format_sse_event(data_str=view.model_dump_json(), event="status", id=str(sequence))
+        view: TaskView | None = first
+        try:
+            while True:
+                if view is None:
+                    yield format_sse_event(comment="keep-alive")
+                else:
+                    sequence += 1
+                    yield format_sse_event(data_str=view.model_dump_json(), event="status", id=str(sequence))
+                try:
+                    view = await anext(views)
+                except StopAsyncIteration:
+                    return
+        finally:
+            await views.aclose()  # the client went away: stop polling
 
     return EventSourceResponse(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

@@ -26,6 +26,7 @@ from sdk.cli.common import (
     table,
 )
 from sdk.client import Client
+from sdk.errors import WaitTimeout
 
 task_app = typer.Typer(help="Submit, inspect and cancel tasks.", no_args_is_help=True)
 batch_app = typer.Typer(help="Submit many tasks at once.", no_args_is_help=True)
@@ -81,9 +82,9 @@ def follow(client: Client, task_id: str, timeout: float | None, output: Output) 
         while last is None or not last.status.is_final:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                from sdk.errors import WaitTimeout
-
-                raise WaitTimeout(f"task {task_id} not finished after {timeout}s", last)
+                raise WaitTimeout(
+                    f"task {task_id} not finished after {timeout}s ({describe(last) if last else 'no news'})", last
+                )
             for view in client.tasks.events(task_id, timeout=remaining):
                 if last is None or describe(view) != describe(last):
                     status.update(describe(view))

@@ -65,7 +65,7 @@ async def test_task_submit_wait_get_ls_receipt_and_exit_codes(stack: Stack, tmp_
     _, hang = await stack.register_agent("/hang")
     started = parsed(await ains(stack, key, "task", "submit", "echo", "-c", hang, "-o", "json"))
     timed_out = await ains(stack, key, "task", "submit", "echo", "-c", hang, "--wait", "--wait-timeout", "1")
-    assert timed_out.exit_code == 5 and "not finished after 1.0s" in timed_out.stderr
+    assert timed_out.exit_code == 5 and "not finished after 1.0s" in timed_out.stderr, timed_out.stderr
     cancelled = parsed(await ains(stack, key, "task", "cancel", started["id"], "-o", "json"))
     assert cancelled["id"] == started["id"]
 
