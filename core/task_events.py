@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from sqlalchemy import select
@@ -36,7 +36,7 @@ async def _fingerprint(db: Database, task_id: str) -> tuple[Any, ...] | None:
 
 async def watch_task(
     db: Database, settings: Settings, task_id: str, client_id: str | None, timeout_seconds: float | None = None
-) -> AsyncIterator[TaskView | None]:
+) -> AsyncGenerator[TaskView | None, None]:
     """Yield the task now, then each time its status, reason, agent or attempts change, until it is final (or
     ``timeout_seconds`` have passed). Yields None when nothing changed for ``task_events_ping_seconds`` (the
     caller sends a keep-alive). Raises ``NotFound`` (another client's task, too) before yielding anything."""
