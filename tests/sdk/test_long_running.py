@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,30 +33,42 @@ async def _until(predicate: object, timeout: float = 20) -> None:
     raise AssertionError("condition not met in time")
 
 
-async def test_progress_agent_outlives_the_heartbeat_timeout_and_answers_while_no_worker_runs(stack: Stack) -> None:
+async def test_long_running_call_completes_after_its_worker_is_killed_and_replaced(stack: Stack) -> None:
     agent = progress_agent.build(SIGNING_SECRET, agent_id=f"progress-{uuid.uuid4().hex[:8]}")
-    async with served_agent(stack, agent):
-        key, _ = await stack.new_key()
-        async with AsyncClient(stack.api_url, key) as ains:
-            # 3 x 1 s: longer than the stack's 2 s heartbeat timeout; the SDK's heartbeats through the API keep it.
-            task = await ains.tasks.submit(
-                {
-                    "type": "slow_report",
-                    "input": {"sections": ["intro", "body", "end"], "seconds_per_section": 1.0},
-                    "max_attempts": 1,
-                }
-            )
-            await _until(lambda: agent.deliveries[f"{task.id}:1"] == 1)
-            await stack.stop_worker()  # nothing holds the call now: no connection, no worker
-            await asyncio.wait_for(asyncio.shield(agent.ledger.run_of(task.id, 1)), 20)  # the agent completed
-            assert (await ains.tasks.get(task.id)).status == TaskStatus.RUNNING, "completed, not yet recorded"
-            await stack.start_worker()
-            done = await ains.tasks.wait(task.id, timeout=30)
-        assert done.status == TaskStatus.SUCCEEDED, done
-        assert done.result == {"output": {"report": ["1. INTRO", "2. BODY", "3. END"]}}
-        assert agent.deliveries[f"{task.id}:1"] == 1 and agent.executions(task.id, 1) == 1
-        trust = await stack.trust(agent.id)
-        assert [r["event_type"] for r in trust["records"]] == ["success"]
+    await stack.stop_worker()
+    doomed = stack.spawn_worker_process()
+    try:
+        async with served_agent(stack, agent):
+            key, _ = await stack.new_key()
+            async with AsyncClient(stack.api_url, key) as ains:
+                # 3 x 1 s: longer than the stack's 2 s heartbeat timeout; the SDK's heartbeats through the API
+                # keep the call alive.
+                task = await ains.tasks.submit(
+                    {
+                        "type": "slow_report",
+                        "input": {"sections": ["intro", "body", "end"], "seconds_per_section": 1.0},
+                        "max_attempts": 1,
+                    }
+                )
+                await _until(lambda: agent.deliveries[f"{task.id}:1"] == 1)
+                doomed.send_signal(signal.SIGKILL)  # the call was accepted (202): no worker, no connection holds it
+                doomed.wait(10)
+                await asyncio.wait_for(asyncio.shield(agent.ledger.run_of(task.id, 1)), 20)  # the agent completed
+                assert (await ains.tasks.get(task.id)).status == TaskStatus.RUNNING, "completed, not yet recorded"
+                stack.spawn_worker_process()
+                done = await ains.tasks.wait(task.id, timeout=30)
+            assert done.status == TaskStatus.SUCCEEDED, done
+            assert done.result == {"output": {"report": ["1. INTRO", "2. BODY", "3. END"]}}
+            assert done.attempts == 1
+            assert agent.deliveries[f"{task.id}:1"] == 1 and agent.executions(task.id, 1) == 1
+            trust = await stack.trust(agent.id)
+            assert [r["event_type"] for r in trust["records"]] == ["success"]
+    finally:
+        for process in stack._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        await stack.start_worker()
 
 
 async def test_cancelling_the_task_stops_the_agents_work(stack: Stack) -> None:
