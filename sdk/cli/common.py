@@ -105,8 +105,10 @@ def print_json(value: Any) -> None:
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     grid = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        grid.add_column(column)
+    first_width = max([len(columns[0]), *(len(str(row[0])) for row in rows)])
+    grid.add_column(columns[0], no_wrap=True, min_width=first_width)  # ids stay whole, to copy and paste
+    for column in columns[1:]:
+        grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*["" if cell is None else str(cell) for cell in row])
     out.print(grid)

@@ -21,7 +21,7 @@ STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "skipped"
 def steps_table(view: PlanView) -> Table:
     grid = Table(title=f"{view.kind} {view.id} ({view.name or 'unnamed'}): {view.status} {view.progress}")
     for column in ("step", "status", "depends on", "task", "reason"):
-        grid.add_column(column)
+        grid.add_column(column, overflow="fold")
     for step in view.steps:
         style = STYLE.get(step.status, "")
         status = f"[{style}]{step.status}[/]" if style else step.status

@@ -209,7 +209,7 @@ def history(
             return
         rows = [
             [
-                r.created_at.isoformat(timespec="seconds"),
+                f"{r.created_at:%m-%d %H:%M:%S}",
                 r.event_type,
                 f"{r.score_before:.3f} -> {r.score_after:.3f}",
                 f"{r.delta:+.3f}",

@@ -167,7 +167,7 @@ def list_tasks(
             print_json(views)
             return
         rows = [
-            [v.id, v.type, v.status.value, v.assigned_agent_id, v.attempts, v.created_at.isoformat(timespec="seconds")]
+            [v.id, v.type, v.status.value, v.assigned_agent_id, v.attempts, f"{v.created_at:%m-%d %H:%M:%S}"]
             for v in views
         ]
         table(None, ["id", "type", "status", "agent", "attempts", "created"], rows)
