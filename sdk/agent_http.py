@@ -112,8 +112,13 @@ class LaterCalls:
             error=None if answer.status_code < 300 else str(answer.body.get("error"))[:2000],
             duration_ms=round((time.monotonic() - call.received_at) * 1000, 3),
         )
-        if not await self._api.complete(completion):
-            self._finished[key] = completion  # kept for a redelivery under a fresh token
+        try:
+            delivered = await self._api.complete(completion)
+        except ClientError as exc:  # AINS unreachable through every retry
+            log.warning("completion of task %s attempt %s not delivered: %s", *key, exc)
+            delivered = False
+        if not delivered:
+            self._finished[key] = completion  # sent again when AINS delivers the call again, under a fresh token
         return answer
 
 
