@@ -26,7 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy models workflows activities core api workers
+	$(BIN)/mypy models workflows activities core api workers sdk examples
 
 bench: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench

@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 from temporalio import activity
 
+from core.agent_completion import encode_token
 from core.attempts import by_reference_if_large
 from core.db import Database
 from core.json_safety import find_unsafe
 from core.signing import signed_headers
+from models.agent_calls import ACCEPTED_LATER, COMPLETION_TOKEN_HEADER, HEARTBEAT_TIMEOUT_HEADER
 from models.tables import Task
 from models.workflow_io import PLATFORM_ERROR, AgentCallRequest, AgentCallResult, CallOutcome
 
@@ -76,6 +78,7 @@ class AgentCallActivities:
             "X-AINS-Task-Id": request.task_id,
             "X-AINS-Attempt": str(request.attempt),
             **signed_headers(self._secret, body),
+            **_completion_headers(),
         }
         started = time.perf_counter()
 
@@ -109,6 +112,8 @@ class AgentCallActivities:
                 error=f"agent unreachable: {type(exc).__name__}: {exc}".rstrip(": "),
                 duration_ms=elapsed(),
             )
+        if response.status_code == ACCEPTED_LATER:  # the agent finishes later through /v1/agent-calls
+            activity.raise_complete_async()
         if response.status_code >= 300:
             return AgentCallResult(
                 outcome=CallOutcome.FAILURE,
@@ -123,6 +128,13 @@ def request_body(task_id: str, attempt: int, task_type: str, task_input: dict[st
     surrogates), else ValueError (UnicodeEncodeError is one)."""
     document = {"task_id": task_id, "attempt": attempt, "type": task_type, "input": task_input}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _completion_headers() -> dict[str, str]:
+    """What an agent needs to accept the call (202) and complete it later through the API."""
+    info = activity.info()
+    timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 0.0
+    return {COMPLETION_TOKEN_HEADER: encode_token(info.task_token), HEARTBEAT_TIMEOUT_HEADER: f"{timeout:g}"}
 
 
 def _parse_output(response: httpx.Response, duration_ms: float) -> AgentCallResult:

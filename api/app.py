@@ -13,6 +13,7 @@ from api import errors
 from api.audit import AuditMiddleware, AuditWriter
 from api.metrics import RequestMiddleware
 from api.routes import (
+    agent_calls,
     agents,
     budgets,
     compositions,
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         keys.router,
         agents.router,
+        agent_calls.router,
         tasks.router,
         trust.router,
         schedules.router,

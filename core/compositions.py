@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from core.db import Database
@@ -146,6 +147,8 @@ async def _create(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"{kind} {name or row.id}: {len(steps)} step(s)",
         )
+    except WorkflowAlreadyStartedError:
+        pass  # a retried request (same idempotency key) for a composition that has already finished
     except RPCError as exc:
         raise Unavailable(f"Temporal is unreachable, the {kind} was not started: {exc.message}") from exc
     return await get_composition(db, settings, kind, row.id, client_id)

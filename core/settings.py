@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # live load, trust and other processes' writes show within this time, agent and trust writes through
     # the same process at once (README "API overview"). 0 disables the cache.
     registry_read_cache_ttl_seconds: float = Field(default=1.0, ge=0)
+    # GET /v1/tasks/{id}/events: how often the stream reads the task's status from the registry, and how long
+    # it may stay silent before it sends a keep-alive comment.
+    task_events_poll_seconds: float = Field(default=0.25, gt=0)
+    task_events_ping_seconds: float = Field(default=10.0, gt=0)
 
     # Agent-call activity tuning. The heartbeat timeout bounds how long a task waits
     # after a worker dies mid-call before Temporal re-runs the call on another worker.

@@ -1,14 +1,32 @@
-"""The ``ains`` command line."""
+"""The ``ains`` command line: operator verbs (up, api, worker, migrate, agent demo, keys create) and the client
+commands of ``sdk.cli`` (task, batch, chain, plan, agents, trust, schedules, webhooks)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
 
 from core.settings import ALL_QUEUES, get_settings
+from sdk.cli import add_client_commands, connection_callback
+
+app = typer.Typer(
+    name="ains",
+    help="AINS: durable task orchestration for AI agents",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.callback()(connection_callback)
+agent_app = typer.Typer(help="agent utilities", no_args_is_help=True)
+keys_app = typer.Typer(help="API key administration (on the registry database directly)", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
+app.add_typer(keys_app, name="keys")
+add_client_commands(app)
 
 
 def _setup_logging() -> None:
@@ -25,33 +43,47 @@ async def _wait_for_signal() -> asyncio.Event:
     return stop
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+@app.command("up")
+def cmd_up(
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="do not start and register the demo agent")] = False,
+) -> None:
+    """Start the whole platform on embedded defaults (Ctrl-C stops it)."""
     from workers.devstack import run_devstack
 
-    return asyncio.run(run_devstack(get_settings(), with_demo_agent=not args.no_demo))
+    _setup_logging()
+    raise typer.Exit(asyncio.run(run_devstack(get_settings(), with_demo_agent=not no_demo)))
 
 
-def cmd_api(_: argparse.Namespace) -> int:
+@app.command("api")
+def cmd_api() -> None:
+    """Run the REST API server."""
     import uvicorn
 
     from api.app import create_app
 
+    _setup_logging()
     settings = get_settings()
     uvicorn.run(
         create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None
     )
-    return 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+@app.command("worker")
+def cmd_worker(
+    queue: Annotated[
+        list[str] | None, typer.Option(help=f"queue to serve: {', '.join(ALL_QUEUES)} or all (repeatable)")
+    ] = None,
+) -> None:
+    """Run Temporal workers."""
     from workers.worker import resolve_queues, run_workers
 
+    _setup_logging()
     settings = get_settings()
     try:
-        queues = resolve_queues(args.queue)
+        queues = resolve_queues(queue or ["all"])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise typer.Exit(2) from None
 
     async def main() -> None:
         from core.metrics import free_local_port
@@ -67,54 +99,73 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await run_workers(settings, queues, stop, runtime, sdk_url)
 
     asyncio.run(main())
-    return 0
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
+@app.command("migrate")
+def cmd_migrate() -> None:
+    """Apply database migrations."""
     from core.migrate import upgrade
 
+    _setup_logging()
     settings = get_settings()
     asyncio.run(upgrade(settings.effective_database_url))
     print(f"registry database is at the latest schema ({settings.effective_database_url.split('@')[-1]})")
-    return 0
 
 
-def cmd_agent_demo(args: argparse.Namespace) -> int:
+@agent_app.command("demo")
+def cmd_agent_demo(
+    port: Annotated[int | None, typer.Option(help="default AINS_DEMO_AGENT_PORT")] = None,
+    register: Annotated[
+        str | None, typer.Option(metavar="URL", help="register (or refresh) the demo agent at this endpoint URL first")
+    ] = None,
+) -> None:
+    """Run the demo HTTP agent."""
     import uvicorn
 
     from workers.demo_agent import create_demo_agent
 
+    _setup_logging()
     settings = get_settings()
-    if args.register:
+    if register:
         from workers.devstack import register_demo_agent
 
-        asyncio.run(register_demo_agent(settings, args.register))
-        print(f"registered demo-agent at {args.register}")
-    app = create_demo_agent(settings.agent_signing_secret)
-    uvicorn.run(app, host=settings.demo_agent_host, port=args.port or settings.demo_agent_port, log_level="warning")
-    return 0
+        asyncio.run(register_demo_agent(settings, register))
+        print(f"registered demo-agent at {register}")
+    demo = create_demo_agent(settings.agent_signing_secret)
+    uvicorn.run(demo, host=settings.demo_agent_host, port=port or settings.demo_agent_port, log_level="warning")
 
 
-def cmd_keys_create(args: argparse.Namespace) -> int:
+@keys_app.command("create")
+def cmd_keys_create(
+    client: Annotated[str, typer.Option(help="client id that owns the key")],
+    name: Annotated[str, typer.Option()] = "cli",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="scope (repeatable); default: tasks:read/write, agents:read")
+    ] = None,
+    expires_in_days: Annotated[int | None, typer.Option()] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="requests per minute")] = None,
+) -> None:
+    """Create an API key (printed once)."""
     from core.db import Database
     from core.keys import create_key
     from models.keys import ApiKeyCreate, Scope
 
+    _setup_logging()
     settings = get_settings()
-    expires = datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     try:
         spec = ApiKeyCreate(
-            client_id=args.client,
-            name=args.name,
-            scopes=[Scope(s) for s in args.scope]
-            if args.scope
+            client_id=client,
+            name=name,
+            scopes=[Scope(s) for s in scope]
+            if scope
             else ApiKeyCreate.model_fields["scopes"].get_default(call_default_factory=True),
             expires_at=expires,
-            rate_limit_per_minute=args.rate_limit,
+            rate_limit_per_minute=rate_limit,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise typer.Exit(2) from None
 
     async def main() -> None:
         db = Database(settings.effective_database_url)
@@ -127,58 +178,15 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         print(f"key id:  {created.id}\nkey:     {created.key}\n(shown once; only its SHA-256 hash is stored)")
 
     asyncio.run(main())
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ains", description="AINS: durable task orchestration for AI agents")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    up = sub.add_parser("up", help="start the whole platform on embedded defaults (Ctrl-C stops it)")
-    up.add_argument("--no-demo", action="store_true", help="do not start and register the demo agent")
-    up.set_defaults(func=cmd_up)
-
-    sub.add_parser("api", help="run the REST API server").set_defaults(func=cmd_api)
-
-    worker = sub.add_parser("worker", help="run Temporal workers")
-    worker.add_argument(
-        "--queue", action="append", default=None, help=f"queue to serve: {', '.join(ALL_QUEUES)} or all (repeatable)"
-    )
-    worker.set_defaults(func=cmd_worker)
-
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-
-    agent = sub.add_parser("agent", help="agent utilities")
-    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
-    demo = agent_sub.add_parser("demo", help="run the demo HTTP agent")
-    demo.add_argument("--port", type=int, default=None)
-    demo.add_argument(
-        "--register",
-        metavar="URL",
-        default=None,
-        help="register (or refresh) the demo agent at this endpoint URL first",
-    )
-    demo.set_defaults(func=cmd_agent_demo)
-
-    keys = sub.add_parser("keys", help="API key administration")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create an API key (printed once)")
-    create.add_argument("--client", required=True, help="client id that owns the key")
-    create.add_argument("--name", default="cli")
-    create.add_argument("--scope", action="append", help="scope (repeatable); default: tasks:read/write, agents:read")
-    create.add_argument("--expires-in-days", type=int, default=None)
-    create.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
-    create.set_defaults(func=cmd_keys_create)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    _setup_logging()
-    args = build_parser().parse_args(argv)
-    if getattr(args, "queue", "unset") is None:
-        args.queue = ["all"]
-    result: int = args.func(args)
-    return result
+    """Run the command line; returns the exit code (usage errors 2, see ``sdk.cli.common`` for the rest)."""
+    try:
+        app(args=argv, prog_name="ains")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,12 +28,11 @@ from core.settings import Settings
 from core.temporal import connect
 from models.agents import AgentCreate, Capability
 from models.keys import ApiKeyCreate, Scope
-from workers.demo_agent import DEMO_CAPABILITIES
+from workers.demo_agent import DEMO_AGENT_ID, DEMO_CAPABILITIES
 from workers.supervisor import Child, GaveUp, supervise
 from workers.temporal_dev import dev_server_args, find_binary
 
 STARTUP_TIMEOUT_SECONDS = 90
-DEMO_AGENT_ID = "demo-agent"
 
 
 def _say(message: str) -> None:

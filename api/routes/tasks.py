@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.sse import EventSourceResponse, format_sse_event
 
 from api.deps import State, TasksRead, TasksWrite, visible_client
 from api.json_body import SafeJSONRoute
 from api.metrics import TASKS_CREATED
 from api.state import AppState
 from core import batches, tasks
+from core.task_events import watch_task
 from models.common import Page
 from models.tasks import (
     TaskAccepted,
@@ -84,6 +87,48 @@ async def list_tasks(
 @router.get("/{task_id}", response_model=TaskView)
 async def get_task(task_id: str, state: State, principal: TasksRead) -> TaskView:
     return await tasks.get_task(state.db, state.settings, task_id, visible_client(principal))
+
+
+@router.get(
+    "/{task_id}/events",
+    responses={
+        200: {
+            "description": "`event: status` with the task (TaskView JSON) at each change",
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+async def task_events(
+    task_id: str,
+    state: State,
+    principal: TasksRead,
+    timeout_seconds: Annotated[
+        float | None, Query(gt=0, le=86_400, description="End the stream after this long even if not final.")
+    ] = None,
+) -> EventSourceResponse:
+    """Server-sent events: the task now, then at every change of status, reason, agent or attempt; the stream
+    ends after the final status (or ``timeout_seconds``). Keep-alive comments during long quiet periods."""
+    views = watch_task(state.db, state.settings, task_id, visible_client(principal), timeout_seconds)
+    first = await anext(views)  # a 404 is answered before the stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        sequence = 0
+        view: TaskView | None = first
+        try:
+            while True:
+                if view is None:
+                    yield format_sse_event(comment="keep-alive")
+                else:
+                    sequence += 1
+                    yield format_sse_event(data_str=view.model_dump_json(), event="status", id=str(sequence))
+                try:
+                    view = await anext(views)
+                except StopAsyncIteration:
+                    return
+        finally:
+            await views.aclose()  # the client went away: stop polling
+
+    return EventSourceResponse(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get("/{task_id}/routing", response_model=TaskRoutingView)

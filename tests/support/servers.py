@@ -28,8 +28,9 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-async def serve(app: ASGIApp) -> RunningServer:
-    sock = bound_socket()
+async def serve(app: ASGIApp, sock: socket.socket | None = None) -> RunningServer:
+    """``sock``: an already bound socket, when the app must know its own URL before it starts."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="critical", lifespan="on", access_log=False, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)

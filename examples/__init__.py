@@ -1,0 +1,1 @@
+"""Runnable example agents built on the agent SDK (``sdk.agent``)."""

@@ -1,0 +1,20 @@
+"""The AINS Python SDK: a typed client (sync and async) and a framework for writing agents.
+
+``from sdk import Client, AsyncClient`` to submit and watch work; ``from sdk.agent import Agent`` to write an
+agent. Wire models come from ``models`` (the API's own contract).
+"""
+
+from sdk.client import AsyncClient, Client
+from sdk.errors import ApiError, ClientError, NotFound, TransportError, WaitTimeout
+from sdk.transport import RetryPolicy
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "NotFound",
+    "RetryPolicy",
+    "TransportError",
+    "WaitTimeout",
+]
