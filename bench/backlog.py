@@ -39,7 +39,7 @@ import httpx
 from sqlalchemy import select
 from temporalio.client import Client
 
-from bench import api_latency
+from bench import api_latency, profile
 from bench.harness import BENCH_AGENT_ID, Proc, Stack, say_to
 from bench.stats import pct as percentile
 from bench.throughput import run_s1
@@ -78,6 +78,7 @@ class BackendResult:
     b_wait_max: float = float("nan")
     b_share: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    profile: list[str] = field(default_factory=list)
 
 
 def _task(delay: float, **extra: Any) -> dict[str, Any]:
@@ -198,7 +199,17 @@ async def _prepare(stack: Stack, database_url: str) -> tuple[Database, str]:
     return db, other.key
 
 
-async def run_backend(stack: Stack, backend: str, database_url: str, tasks: int) -> BackendResult:
+async def _profiled(worker: Proc, seconds: float, out: Path) -> list[str]:
+    error = await profile.record(worker.pid, seconds, out)
+    if error is not None:
+        return [error]
+    busy, functions, packages = profile.top_functions(out)
+    return [f"{busy} busy samples"] + [f"{share:5.1%} {name}" for name, share in packages + functions]
+
+
+async def run_backend(
+    stack: Stack, backend: str, database_url: str, tasks: int, profile_out: Path | None = None
+) -> BackendResult:
     result = BackendResult(backend)
     db, key_b = await _prepare(stack, database_url)
     api = await stack.start_api(name=f"api-{backend}")
@@ -213,6 +224,8 @@ async def run_backend(stack: Stack, backend: str, database_url: str, tasks: int)
             say(f"{backend}: drain of {tasks}")
             cpu0 = worker.cpu_seconds()
             ids = await _batch(http, key, tasks, TASK_SECONDS)
+            if profile_out is not None:
+                result.profile = await _profiled(worker, 15, profile_out)
             rows = await _wait_final(db, ids, timeout=tasks)
             result.drain_rate = _drain_rate(rows)
             result.drain_worker_cpu_ms = (worker.cpu_seconds() - cpu0) * 1000 / tasks
@@ -299,7 +312,8 @@ async def run(args: argparse.Namespace) -> str:
             for backend in args.backends:
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{tmp}/ains-{uuid.uuid4().hex[:6]}.db"
-                    results.append(await run_backend(stack, backend, url, args.tasks))
+                    out = Path(tmp) / "worker.folded" if args.profile else None
+                    results.append(await run_backend(stack, backend, url, args.tasks, out))
                 else:
                     admin = os.environ.get("AINS_BENCH_DATABASE_URL") or LOCAL_POSTGRES
                     if not await api_latency.postgres_reachable(admin):
@@ -366,6 +380,10 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         "Reproduce: `.venv/bin/python -m bench.backlog`.",
         "",
     ]
+    for r in results:
+        if r.profile:
+            lines += [f"Worker profile during the {r.backend} drain (share of busy samples):", "", "```"]
+            lines += [*r.profile, "```", ""]
     return "\n".join(lines)
 
 
@@ -373,6 +391,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--backends", type=lambda s: s.split(","), default=["sqlite", "postgres"])
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker for 15 s of the SQLite drain")
     args = parser.parse_args()
     text = asyncio.run(run(args))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,10 @@ def _fuzz(base_url: str, headers: dict[str, str], accepted: set[str]) -> tuple[l
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    # Left out: the agent-call endpoints, authenticated by the agent signature over the raw body (every
+    # unsigned request is a 401 before anything else; tests/sdk covers them), and the task event stream,
+    # which stays open until its task finishes (time-dependent answers make Hypothesis's replays diverge).
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json").exclude(path_regex=UNFUZZED_PATHS)
     failures: list[str] = []
     operations = 0
     statuses: Counter[int] = Counter()
@@ -137,6 +140,9 @@ def _fuzz(base_url: str, headers: dict[str, str], accepted: set[str]) -> tuple[l
     return failures, operations, statuses
 
 
+UNFUZZED_PATHS = r"^/v1/agent-calls/|/events$"
+
+
 def _edge_cases(base_url: str, headers: dict[str, str], max_bytes: int, accepted: set[str]) -> list[str]:
     """Every operation with a JSON body gets each unsafe body (422 expected) and a chunked oversize one (413);
     tasks with edge values that are fine are accepted."""
@@ -151,6 +157,8 @@ def _edge_cases(base_url: str, headers: dict[str, str], max_bytes: int, accepted
             else:
                 failures.append(f"task with {task_input[:60]!r}: {response.status_code} {response.text[:300]}")
         for template, operations in spec["paths"].items():
+            if re.search(UNFUZZED_PATHS, template):
+                continue
             path = re.sub(r"\{[^}]+\}", "fuzz-edge", template)
             for method, operation in operations.items():
                 if "requestBody" not in operation:

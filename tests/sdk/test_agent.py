@@ -40,6 +40,11 @@ async def test_sdk_agent_registers_heartbeats_and_serves_routed_tasks(stack: Sta
     key, _ = await stack.new_key()
     async with AsyncClient(stack.api_url, key) as ains:
         registered = await ains.agents.get(quick.agent.id)
+        for _ in range(100):  # the first heartbeat follows the registration
+            if registered.last_heartbeat_at is not None:
+                break
+            await asyncio.sleep(0.1)
+            registered = await ains.agents.get(quick.agent.id)
         assert {(c.tag, c.version) for c in registered.capabilities} == {("text_stats", "1.2"), ("find_word", "2.0")}
         assert registered.endpoint_url == f"{quick.url}/run" and registered.last_heartbeat_at is not None
         done = await ains.tasks.run(
