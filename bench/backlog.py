@@ -312,7 +312,7 @@ async def run(args: argparse.Namespace) -> str:
             for backend in args.backends:
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{tmp}/ains-{uuid.uuid4().hex[:6]}.db"
-                    out = Path(tmp) / "worker.folded" if args.profile else None
+                    out = Path(args.profile) if args.profile else None
                     results.append(await run_backend(stack, backend, url, args.tasks, out))
                 else:
                     admin = os.environ.get("AINS_BENCH_DATABASE_URL") or LOCAL_POSTGRES
@@ -391,7 +391,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--backends", type=lambda s: s.split(","), default=["sqlite", "postgres"])
-    parser.add_argument("--profile", action="store_true", help="py-spy the worker for 15 s of the SQLite drain")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy the worker for 15 s of the SQLite drain into FILE")
     args = parser.parse_args()
     text = asyncio.run(run(args))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

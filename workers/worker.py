@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
@@ -14,6 +16,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+import workflows
 from activities.agent_calls import AgentCallActivities
 from activities.batches import BatchActivities
 from activities.compositions import CompositionActivities
@@ -30,7 +33,7 @@ from core.metrics import serve_worker_metrics, stop_worker_metrics
 from core.schedules_system import ensure_health_schedule, ensure_reconcile_schedule
 from core.settings import AGENTS_QUEUE, ALL_QUEUES, LLM_QUEUE, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
-from workflows import ALL_WORKFLOWS
+from workflows.catalog import ALL_WORKFLOWS
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("ains.worker")
@@ -42,6 +45,17 @@ def outbound_timeout(settings: Settings) -> httpx.Timeout:
     (agent calls the task's timeout_seconds, webhooks AINS_WEBHOOK_REQUEST_TIMEOUT_SECONDS, health checks
     AINS_HEALTH_CHECK_TIMEOUT_SECONDS); this only bounds a request that forgot to."""
     return httpx.Timeout(settings.webhook_request_timeout_seconds, connect=settings.agent_connect_timeout_seconds)
+
+
+def precompile_workflows() -> None:
+    """Write the workflow modules' bytecode once, so the sandbox's per-run import of a workflow module does not
+    compile its source every time (it would with PYTHONDONTWRITEBYTECODE set and no __pycache__: about 3 ms
+    per run for TaskWorkflow, a third of the worker's CPU under load). Reading stays allowed either way."""
+    package = Path(workflows.__file__).parent
+    try:
+        compileall.compile_dir(package, quiet=1)
+    except OSError as exc:  # a read-only install: imports still work, only slower
+        log.warning("could not write bytecode for %s: %s", package, exc)
 
 
 def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExitStack, host: str) -> None:
@@ -168,6 +182,8 @@ async def run_workers(
 
     With ``AINS_WORKER_METRICS_PORT`` set, serves AINS metrics there, plus the SDK's from ``sdk_metrics_url``.
     """
+    if ORCHESTRATION_QUEUE in queues or WEBHOOKS_QUEUE in queues:
+        precompile_workflows()
     async with AsyncExitStack() as stack:
         db = Database(settings.effective_database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)

@@ -1,30 +1,6 @@
-"""Deterministic workflow code, one business process per module."""
+"""Deterministic workflow code, one business process per module.
 
-from workflows.agent_health import AgentHealthWorkflow
-from workflows.batch import BatchWorkflow
-from workflows.composition import CompositionWorkflow
-from workflows.dispatch_reconciler import DispatchReconcileWorkflow
-from workflows.scheduled_task import ScheduledTaskWorkflow
-from workflows.task_workflow import TaskWorkflow
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
-
-ALL_WORKFLOWS = [
-    TaskWorkflow,
-    AgentHealthWorkflow,
-    BatchWorkflow,
-    CompositionWorkflow,
-    DispatchReconcileWorkflow,
-    ScheduledTaskWorkflow,
-    WebhookDeliveryWorkflow,
-]
-
-__all__ = [
-    "ALL_WORKFLOWS",
-    "AgentHealthWorkflow",
-    "BatchWorkflow",
-    "CompositionWorkflow",
-    "DispatchReconcileWorkflow",
-    "ScheduledTaskWorkflow",
-    "TaskWorkflow",
-    "WebhookDeliveryWorkflow",
-]
+Nothing is imported here on purpose: the workflow sandbox imports a workflow's module (and so this package)
+afresh for every run, and an import of every workflow module here made each run re-execute all of them.
+The list of workflows a worker registers is workflows.catalog.ALL_WORKFLOWS.
+"""
