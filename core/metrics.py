@@ -30,6 +30,8 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from models.workflow_io import PLATFORM_ERROR
+
 log = logging.getLogger("ains.metrics")
 
 DOMAIN_REGISTRY = CollectorRegistry()
@@ -134,8 +136,10 @@ def _on_route(args: tuple[Any, ...], result: Any) -> None:
 def _on_agent_call(args: tuple[Any, ...], result: Any) -> None:
     agent_id = str(_value(args[0], "agent_id")) if args else "unknown"
     outcome = str(_value(result, "outcome"))
+    if _value(result, "error_code") == PLATFORM_ERROR:
+        outcome = PLATFORM_ERROR  # AINS's fault, not the agent's: kept out of the agent's error count
     AGENT_CALLS.labels(agent_id, outcome).inc()
-    if outcome != "success":
+    if outcome not in ("success", PLATFORM_ERROR):
         AGENT_CALL_ERRORS.labels(agent_id, outcome).inc()
     duration_ms = _value(result, "duration_ms")
     if isinstance(duration_ms, int | float):

@@ -5,6 +5,7 @@ They stay small: task input and output live in the registry DB, workflows carry 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -174,6 +175,22 @@ class TaskWorkflowResult(BaseModel):
     agent_id: str | None
     attempts: int
     error: str | None = None
+    error_code: str | None = None
+
+
+# A task that failed or timed out ends its run as failed, with this error type and the TaskWorkflowResult
+# as the failure's details (task_result_of_failure reads it back, e.g. in a chain or plan).
+TASK_FAILURE_TYPES = {"failed": "TaskFailed", "timed_out": "TaskTimedOut"}
+
+
+def task_result_of_failure(details: Sequence[Any]) -> TaskWorkflowResult | None:
+    """The TaskWorkflowResult a failed task run carries, or None for any other failure."""
+    if not details:
+        return None
+    try:
+        return TaskWorkflowResult.model_validate(details[0])
+    except ValueError:
+        return None
 
 
 class DependencyState(BaseModel):

@@ -18,11 +18,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.compositions import CompositionActivities
     from models.workflow_io import (
+        TASK_FAILURE_TYPES,
         CompositionInput,
         CompositionResume,
         CompositionState,
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PrepareStepRequest,
         TaskWorkflowInput,
         TaskWorkflowResult,
+        task_result_of_failure,
     )
     from workflows.children import task_child_options
     from workflows.task_workflow import TaskWorkflow
@@ -228,6 +230,10 @@ class CompositionWorkflow:
                 task_id=task.task_id, status="failed", agent_id=None, attempts=0, error="duplicate step"
             )
         except ChildWorkflowError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.type in TASK_FAILURE_TYPES.values():
+                carried = task_result_of_failure(err.cause.details)
+                if carried is not None:  # the task failed or timed out: its own result, as before
+                    return carried
             status = "cancelled" if "cancel" in str(err.cause).lower() else "failed"
             return TaskWorkflowResult(
                 task_id=task.task_id, status=status, agent_id=None, attempts=0, error=str(err.cause or err)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from models.workflow_io import (
         PLATFORM_ERROR,
         SLOT_ASSIGNED_SIGNAL,
+        TASK_FAILURE_TYPES,
         AgentCallRequest,
         AgentCallResult,
         AttemptRecord,
@@ -163,7 +164,8 @@ class TaskWorkflow:
             finished: FinishResult = await _bookkeeping(RegistryActivities.finish_attempt, record)
             if final:
                 error = None if result.outcome is CallOutcome.SUCCESS else result.error
-                return await self._finished(params, self._result(params, status, error), finished)
+                outcome = self._result(params, status, error, result.error_code or code)
+                return await self._finished(params, outcome, finished)
             last = result
             if result.error_code != PLATFORM_ERROR:  # the agent did nothing wrong: it may be chosen again
                 failed_agents.append(agent_id)
@@ -221,15 +223,24 @@ class TaskWorkflow:
         """A final status outside an attempt outcome, with its follow-ups, in one local activity."""
         finish = TaskFinish(task_id=params.task_id, status=status.value, reason=reason, error_code=code)
         finished: FinishResult = await _bookkeeping(RegistryActivities.finish_task, finish)
-        return await self._finished(params, self._result(params, status, reason), finished)
+        return await self._finished(params, self._result(params, status, reason, code), finished)
 
     async def _finished(
         self, params: TaskWorkflowInput, result: TaskWorkflowResult, finished: FinishResult
     ) -> TaskWorkflowResult:
-        attributes = [sa.STATUS.value_set(result.status)]
-        workflow.upsert_search_attributes(attributes)
+        """Ends the run as the task ended: completed when it succeeded, *failed* (with the error code and reason,
+        the result as the failure's details) when it failed or timed out, so the Temporal UI's status column,
+        filters and failure counts agree with AINS. A cancelled task's run is cancelled by run()."""
+        workflow.upsert_search_attributes([sa.STATUS.value_set(result.status)])
         if not finished.followups_done:  # Temporal or the DB refused them inside finish_*: retry separately
             await self._followups(params, result.status)
+        if result.status in (TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value):
+            raise ApplicationError(
+                f"task {result.status}: {result.error_code or 'error'}: {result.error or 'no reason given'}",
+                result,
+                type=TASK_FAILURE_TYPES[result.status],
+                non_retryable=True,
+            )
         return result
 
     async def _followups(self, params: TaskWorkflowInput, status: str) -> None:
@@ -484,7 +495,14 @@ class TaskWorkflow:
             workflow.logger.warning("could not notify the dependents of %s; they re-check on their own", params.task_id)
         await emit_task_event(params.task_id, result.status)
 
-    def _result(self, params: TaskWorkflowInput, status: TaskStatus, error: str | None) -> TaskWorkflowResult:
+    def _result(
+        self, params: TaskWorkflowInput, status: TaskStatus, error: str | None, code: str | None = None
+    ) -> TaskWorkflowResult:
         return TaskWorkflowResult(
-            task_id=params.task_id, status=status.value, agent_id=self._agent_id, attempts=self._attempt, error=error
+            task_id=params.task_id,
+            status=status.value,
+            agent_id=self._agent_id,
+            attempts=self._attempt,
+            error=error,
+            error_code=code,
         )

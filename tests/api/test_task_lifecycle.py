@@ -170,3 +170,40 @@ async def test_list_tasks_filters_and_paginates(stack: Stack) -> None:
     assert failed["items"] == []
     bad = await stack.http.get("/v1/tasks", headers=auth(key), params={"cursor": "!!!"})
     assert bad.status_code == 422
+
+
+async def test_the_temporal_run_ends_as_the_task_did(stack: Stack) -> None:
+    """The Temporal UI agrees with AINS: a succeeded task's run completed, a failed one's failed with the
+    error code and reason, a timed-out one's failed as TaskTimedOut."""
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+    from temporalio.exceptions import ApplicationError
+
+    key, _ = await stack.new_key()
+    _, good = await stack.register_agent("/run")
+    _, bad = await stack.register_agent("/fail")
+    _, slow = await stack.register_agent("/hang")
+    ok = await stack.submit(key, required_capabilities=[good])
+    failed = await stack.submit(key, required_capabilities=[bad], max_attempts=1)
+    timed_out = await stack.submit(key, required_capabilities=[slow], max_attempts=1, timeout_seconds=1)
+    client = await stack.temporal()
+    expectations = [(ok, "succeeded", None), (failed, "failed", "TaskFailed"), (timed_out, "timed_out", "TaskTimedOut")]
+    for task, status, failure_type in expectations:
+        assert (await stack.wait_for(key, task["id"]))["status"] == status
+        handle = client.get_workflow_handle(task["workflow_id"])
+        if failure_type is None:
+            await handle.result()
+            assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+            continue
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            assert isinstance(err.cause, ApplicationError) and err.cause.type == failure_type, err.cause
+            assert err.cause.non_retryable
+            code, why = (
+                ("agent_error", "HTTP 500") if status == "failed" else ("agent_timeout", "did not answer within 1s")
+            )
+            assert err.cause.message.startswith(f"task {status}: {code}: "), err.cause.message
+            assert why in err.cause.message, err.cause.message
+        else:
+            raise AssertionError(f"the run of a {status} task completed")
+        assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import httpx
@@ -16,8 +16,9 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -28,12 +29,14 @@ from models.agents import AgentCreate, Capability
 from models.search_attributes import ALL_KEYS
 from models.tables import Agent, Task, TaskAttempt, TrustRecord
 from models.workflow_io import (
+    TASK_FAILURE_TYPES,
     AgentCallRequest,
     AgentCallResult,
     ExecutionPolicy,
     RetrySpec,
     TaskWorkflowInput,
     TaskWorkflowResult,
+    task_result_of_failure,
 )
 from tests.support.databases import fresh_database
 from tests.support.rows import task_row
@@ -71,6 +74,21 @@ async def registry(tmp_path: Path) -> AsyncIterator[Database]:
             await db.dispose()
 
 
+async def task_result(run: Awaitable[TaskWorkflowResult]) -> TaskWorkflowResult:
+    """The task's result, also when its run failed: a failed or timed-out task fails its workflow (so the
+    Temporal UI agrees), carrying the result as the failure's details."""
+    try:
+        return await run
+    except WorkflowFailureError as err:
+        cause = err.cause
+        assert isinstance(cause, ApplicationError) and cause.type in TASK_FAILURE_TYPES.values(), err
+        assert cause.non_retryable
+        carried = task_result_of_failure(cause.details)
+        assert carried is not None
+        assert carried.status in cause.message, (cause.message, carried)
+        return carried
+
+
 async def _agent(db: Database, url: str, max_concurrency: int = 1) -> tuple[str, str]:
     agent_id, tag = f"ts-{uuid.uuid4().hex[:8]}", f"ts-{uuid.uuid4().hex[:8]}"
     async with db.transaction() as session:
@@ -106,7 +124,7 @@ async def _run(client: Client, db: Database, params: TaskWorkflowInput) -> tuple
             handle = await client.start_workflow(
                 TaskWorkflow.run, params, id=f"task-{params.task_id}", task_queue=ORCHESTRATION_QUEUE
             )
-            result = await handle.result()
+            result = await task_result(handle.result())
             timers = [
                 event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
                 async for event in handle.fetch_history_events()
@@ -205,8 +223,10 @@ async def test_a_call_that_fails_on_our_side_every_retry_is_a_platform_error_wit
         for worker in workers:
             await worker.__aenter__()
         try:
-            result = await client.execute_workflow(
-                TaskWorkflow.run, params, id=f"task-{params.task_id}", task_queue=ORCHESTRATION_QUEUE
+            result = await task_result(
+                client.execute_workflow(
+                    TaskWorkflow.run, params, id=f"task-{params.task_id}", task_queue=ORCHESTRATION_QUEUE
+                )
             )
         finally:
             for worker in reversed(workers):
