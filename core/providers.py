@@ -208,6 +208,15 @@ class ProviderManager:
                 )
         return model_list, fallbacks
 
+    def preload(self) -> None:
+        """Import litellm now when model groups are configured: done lazily inside the first call, the import
+        (seconds on a small machine) blocks the worker's event loop, so every call in flight misses its
+        heartbeats and Temporal cancels and retries them."""
+        if self.config.model_groups:
+            import litellm.router  # noqa: F401
+
+            from core.llm_metrics import install_litellm_callback  # noqa: F401
+
     async def router(self) -> Any:
         if self._router is not None:
             return self._router

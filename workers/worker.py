@@ -156,9 +156,9 @@ def build_workers(
             if settings.redis_url
             else None
         )
-        llm = LlmCallActivities(
-            LlmService.from_settings(settings, db, cache_redis), settings.agent_heartbeat_interval_seconds
-        )
+        service = LlmService.from_settings(settings, db, cache_redis)
+        service.providers.preload()
+        llm = LlmCallActivities(service, settings.agent_heartbeat_interval_seconds)
         workers.append(
             Worker(
                 client,
