@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import driver_fetch
 from models.capabilities import parse_requirement
 from models.dispatch import class_order
-from models.routing import Candidate, RoutingQuery, Strategy, accepts
+from models.routing import Candidate, LiveState, RoutingQuery, Strategy, accepts
 from models.tables import Agent, AgentCapability, FairShareClock, TaskAttempt, TaskWait
 from models.tasks import WaitingAgent, WaitingView
 
@@ -159,18 +159,8 @@ async def pick(
 
 
 def with_running(agent: Candidate, running: int) -> Candidate:
-    return Candidate(
-        agent.agent_id,
-        agent.endpoint_url,
-        agent.available,
-        agent.max_concurrency,
-        running,
-        agent.trust,
-        agent.avg_response_ms,
-        agent.last_assigned_at,
-        agent.tags,
-        agent.registered_at,
-    )
+    """``agent`` with ``running`` attempts, by the routing decision's own live-load overlay."""
+    return LiveState(running={agent.agent_id: running}, last_assigned={}).apply([agent])[0]
 
 
 SERVICE_RATE_WINDOW_SECONDS = 300.0
