@@ -14,15 +14,17 @@ import time
 from typing import Any
 
 import httpx
+from sqlalchemy import Select, and_, select
 from temporalio import activity
 
 from core.agent_completion import encode_token
+from core.attempt_finish import AttemptFinisher, recorded_result
 from core.attempts import by_reference_if_large
 from core.db import Database
 from core.json_safety import find_unsafe
 from core.signing import signed_headers
 from models.agent_calls import ACCEPTED_LATER, COMPLETION_TOKEN_HEADER, HEARTBEAT_TIMEOUT_HEADER
-from models.tables import Task
+from models.tables import Task, TaskAttempt
 from models.workflow_io import PLATFORM_ERROR, AgentCallRequest, AgentCallResult, CallOutcome
 
 MAX_RESPONSE_BYTES = 2_000_000
@@ -37,8 +39,10 @@ class AgentCallActivities:
         signing_secret: str,
         heartbeat_interval: float,
         connect_timeout: float,
+        finisher: AttemptFinisher | None = None,
     ) -> None:
         self._db = db
+        self._finisher = finisher
         self._http = http
         self._secret = signing_secret
         self._heartbeat_interval = heartbeat_interval
@@ -52,17 +56,23 @@ class AgentCallActivities:
     @activity.defn(name="call_agent")
     async def call_agent(self, request: AgentCallRequest) -> AgentCallResult:
         async with self._db.session() as session:
-            task = await session.get(Task, request.task_id)
-        if task is None:
+            row = (await session.execute(_task_and_attempt(request))).first()
+        if row is None:
             return AgentCallResult(outcome=CallOutcome.FAILURE, error="task no longer exists", duration_ms=0.0)
+        recorded = recorded_result(row.attempt_status, row.attempt_error, row.duration_ms, row.error_code)
+        if request.record and recorded is not None:
+            return recorded  # a retry after the worker that recorded this attempt died: never call twice
         try:
-            body = request_body(task.id, request.attempt, task.type, task.input)
+            body = request_body(request.task_id, request.attempt, row.type, row.input)
         except ValueError as exc:  # our fault, not the agent's: it is never called, and its trust never moves
-            return AgentCallResult(
-                outcome=CallOutcome.FAILURE,
-                error=f"AINS could not build the request body for the agent: {exc}",
-                error_code=PLATFORM_ERROR,
-                duration_ms=0.0,
+            return await self._finish(
+                request,
+                AgentCallResult(
+                    outcome=CallOutcome.FAILURE,
+                    error=f"AINS could not build the request body for the agent: {exc}",
+                    error_code=PLATFORM_ERROR,
+                    duration_ms=0.0,
+                ),
             )
         call = asyncio.create_task(self._post(request, body))
         try:
@@ -70,7 +80,12 @@ class AgentCallActivities:
         finally:
             if not call.done():  # cancelled by the workflow or the worker shutting down
                 call.cancel()
-        return await by_reference_if_large(self._db, request.task_id, request.attempt, call.result())
+        return await self._finish(
+            request, await by_reference_if_large(self._db, request.task_id, request.attempt, call.result())
+        )
+
+    async def _finish(self, request: AgentCallRequest, result: AgentCallResult) -> AgentCallResult:
+        return result if self._finisher is None else await self._finisher.finish_call(request, result)
 
     async def _post(self, request: AgentCallRequest, body: bytes) -> AgentCallResult:
         headers = {
@@ -121,6 +136,23 @@ class AgentCallActivities:
                 duration_ms=elapsed(),
             )
         return _parse_output(response, elapsed())
+
+
+def _task_and_attempt(request: AgentCallRequest) -> Select[Any]:
+    """The task's type and input, and how its attempt stands (recorded already, after a lost worker?)."""
+    attempt = and_(TaskAttempt.task_id == Task.id, TaskAttempt.attempt == request.attempt)
+    return (
+        select(
+            Task.type,
+            Task.input,
+            Task.error_code,
+            TaskAttempt.status.label("attempt_status"),
+            TaskAttempt.error.label("attempt_error"),
+            TaskAttempt.duration_ms,
+        )
+        .outerjoin(TaskAttempt, attempt)
+        .where(Task.id == request.task_id)
+    )
 
 
 def request_body(task_id: str, attempt: int, task_type: str, task_input: dict[str, Any]) -> bytes:

@@ -14,12 +14,13 @@ from typing import Any
 
 from temporalio import activity
 
+from core.attempt_finish import AttemptFinisher, recorded_result
 from core.attempts import by_reference_if_large
 from core.errors import AinsError, BudgetExceeded
 from core.llm import CallContext, LlmService
 from core.providers import LlmCallFailed
 from models.llm import DEFAULT_PROMPT_TEMPLATE
-from models.tables import Agent, Task
+from models.tables import Agent, Task, TaskAttempt
 from models.workflow_io import AgentCallRequest, AgentCallResult, CallOutcome
 
 CANCEL_GRACE_SECONDS = 5.0
@@ -54,21 +55,32 @@ def answer_output(content: str, metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 class LlmCallActivities:
-    def __init__(self, service: LlmService, heartbeat_interval: float) -> None:
+    def __init__(self, service: LlmService, heartbeat_interval: float, finisher: AttemptFinisher | None = None) -> None:
         self._service = service
         self._heartbeat_interval = heartbeat_interval
+        self._finisher = finisher
 
     @activity.defn(name="call_llm")
     async def call_llm(self, request: AgentCallRequest) -> AgentCallResult:
+        """The call, recorded in this activity when the request asks for it (AttemptFinisher.finish_call)."""
+        async with self._service.db.session() as session:
+            task = await session.get(Task, request.task_id)
+            agent = await session.get(Agent, request.agent_id)
+            attempt = await session.get(TaskAttempt, (request.task_id, request.attempt))
+        if request.record and task is not None and attempt is not None:
+            recorded = recorded_result(attempt.status, attempt.error, attempt.duration_ms, task.error_code)
+            if recorded is not None:
+                return recorded  # a retry after the worker that recorded this attempt died: never call twice
+        result = await self._call(request, task, agent)
+        return result if self._finisher is None else await self._finisher.finish_call(request, result)
+
+    async def _call(self, request: AgentCallRequest, task: Task | None, agent: Agent | None) -> AgentCallResult:
         started = time.perf_counter()
 
         def result(outcome: CallOutcome, error: str, code: str | None = None) -> AgentCallResult:
             ms = round((time.perf_counter() - started) * 1000, 3)
             return AgentCallResult(outcome=outcome, error=error, duration_ms=ms, error_code=code)
 
-        async with self._service.db.session() as session:
-            task = await session.get(Task, request.task_id)
-            agent = await session.get(Agent, request.agent_id)
         if task is None:
             return result(CallOutcome.FAILURE, "task no longer exists")
         if agent is None or agent.kind != "llm" or not agent.model_group:

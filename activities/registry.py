@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError
 
+from core.attempt_finish import AttemptFinisher
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
-from core.dependencies import dependency_state, waiting_dependents
-from core.dispatch import Dispatcher
-from core.events import emit_task_event
+from core.dependencies import dependency_state
 from core.routing import CandidateCache, RouteStep, SlotTaken, route_attempt
 from core.settings import Settings
 from models.workflow_io import (
@@ -27,8 +23,6 @@ from models.workflow_io import (
     TaskStatusUpdate,
     WakeRequest,
 )
-
-log = logging.getLogger("ains.registry")
 
 ROUTE_RACE_RETRIES = 3
 
@@ -45,7 +39,8 @@ class RegistryActivities:
         self._client = client
         self._settings = settings or Settings()
         self._cache = CandidateCache(cache_ttl_seconds) if cache_ttl_seconds > 0 else None
-        self._dispatcher = Dispatcher(db, client, self._settings.priority_aging_seconds)
+        self._finisher = AttemptFinisher(db, client, self._settings)
+        self._dispatcher = self._finisher.dispatcher
 
     async def _route_once(self, request: RouteRequest) -> RouteStep:
         for _ in range(ROUTE_RACE_RETRIES):
@@ -87,12 +82,8 @@ class RegistryActivities:
     @activity.defn(name="finish_attempt")
     async def finish_attempt(self, record: AttemptRecord) -> FinishResult:
         """Record the attempt (trust, status), hand the freed slot over, and when the task is done notify its
-        dependents and emit its event: one local activity where there used to be four."""
-        async with self._db.transaction() as session:
-            applied = await record_attempt(session, record)
-        await self._dispatcher.release([record.agent_id], source="attempt")
-        done = await self._after_final(record.task_id, record.task_status) if record.final else True
-        return FinishResult(applied=applied, followups_done=done)
+        dependents and emit its event (for calls that did not record themselves: core.attempt_finish)."""
+        return await self._finisher.finish(record)
 
     @activity.defn(name="finish_task")
     async def finish_task(self, finish: TaskFinish) -> FinishResult:
@@ -107,19 +98,8 @@ class RegistryActivities:
             )
         if released:
             await self._dispatcher.release(released, source="finish")
-        return FinishResult(applied=True, followups_done=await self._after_final(finish.task_id, finish.status))
-
-    async def _after_final(self, task_id: str, status: str) -> bool:
-        """Notify dependents and emit the event; False when either failed (the workflow then runs them as
-        separate local activities with their own retries)."""
-        try:
-            await self._notify(task_id)
-            if self._client is not None:
-                await emit_task_event(self._db, self._client, self._settings, task_id, status)
-        except Exception as exc:  # Temporal or the DB unavailable: left to the workflow's fallback
-            log.warning("follow-ups of task %s not done here: %s", task_id, exc)
-            return False
-        return True
+        done = await self._finisher.after_final(finish.task_id, finish.status)
+        return FinishResult(applied=True, followups_done=done)
 
     @activity.defn(name="record_attempt")
     async def record_attempt(self, record: AttemptRecord) -> bool:
@@ -146,27 +126,4 @@ class RegistryActivities:
 
     @activity.defn(name="notify_dependents")
     async def notify_dependents(self, request: DependentsRequest) -> int:
-        return await self._notify(request.task_id)
-
-    async def _notify(self, task_id: str) -> int:
-        """Signal every unfinished task waiting on this one (run after its final status is committed).
-
-        A dependent whose workflow has not started yet misses the signal, but its own first check reads the
-        committed status, so no wake-up is lost.
-        """
-        if self._client is None:
-            return 0
-        async with self._db.session() as session:
-            workflow_ids = await waiting_dependents(session, task_id)
-        notified = 0
-        for workflow_id in workflow_ids:
-            try:
-                await self._client.get_workflow_handle(workflow_id).signal(DEPENDENCY_FINISHED_SIGNAL, task_id)
-                notified += 1
-            except RPCError:  # not started yet, or already finished: see the docstring
-                continue
-        return notified
-
-
-DEPENDENCY_FINISHED_SIGNAL = "dependency_finished"
-SLOT_FREED_SIGNAL = "slot_freed"
+        return await self._finisher.notify(request.task_id)

@@ -144,6 +144,8 @@ def _on_agent_call(args: tuple[Any, ...], result: Any) -> None:
     duration_ms = _value(result, "duration_ms")
     if isinstance(duration_ms, int | float):
         AGENT_CALL_DURATION.labels(agent_id).observe(duration_ms / 1000)
+    if _value(getattr(result, "finished", None), "applied") is True and outcome != PLATFORM_ERROR:
+        TRUST_CHANGES.labels(_TRUST_EVENT.get(outcome, outcome)).inc()  # recorded in the call (one step)
 
 
 def _on_record(args: tuple[Any, ...], result: Any) -> None:

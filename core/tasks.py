@@ -37,7 +37,7 @@ from models.tasks import (
     TaskStatus,
     TaskView,
 )
-from models.workflow_io import ExecutionPolicy, RetrySpec, TaskWorkflowInput
+from models.workflow_io import ONE_STEP_ATTEMPTS, ExecutionPolicy, RetrySpec, TaskWorkflowInput
 
 MAX_PAGE_SIZE = 500
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b6f3c8e-5c1e-4a7b-9a59-2f1d0c7e8a11")
@@ -126,6 +126,7 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
         queue_timeout_seconds=task.queue_timeout_seconds,
         retry=RetrySpec(**task.retry_policy) if task.retry_policy else None,
         depends_on=depends_on or [],
+        history_version=ONE_STEP_ATTEMPTS,
     )
 
 

@@ -26,12 +26,13 @@ def dev_server_flags() -> list[str]:
 
 
 def new_task_attributes(client_id: str, task_type: str, priority: int) -> TypedSearchAttributes:
-    """The attributes a task workflow starts with (agent and status are upserted as it runs)."""
+    """The attributes a task workflow starts with. The run sets AinsStatus (the task's final status) and
+    AinsAgentId (the agent of its last attempt) in one upsert when it ends: every upsert is a history event,
+    and while a task runs the Temporal UI shows it as Running with the agent in the activity's summary."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(CLIENT_ID, client_id),
             SearchAttributePair(TASK_TYPE, task_type),
             SearchAttributePair(PRIORITY, priority),
-            SearchAttributePair(STATUS, "pending"),
         ]
     )

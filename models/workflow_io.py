@@ -31,6 +31,11 @@ class RetrySpec(BaseModel):
     maximum_interval_seconds: float = 300.0
 
 
+# Set on every TaskWorkflow started from this version on: the run records each attempt inside its agent call
+# (one step, no patch marker). Runs started before carry 0 and tell their path apart by the patch marker.
+ONE_STEP_ATTEMPTS = 3
+
+
 class TaskWorkflowInput(BaseModel):
     task_id: str
     client_id: str
@@ -46,6 +51,7 @@ class TaskWorkflowInput(BaseModel):
     queue_timeout_seconds: float | None = None
     retry: RetrySpec | None = None
     depends_on: list[str] = []
+    history_version: int = 0
 
 
 class RouteRequest(BaseModel):
@@ -81,6 +87,8 @@ class RouteDecision(BaseModel):
 
 
 SLOT_ASSIGNED_SIGNAL = "slot_assigned"
+DEPENDENCY_FINISHED_SIGNAL = "dependency_finished"
+SLOT_FREED_SIGNAL = "slot_freed"  # polled runs recorded before hand-over dispatch
 
 
 class SlotAssignment(BaseModel):
@@ -118,6 +126,10 @@ class AgentCallRequest(BaseModel):
     agent_id: str
     endpoint_url: str
     timeout_seconds: int
+    # Record the attempt (and what follows from it) in the call's own activity, as the last attempt when
+    # last_attempt: the workflow then needs no bookkeeping step after the call.
+    record: bool = False
+    last_attempt: bool = False
 
 
 # The error code of an attempt that failed on AINS's side (request not buildable, worker lost on every retry,
@@ -131,6 +143,11 @@ class CallOutcome(StrEnum):
     TIMEOUT = "timeout"
 
 
+class FinishResult(BaseModel):
+    applied: bool  # False: already recorded (a retry or replay)
+    followups_done: bool  # dependents notified and the event emitted; False: the workflow runs them itself
+
+
 class AgentCallResult(BaseModel):
     outcome: CallOutcome
     output: dict[str, Any] | None = None
@@ -140,6 +157,9 @@ class AgentCallResult(BaseModel):
     error_code: str | None = None
     # The output was too large to pass through the workflow: it waits in the attempt's row instead.
     output_stored: bool = False
+    # Set when the call's activity recorded the attempt itself (AgentCallRequest.record); None: the workflow
+    # records it (the recording failed, the agent completes asynchronously, or an older run).
+    finished: FinishResult | None = None
 
 
 class AttemptRecord(BaseModel):
@@ -157,9 +177,32 @@ class AttemptRecord(BaseModel):
     final: bool = False
 
 
-class FinishResult(BaseModel):
-    applied: bool  # False: already recorded (a retry or replay)
-    followups_done: bool  # dependents notified and the event emitted; False: the workflow runs them itself
+def status_after(
+    result: AgentCallResult, attempt: int, is_last: bool, agent_id: str
+) -> tuple[str, str | None, str | None]:
+    """The task's status, reason and error code once an attempt ended with ``result``."""
+    if result.outcome is CallOutcome.SUCCESS:
+        return "succeeded", None, None
+    code = "agent_timeout" if result.outcome is CallOutcome.TIMEOUT else "agent_error"
+    if is_last:
+        status = "timed_out" if result.outcome is CallOutcome.TIMEOUT else "failed"
+        return status, f"attempt {attempt} on agent {agent_id}: {result.error}", code
+    return "routing", f"attempt {attempt} on agent {agent_id} failed ({result.error}); re-routing", code
+
+
+def attempt_record(request: AgentCallRequest, result: AgentCallResult) -> AttemptRecord:
+    """What the registry records for a call: the same in the call's activity and in the workflow."""
+    status, reason, code = status_after(result, request.attempt, request.last_attempt, request.agent_id)
+    return AttemptRecord(
+        task_id=request.task_id,
+        attempt=request.attempt,
+        agent_id=request.agent_id,
+        result=result,
+        task_status=status,
+        status_reason=reason,
+        error_code=code,
+        final=result.outcome is CallOutcome.SUCCESS or request.last_attempt,
+    )
 
 
 class TaskStatusUpdate(BaseModel):

@@ -26,6 +26,7 @@ from activities.llm_calls import LlmCallActivities
 from activities.registry import RegistryActivities
 from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
+from core.attempt_finish import AttemptFinisher
 from core.db import Database
 from core.dispatch import Dispatcher
 from core.llm import LlmService
@@ -84,6 +85,8 @@ def build_workers(
     sticky = timedelta(seconds=settings.worker_sticky_timeout_seconds)
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
+    # Agent and LLM calls record their attempt themselves (one step per attempt, see core.attempt_finish).
+    finisher = AttemptFinisher(db, client, settings)
     if ORCHESTRATION_QUEUE in queues:
         registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds, settings)
         compositions = CompositionActivities(db, settings)
@@ -125,6 +128,7 @@ def build_workers(
             settings.agent_signing_secret,
             settings.agent_heartbeat_interval_seconds,
             settings.agent_connect_timeout_seconds,
+            finisher,
         )
         health = HealthActivities(db, http, client, settings)
         workers.append(
@@ -158,7 +162,7 @@ def build_workers(
         )
         service = LlmService.from_settings(settings, db, cache_redis)
         service.providers.preload()
-        llm = LlmCallActivities(service, settings.agent_heartbeat_interval_seconds)
+        llm = LlmCallActivities(service, settings.agent_heartbeat_interval_seconds, finisher)
         workers.append(
             Worker(
                 client,

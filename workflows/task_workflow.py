@@ -20,14 +20,17 @@ from workflows.events import emit_task_event
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentCallActivities
-    from activities.registry import DEPENDENCY_FINISHED_SIGNAL, SLOT_FREED_SIGNAL, RegistryActivities
+    from activities.registry import RegistryActivities
     from core.settings import AGENTS_QUEUE, LLM_QUEUE
     from models import search_attributes as sa
     from models.priority import effective_priority, task_queue_priority
     from models.tasks import TaskStatus
     from models.workflow_io import (
+        DEPENDENCY_FINISHED_SIGNAL,
+        ONE_STEP_ATTEMPTS,
         PLATFORM_ERROR,
         SLOT_ASSIGNED_SIGNAL,
+        SLOT_FREED_SIGNAL,
         TASK_FAILURE_TYPES,
         AgentCallRequest,
         AgentCallResult,
@@ -45,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowInput,
         TaskWorkflowResult,
         WakeRequest,
+        attempt_record,
+        status_after,
     )
 
 # Bookkeeping against the registry DB: retried until the DB is back (e.g. during a restart).
@@ -62,7 +67,10 @@ AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_at
 # Runs recorded before hand-over dispatch polled while they waited (they replay on the v1 path).
 BUSY_POLL_INITIAL = timedelta(seconds=1)
 BUSY_POLL_MAX = timedelta(seconds=30)
-# Runs started from this version on wait passively for a hand-over (core.dispatch) and finish in one step.
+# Runs started with this patch wait passively for a hand-over (core.dispatch) and finish in one step. Runs
+# started since (TaskWorkflowInput.history_version = ONE_STEP_ATTEMPTS) take the same path without calling
+# patched(), which would cost every run a marker and a search-attribute upsert, and record each attempt inside
+# its agent call (one_step).
 DISPATCH_PATCH = "ains-handover-dispatch"
 
 
@@ -94,6 +102,7 @@ class TaskWorkflow:
         self._attempt = 0
         self._agent_id: str | None = None
         self._assignment: SlotAssignment | None = None
+        self._one_step = False
 
     @workflow.signal(name=SLOT_FREED_SIGNAL)
     def slot_freed(self) -> None:
@@ -118,7 +127,8 @@ class TaskWorkflow:
 
     @workflow.run
     async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
-        if not workflow.patched(DISPATCH_PATCH):
+        self._one_step = params.history_version >= ONE_STEP_ATTEMPTS
+        if not self._one_step and not workflow.patched(DISPATCH_PATCH):
             return await self._run_v1(params)
         try:
             blocked = await self._wait_for_dependencies(params) if params.depends_on else None
@@ -142,29 +152,29 @@ class TaskWorkflow:
 
             agent_id: str = decision.agent_id
             self._agent_id = agent_id
-            workflow.upsert_search_attributes(
-                [sa.AGENT_ID.value_set(agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
-            )
+            if not self._one_step:  # one-step runs set the agent with the final status: one upsert per run
+                workflow.upsert_search_attributes(
+                    [sa.AGENT_ID.value_set(agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
+                )
             workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{agent_id}`")
-            result = await self._call_agent(params, attempt, decision)
-
-            is_last = attempt == params.max_attempts
-            status, reason, code = self._status_after(result, attempt, is_last, agent_id)
-            final = result.outcome is CallOutcome.SUCCESS or is_last
-            record = AttemptRecord(
+            call = AgentCallRequest(
                 task_id=params.task_id,
                 attempt=attempt,
                 agent_id=agent_id,
-                result=result,
-                task_status=status.value,
-                status_reason=reason,
-                error_code=code,
-                final=final,
+                endpoint_url=decision.endpoint_url or "",
+                timeout_seconds=params.timeout_seconds,
+                record=self._one_step,
+                last_attempt=attempt == params.max_attempts,
             )
-            finished: FinishResult = await _bookkeeping(RegistryActivities.finish_attempt, record)
-            if final:
+            result = await self._call_agent(params, call, decision.agent_kind)
+            record = attempt_record(call, result)
+            finished = result.finished
+            if finished is None:  # not recorded in the call (an older run, a failed recording, async completion)
+                finished = await _bookkeeping(RegistryActivities.finish_attempt, record)
+            if record.final:
                 error = None if result.outcome is CallOutcome.SUCCESS else result.error
-                outcome = self._result(params, status, error, result.error_code or code)
+                status = TaskStatus(record.task_status)
+                outcome = self._result(params, status, error, result.error_code or record.error_code)
                 return await self._finished(params, outcome, finished)
             last = result
             if result.error_code != PLATFORM_ERROR:  # the agent did nothing wrong: it may be chosen again
@@ -231,7 +241,10 @@ class TaskWorkflow:
         """Ends the run as the task ended: completed when it succeeded, *failed* (with the error code and reason,
         the result as the failure's details) when it failed or timed out, so the Temporal UI's status column,
         filters and failure counts agree with AINS. A cancelled task's run is cancelled by run()."""
-        workflow.upsert_search_attributes([sa.STATUS.value_set(result.status)])
+        attributes = [sa.STATUS.value_set(result.status)]
+        if self._one_step and result.agent_id is not None:
+            attributes.append(sa.AGENT_ID.value_set(result.agent_id))
+        workflow.upsert_search_attributes(attributes)
         if not finished.followups_done:  # Temporal or the DB refused them inside finish_*: retry separately
             await self._followups(params, result.status)
         if result.status in (TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value):
@@ -283,10 +296,17 @@ class TaskWorkflow:
                 [sa.AGENT_ID.value_set(agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
             )
             workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{agent_id}`")
-            result = await self._call_agent(params, attempt, decision)
-
             is_last = attempt == params.max_attempts
-            status, reason, code = self._status_after(result, attempt, is_last, agent_id)
+            call = AgentCallRequest(
+                task_id=params.task_id,
+                attempt=attempt,
+                agent_id=agent_id,
+                endpoint_url=decision.endpoint_url or "",
+                timeout_seconds=params.timeout_seconds,
+            )
+            result = await self._call_agent(params, call, decision.agent_kind)
+            status_value, reason, code = status_after(result, attempt, is_last, agent_id)
+            status = TaskStatus(status_value)
             await workflow.execute_local_activity_method(
                 RegistryActivities.record_attempt,
                 AttemptRecord(
@@ -312,18 +332,6 @@ class TaskWorkflow:
         timed_out = last is not None and last.outcome is CallOutcome.TIMEOUT
         final = TaskStatus.TIMED_OUT if timed_out else TaskStatus.FAILED
         return self._result(params, final, last.error if last else None)
-
-    @staticmethod
-    def _status_after(
-        result: AgentCallResult, attempt: int, is_last: bool, agent_id: str
-    ) -> tuple[TaskStatus, str | None, str | None]:
-        if result.outcome is CallOutcome.SUCCESS:
-            return TaskStatus.SUCCEEDED, None, None
-        code = "agent_timeout" if result.outcome is CallOutcome.TIMEOUT else "agent_error"
-        if is_last:
-            status = TaskStatus.TIMED_OUT if result.outcome is CallOutcome.TIMEOUT else TaskStatus.FAILED
-            return status, f"attempt {attempt} on agent {agent_id}: {result.error}", code
-        return TaskStatus.ROUTING, f"attempt {attempt} on agent {agent_id} failed ({result.error}); re-routing", code
 
     async def _route_with_wait(
         self, params: TaskWorkflowInput, attempt: int, failed_agents: list[str]
@@ -372,18 +380,11 @@ class TaskWorkflow:
             waited += pause
             poll = min(poll * 2, BUSY_POLL_MAX)
 
-    async def _call_agent(self, params: TaskWorkflowInput, attempt: int, decision: RouteDecision) -> AgentCallResult:
-        assert decision.agent_id is not None and decision.endpoint_url is not None
+    async def _call_agent(self, params: TaskWorkflowInput, request: AgentCallRequest, kind: str) -> AgentCallResult:
         started = workflow.now()
-        request = AgentCallRequest(
-            task_id=params.task_id,
-            attempt=attempt,
-            agent_id=decision.agent_id,
-            endpoint_url=decision.endpoint_url,
-            timeout_seconds=params.timeout_seconds,
-        )
+        attempt, agent_id = request.attempt, request.agent_id
         try:
-            if decision.agent_kind == "llm":
+            if kind == "llm":
                 # An llm agent: activities.llm_calls.call_llm on its own queue, same timeouts, retries and result.
                 llm_result: AgentCallResult = await workflow.execute_activity(
                     "call_llm",
@@ -394,7 +395,7 @@ class TaskWorkflow:
                     heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
                     priority=task_queue_priority(self._effective_priority(params), params.client_id),
                     retry_policy=AGENT_CALL_RETRY,
-                    summary=f"call llm agent {decision.agent_id} (attempt {attempt})",
+                    summary=f"call llm agent {agent_id} (attempt {attempt})",
                 )
                 return llm_result
             return await workflow.execute_activity_method(
@@ -406,7 +407,7 @@ class TaskWorkflow:
                 # Aged like routing order, so a long-waiting task is not overtaken on a congested agents queue.
                 priority=task_queue_priority(self._effective_priority(params), params.client_id),
                 retry_policy=AGENT_CALL_RETRY,
-                summary=f"call agent {decision.agent_id} (attempt {attempt})",
+                summary=f"call agent {agent_id} (attempt {attempt})",
             )
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):

@@ -1,0 +1,108 @@
+"""What follows an attempt: record it, hand the freed slot over, and when the task is done notify its dependents
+and emit its event. Run by the agent call's own activity (one step per attempt) or, as a fallback and for older
+runs, by TaskWorkflow's finish_attempt local activity."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from core.attempts import record_attempt
+from core.db import Database
+from core.dependencies import waiting_dependents
+from core.dispatch import Dispatcher
+from core.events import emit_task_event
+from core.settings import Settings
+from models.workflow_io import (
+    DEPENDENCY_FINISHED_SIGNAL,
+    AgentCallRequest,
+    AgentCallResult,
+    AttemptRecord,
+    CallOutcome,
+    FinishResult,
+    attempt_record,
+)
+
+log = logging.getLogger("ains.attempts")
+
+_OUTCOME_OF_ATTEMPT = {"succeeded": CallOutcome.SUCCESS, "timed_out": CallOutcome.TIMEOUT}
+
+
+def recorded_result(
+    attempt_status: str | None, error: str | None, duration_ms: float | None, error_code: str | None
+) -> AgentCallResult | None:
+    """The outcome an attempt was recorded with (None while it runs, or when it was never recorded): what a
+    retried call returns instead of calling the agent again, after the worker that recorded it died.
+    ``finished`` stays None, so the workflow's own finish step completes any follow-up the lost worker did not."""
+    if attempt_status is None or attempt_status in ("running", "cancelled"):
+        return None
+    return AgentCallResult(
+        outcome=_OUTCOME_OF_ATTEMPT.get(attempt_status, CallOutcome.FAILURE),
+        error=error,
+        duration_ms=duration_ms or 0.0,
+        error_code=error_code,
+        output_stored=True,  # the output is the task's result already; nothing to carry
+    )
+
+
+class AttemptFinisher:
+    def __init__(self, db: Database, client: Client | None, settings: Settings) -> None:
+        self._db = db
+        self._client = client
+        self._settings = settings
+        self.dispatcher = Dispatcher(db, client, settings.priority_aging_seconds)
+
+    async def finish(self, record: AttemptRecord) -> FinishResult:
+        """Record the attempt (trust, status) at most once, hand the agent's free slots over, and when the
+        task is done run its follow-ups."""
+        async with self._db.transaction() as session:
+            applied = await record_attempt(session, record)
+        await self.dispatcher.release([record.agent_id], source="attempt")
+        done = await self.after_final(record.task_id, record.task_status) if record.final else True
+        return FinishResult(applied=applied, followups_done=done)
+
+    async def finish_call(self, request: AgentCallRequest, result: AgentCallResult) -> AgentCallResult:
+        """``result`` with the attempt recorded when the request asks for it. A recording that fails (the
+        registry is down) is left to the workflow, which retries it until the registry is back: the agent is
+        never called twice because of our own fault."""
+        if not request.record:
+            return result
+        try:
+            finished = await self.finish(attempt_record(request, result))
+        except Exception as exc:
+            log.warning("attempt %d of %s not recorded in its call: %s", request.attempt, request.task_id, exc)
+            return result
+        return result.model_copy(update={"finished": finished})
+
+    async def after_final(self, task_id: str, status: str) -> bool:
+        """Notify dependents and emit the event; False when either failed (the workflow then runs them as
+        separate local activities with their own retries)."""
+        try:
+            await self.notify(task_id)
+            if self._client is not None:
+                await emit_task_event(self._db, self._client, self._settings, task_id, status)
+        except Exception as exc:  # Temporal or the DB unavailable: left to the workflow's fallback
+            log.warning("follow-ups of task %s not done here: %s", task_id, exc)
+            return False
+        return True
+
+    async def notify(self, task_id: str) -> int:
+        """Signal every unfinished task waiting on this one (run after its final status is committed).
+
+        A dependent whose workflow has not started yet misses the signal, but its own first check reads the
+        committed status, so no wake-up is lost.
+        """
+        if self._client is None:
+            return 0
+        async with self._db.session() as session:
+            workflow_ids = await waiting_dependents(session, task_id)
+        notified = 0
+        for workflow_id in workflow_ids:
+            try:
+                await self._client.get_workflow_handle(workflow_id).signal(DEPENDENCY_FINISHED_SIGNAL, task_id)
+                notified += 1
+            except RPCError:  # not started yet, or already finished: see the docstring
+                continue
+        return notified
