@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     no_agent_wait_seconds: float = Field(default=300.0, ge=0)
     worker_sticky_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Run workflows in Temporal's sandbox, which re-imports each workflow module per run and checks every call
+    # against a list of non-deterministic ones: about 8 ms of worker CPU per task, half of AINS's workflow cost.
+    # AINS's workflows are its own code, not users': the test suite runs them sandboxed and the recorded
+    # histories replay sandboxed in CI, so production runs them without it (README, "Workflow sandbox").
+    workflow_sandbox: bool = False
     # In-flight activities get this long to finish on SIGTERM; k8s terminationGracePeriodSeconds must exceed it.
     worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # Prometheus metrics of each worker process on this port: AINS domain metrics (routing, agent calls,

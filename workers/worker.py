@@ -14,7 +14,8 @@ import httpx
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows
 from activities.agent_calls import AgentCallActivities
@@ -69,6 +70,11 @@ def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExi
     stack.callback(stop_worker_metrics, bound)
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox when AINS_WORKFLOW_SANDBOX is set (as in the test suite), else plain execution: see Settings."""
+    return SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+
+
 def resolve_queues(names: Sequence[str]) -> list[str]:
     """Short names (``orchestration``, ``agents``) or ``all`` to Temporal task-queue names."""
     if "all" in names:
@@ -99,6 +105,7 @@ def build_workers(
                 client,
                 task_queue=ORCHESTRATION_QUEUE,
                 workflows=ALL_WORKFLOWS,
+                workflow_runner=workflow_runner(settings),
                 activities=[
                     registry.route_task,
                     registry.finish_attempt,
@@ -147,6 +154,7 @@ def build_workers(
                 client,
                 task_queue=WEBHOOKS_QUEUE,
                 workflows=[WebhookDeliveryWorkflow],
+                workflow_runner=workflow_runner(settings),
                 activities=[deliveries.attempt_delivery, deliveries.finish_delivery],
                 max_concurrent_activities=200,
                 sticky_queue_schedule_to_start_timeout=sticky,
@@ -186,7 +194,7 @@ async def run_workers(
 
     With ``AINS_WORKER_METRICS_PORT`` set, serves AINS metrics there, plus the SDK's from ``sdk_metrics_url``.
     """
-    if ORCHESTRATION_QUEUE in queues or WEBHOOKS_QUEUE in queues:
+    if settings.workflow_sandbox and (ORCHESTRATION_QUEUE in queues or WEBHOOKS_QUEUE in queues):
         precompile_workflows()
     async with AsyncExitStack() as stack:
         db = Database(settings.effective_database_url, settings.database_pool_size)

@@ -46,6 +46,7 @@ def stack_settings(database_url: str, temporal_address: str, namespace: str, red
         retry_backoff_seconds=0.1,
         no_agent_wait_seconds=3.0,
         worker_sticky_timeout_seconds=1.0,
+        workflow_sandbox=True,  # every workflow path the suite runs is checked by Temporal's sandbox
         priority_aging_seconds=1.0,
         dispatch_reconcile_interval_seconds=2.0,
         dispatch_reconcile_after_seconds=1.0,
@@ -109,6 +110,7 @@ class Stack:
             "AINS_AGENT_SIGNING_SECRET": SIGNING_SECRET,
             "AINS_AGENT_HEARTBEAT_INTERVAL_SECONDS": "0.5",
             "AINS_WORKER_STICKY_TIMEOUT_SECONDS": "1",
+            "AINS_WORKFLOW_SANDBOX": "true",
             "AINS_WORKER_SHUTDOWN_GRACE_SECONDS": "1",
             "AINS_WORKER_METRICS_PORT": "0",
             "AINS_PRIORITY_AGING_SECONDS": str(self.settings.priority_aging_seconds),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.task_workflow import TaskWorkflow
 
@@ -35,8 +36,16 @@ V2 = [
 ]
 
 
+# Workers run workflows unsandboxed in production (AINS_WORKFLOW_SANDBOX, off by default) and sandboxed in the
+# test suite: every history replays the same under both runners.
+RUNNERS = {"sandboxed": SandboxedWorkflowRunner, "unsandboxed": UnsandboxedWorkflowRunner}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("name", V1 + V2)
-async def test_a_task_recorded_by_an_earlier_workflow_version_replays(name: str) -> None:
+async def test_a_task_recorded_by_an_earlier_workflow_version_replays(name: str, runner: str) -> None:
     history = WorkflowHistory.from_json(f"task-{name}", (HISTORIES / name).read_text())
-    replayer = Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[TaskWorkflow], data_converter=pydantic_data_converter, workflow_runner=RUNNERS[runner]()
+    )
     await replayer.replay_workflow(history)
