@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import Select, and_, select
+from sqlalchemy import and_, bindparam, select
 from temporalio import activity
 
 from core.agent_completion import encode_token
@@ -49,14 +49,19 @@ class AgentCallActivities:
         self._connect_timeout = connect_timeout
 
     async def _heartbeat_until_done(self, call: asyncio.Task[AgentCallResult]) -> None:
+        # The first heartbeat goes out after one interval, not at once: a call that answers sooner (most do)
+        # costs no heartbeat RPC at all, and the interval is well inside the heartbeat timeout.
         while not call.done():
-            activity.heartbeat()
             await asyncio.wait({call}, timeout=self._heartbeat_interval)
+            if not call.done():
+                activity.heartbeat()
 
     @activity.defn(name="call_agent")
     async def call_agent(self, request: AgentCallRequest) -> AgentCallResult:
         async with self._db.session() as session:
-            row = (await session.execute(_task_and_attempt(request))).first()
+            row = (
+                await session.execute(_TASK_AND_ATTEMPT, {"b_task": request.task_id, "b_attempt": request.attempt})
+            ).first()
         if row is None:
             return AgentCallResult(outcome=CallOutcome.FAILURE, error="task no longer exists", duration_ms=0.0)
         recorded = recorded_result(row.attempt_status, row.attempt_error, row.duration_ms, row.error_code)
@@ -138,21 +143,20 @@ class AgentCallActivities:
         return _parse_output(response, elapsed())
 
 
-def _task_and_attempt(request: AgentCallRequest) -> Select[Any]:
-    """The task's type and input, and how its attempt stands (recorded already, after a lost worker?)."""
-    attempt = and_(TaskAttempt.task_id == Task.id, TaskAttempt.attempt == request.attempt)
-    return (
-        select(
-            Task.type,
-            Task.input,
-            Task.error_code,
-            TaskAttempt.status.label("attempt_status"),
-            TaskAttempt.error.label("attempt_error"),
-            TaskAttempt.duration_ms,
-        )
-        .outerjoin(TaskAttempt, attempt)
-        .where(Task.id == request.task_id)
+# What the call needs: the task's type and input, and how its attempt stands (recorded already, after a lost
+# worker?). Built once: it runs for every call.
+_TASK_AND_ATTEMPT = (
+    select(
+        Task.type,
+        Task.input,
+        Task.error_code,
+        TaskAttempt.status.label("attempt_status"),
+        TaskAttempt.error.label("attempt_error"),
+        TaskAttempt.duration_ms,
     )
+    .outerjoin(TaskAttempt, and_(TaskAttempt.task_id == Task.id, TaskAttempt.attempt == bindparam("b_attempt")))
+    .where(Task.id == bindparam("b_task"))
+)
 
 
 def request_body(task_id: str, attempt: int, task_type: str, task_input: dict[str, Any]) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import Task, TaskDependency
@@ -26,11 +26,14 @@ async def dependency_state(session: AsyncSession, task_id: str) -> DependencySta
     return DependencyState(pending=pending)
 
 
+_DEPENDENTS = (
+    select(Task.workflow_id, Task.status)
+    .join(TaskDependency, TaskDependency.task_id == Task.id)
+    .where(TaskDependency.depends_on_id == bindparam("b_task"))
+)
+
+
 async def waiting_dependents(session: AsyncSession, task_id: str) -> list[str]:
-    """Workflow ids of unfinished tasks that depend on ``task_id``."""
-    rows = await session.execute(
-        select(Task.workflow_id, Task.status)
-        .join(TaskDependency, TaskDependency.task_id == Task.id)
-        .where(TaskDependency.depends_on_id == task_id)
-    )
+    """Workflow ids of unfinished tasks that depend on ``task_id`` (run once per finished task)."""
+    rows = await session.execute(_DEPENDENTS, {"b_task": task_id})
     return [workflow_id for workflow_id, status in rows if not TaskStatus(status).is_final]

@@ -111,6 +111,9 @@ def _is_deadlock(exc: DBAPIError) -> bool:
     return "deadlock" in str(exc.orig).lower()
 
 
+_ANYONE_WAITING = select(TaskWait.task_id).limit(1)  # built once: it runs after every attempt
+
+
 class Dispatcher:
     """Hands freed slots over and tells the tasks; one per process (workers, API, reconciler)."""
 
@@ -138,7 +141,7 @@ class Dispatcher:
 
     async def _anyone_waiting(self) -> bool:
         async with self._db.session() as session:
-            return (await session.execute(select(TaskWait.task_id).limit(1))).first() is not None
+            return (await session.execute(_ANYONE_WAITING)).first() is not None
 
     async def release(self, agent_ids: Iterable[str], source: str, keep: str | None = None) -> list[HandOver]:
         """Hand the agents' free slots over and signal each task, except ``keep`` (the caller itself)."""

@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.common import (
@@ -135,19 +135,34 @@ def task_event(task: Task, status: str) -> Event | None:
     return Event(id=_derived_id("evt", task.id, event_type.value), type=event_type, created_at=created, data=data)
 
 
+# Whether a finished task's event goes anywhere: its callback, or a subscription of its client.
+_LISTENED = select(
+    Task.callback_url,
+    exists().where(WebhookSubscription.client_id == Task.client_id).label("subscribed"),
+).where(Task.id == bindparam("b_task"))
+_PENDING_DELIVERIES = (
+    select(WebhookDelivery)
+    .where(WebhookDelivery.dispatched_at.is_(None))
+    .order_by(WebhookDelivery.created_at)
+    .limit(DISPATCH_BATCH)
+)
+
+
 async def emit_task_event(db: Database, temporal: Client, settings: Settings, task_id: str, status: str) -> list[str]:
     """The task reached ``status`` (final): record its event for subscribers and its callback, deliver it.
 
     Reads first and writes only when someone listens, so tasks nobody subscribed to cost one read.
     """
-    async with db.session() as session:
-        task = await session.get(Task, task_id)
-        event = task_event(task, status) if task is not None else None
-        if task is None or event is None:
-            return []
-        targets = await _targets(session, event, task.client_id, task.callback_url)
     created: list[str] = []
-    if targets:
+    async with db.session() as session:
+        listened = (await session.execute(_LISTENED, {"b_task": task_id})).first()
+        if listened is None or not (listened.callback_url or listened.subscribed):
+            task = event = None  # nobody listens: the common case costs this one read
+        else:
+            task = await session.get(Task, task_id)
+            event = task_event(task, status) if task is not None else None
+        targets = await _targets(session, event, task.client_id, task.callback_url) if task and event else []
+    if task is not None and event is not None and targets:
         async with db.transaction() as session:
             created = await _write_deliveries(session, event, task.client_id, targets)
     await dispatch_pending(db, temporal, settings)
@@ -227,16 +242,7 @@ async def dispatch_pending(db: Database, temporal: Client, settings: Settings) -
     started = 0
     failures: list[str] = []
     async with db.session() as session:
-        pending = list(
-            (
-                await session.execute(
-                    select(WebhookDelivery)
-                    .where(WebhookDelivery.dispatched_at.is_(None))
-                    .order_by(WebhookDelivery.created_at)
-                    .limit(DISPATCH_BATCH)
-                )
-            ).scalars()
-        )
+        pending = list((await session.execute(_PENDING_DELIVERIES)).scalars())
     for delivery in pending:
         try:
             await start_delivery(temporal, settings, delivery)
