@@ -10,6 +10,7 @@ import json
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import adaptive as adaptive_state
 from core.db import Database
 from core.events import emit_tier_change
 from core.metrics import observe_task_finished
@@ -131,6 +132,7 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
     tags = sorted({parse_requirement(r).tag for r in task.required_capabilities}) if task else []
     if moves_trust(record.result):
         await _apply_trust(session, record, tags)
+        await adaptive_state.observe_attempt(session, record, task, tags)  # core/adaptive.py
     if task is not None and not TaskStatus(task.status).is_final:
         task.status = record.task_status
         task.status_reason = record.status_reason
