@@ -303,7 +303,7 @@ class Draw:
 
 
 def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    return None if value is None else round(value, 6)
 
 
 def seeded_random(seed: str) -> random.Random:
