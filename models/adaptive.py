@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -312,8 +313,9 @@ def seeded_random(seed: str) -> random.Random:
 
 @dataclass
 class Ranking:
-    """Candidates best first with their scores (the sampled objective; the posterior-mean objective for the
-    candidates whose bound could not beat the winner, which were not sampled), and each one's draw."""
+    """Candidates best first with their scores (the sampled objective; for the candidates whose bound could
+    not beat the winner, which were not sampled, the posterior-mean objective, after the sampled ones in
+    order of their bounds), and each one's draw."""
 
     ranked: list[tuple[int, float]]  # (position in the eligible list, score)
     draws: dict[int, Draw] = field(default_factory=dict)
@@ -363,12 +365,12 @@ def rank(
     sampled = sorted(draws, key=lambda i: (-(draws[i].objective or 0.0), agent_ids[i]))
     ranked: list[tuple[int, float]] = [(i, round(draws[i].objective or 0.0, 6)) for i in sampled[:limit]]
     room = limit - len(ranked)
-    if room > 0:
-        rest = [i for i in range(count) if i not in draws]
-        means = {i: wq * utilities[i].quality + wl * utilities[i].speed + wc * utilities[i].cheap for i in rest}
-        for i in heapq.nsmallest(room, rest, key=lambda i: (-means[i], agent_ids[i])):
-            draws[i] = Draw(posteriors[i], utilities[i], bounds[i])
-            ranked.append((i, round(means[i], 6)))
+    if room > 0:  # the receipt's other candidates: the best bounds among those not sampled
+        rest = (i for i in sorted(range(count), key=bounds.__getitem__, reverse=True) if i not in draws)
+        for i in itertools.islice(rest, room):
+            u = utilities[i]
+            draws[i] = Draw(posteriors[i], u, bounds[i])
+            ranked.append((i, round(wq * u.quality + wl * u.speed + wc * u.cheap, 6)))
     return Ranking(ranked=ranked, draws=draws)
 
 
