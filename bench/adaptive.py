@@ -148,7 +148,9 @@ def plot(runs: dict[str, dict[str, list[sim.Run]]], path: Path) -> None:
         if name == "drift":
             ax.axvline(1000, color="grey", linewidth=0.8)
             ax.annotate("summarize expert's quality drops", (1010, 0.62), fontsize=8, color="grey")
-        ax.set_title(f"{name}: expected reward per task ({WINDOW}-task moving average, mean of {seeds} seeds)")
+        ax.set_title(
+            f"{name}: expected reward per task\n({WINDOW}-task moving average, mean of {seeds} seeds)", fontsize=10
+        )
         ax.set_xlabel("task")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("reward")

@@ -20,6 +20,7 @@ from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
 from models.audit import AuditEntryView, AuditMethod
 from models.chains import ChainCreate
 from models.common import Page
+from models.feedback import FeedbackCreate, FeedbackView
 from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
 from models.llm import PlanGenerateRequest, PlanGenerateResponse
 from models.plans import PlanCreate, PlanView
@@ -152,6 +153,11 @@ def task_routing(task_id: str) -> Call[TaskRoutingView]:
 
 def cancel_task(task_id: str) -> Call[TaskView]:
     return Call("POST", f"/v1/tasks/{_seg(task_id)}/cancel", _model(TaskView), replayable=True)
+
+
+def give_feedback(task_id: str, spec: FeedbackCreate) -> Call[FeedbackView]:
+    """Sending the same score again only counts once (it replaces), so a retry is safe."""
+    return Call("POST", f"/v1/tasks/{_seg(task_id)}/feedback", _model(FeedbackView), body=body(spec), replayable=True)
 
 
 def task_events_path(task_id: str) -> str:
