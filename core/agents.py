@@ -15,7 +15,15 @@ from core.adaptive import learned_view
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import get_settings
 from core.url_safety import UrlPolicy, check_url
-from models.agents import LLM_ENDPOINT_SCHEME, AgentCreate, AgentStatus, AgentUpdate, AgentView, Capability
+from models.agents import (
+    LLM_ENDPOINT_SCHEME,
+    AgentCreate,
+    AgentDetailView,
+    AgentStatus,
+    AgentUpdate,
+    AgentView,
+    Capability,
+)
 from models.capabilities import TAG_PATTERN
 from models.common import Page
 from models.tables import Agent, AgentCapability, TaskAttempt, as_utc, utcnow
@@ -124,13 +132,12 @@ async def register_agent(session: AsyncSession, spec: AgentCreate, url_policy: U
     return (await _views(session, [agent]))[0]
 
 
-async def get_agent(session: AsyncSession, agent_id: str) -> AgentView:
+async def get_agent(session: AsyncSession, agent_id: str) -> AgentDetailView:
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id!r} not found")
     view = (await _views(session, [agent]))[0]
-    view.learned = await learned_view(session, agent)
-    return view
+    return AgentDetailView(**dict(view), learned=await learned_view(session, agent))
 
 
 # The columns of an agent's view, read as plain rows when listing (no ORM identity map, no re-validation).

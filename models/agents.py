@@ -127,7 +127,11 @@ class AgentView(BaseModel):
     created_at: datetime
     updated_at: datetime
     price_per_call_usd: float | None = None
-    learned: list[LearnedTagView] | None = Field(
-        default=None,
-        description="GET /v1/agents/{id} only: what adaptive routing learned per tag (quality, latency, cost).",
+
+
+class AgentDetailView(AgentView):
+    """GET /v1/agents/{id}: the agent as listed, plus what adaptive routing learned about it."""
+
+    learned: list[LearnedTagView] = Field(
+        default_factory=list, description="Per capability tag: posterior quality, latency and cost, evidence."
     )

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
+from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
 from models.audit import AuditEntryView, AuditMethod
 from models.chains import ChainCreate
 from models.common import Page
@@ -264,8 +264,8 @@ def register_agent(spec: AgentCreate) -> Call[AgentView]:
     return Call("POST", "/v1/agents", _model(AgentView), body=body(spec))
 
 
-def get_agent(agent_id: str) -> Call[AgentView]:
-    return Call("GET", f"/v1/agents/{_seg(agent_id)}", _model(AgentView), replayable=True)
+def get_agent(agent_id: str) -> Call[AgentDetailView]:
+    return Call("GET", f"/v1/agents/{_seg(agent_id)}", _model(AgentDetailView), replayable=True)
 
 
 def list_agents(

@@ -24,7 +24,7 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
+from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
 from models.audit import AuditEntryView
 from models.chains import ChainCreate
 from models.common import Page
@@ -243,7 +243,7 @@ class AsyncAgents(_AsyncResource):
     async def register(self, spec: AgentCreate | Mapping[str, Any]) -> AgentView:
         return await self._t.run(calls.register_agent(coerce(AgentCreate, spec)))
 
-    async def get(self, agent_id: str) -> AgentView:
+    async def get(self, agent_id: str) -> AgentDetailView:
         return await self._t.run(calls.get_agent(agent_id))
 
     async def list(self, **filters: Any) -> Page[AgentView]:
@@ -569,7 +569,7 @@ class Agents(_Resource):
     def register(self, spec: AgentCreate | Mapping[str, Any]) -> AgentView:
         return self._t.run(calls.register_agent(coerce(AgentCreate, spec)))
 
-    def get(self, agent_id: str) -> AgentView:
+    def get(self, agent_id: str) -> AgentDetailView:
         return self._t.run(calls.get_agent(agent_id))
 
     def list(self, **filters: Any) -> Page[AgentView]:

@@ -110,7 +110,11 @@ async def test_adaptive_receipt_shows_posteriors_draws_and_objective_per_candida
         figures = candidate["adaptive"]
         assert figures["tag"] == tag and figures["weights"] == {"quality": 0.5, "latency": 0.0, "cost": 0.5}
         assert 0 <= figures["quality"]["mean"] <= 1 and figures["latency_ms"]["mean"] > 0
-        assert figures["objective"]["sampled"] == candidate["score"]
+        # Sampled, or (its bound could not beat the winner's draw) ranked by its posterior-mean objective.
+        sampled = figures["objective"]["sampled"]
+        assert candidate["score"] == (
+            sampled if sampled is not None else pytest.approx(figures["objective"]["mean"], abs=1e-4)
+        )
     assert by_agent[second]["adaptive"]["cost_usd"]["mean"] == 0.002
     assert by_agent[first]["adaptive"]["cost_usd"]["mean"] == 0.0
     winner = by_agent[receipt["winner_agent_id"]]
