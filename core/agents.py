@@ -11,10 +11,19 @@ from sqlalchemy import ScalarSelect, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from core.adaptive import learned_view
 from core.errors import Conflict, InvalidInput, NotFound
 from core.settings import get_settings
 from core.url_safety import UrlPolicy, check_url
-from models.agents import LLM_ENDPOINT_SCHEME, AgentCreate, AgentStatus, AgentUpdate, AgentView, Capability
+from models.agents import (
+    LLM_ENDPOINT_SCHEME,
+    AgentCreate,
+    AgentDetailView,
+    AgentStatus,
+    AgentUpdate,
+    AgentView,
+    Capability,
+)
 from models.capabilities import TAG_PATTERN
 from models.common import Page
 from models.tables import Agent, AgentCapability, TaskAttempt, as_utc, utcnow
@@ -85,6 +94,7 @@ def to_view(agent: Agent, capabilities: list[Capability], running: int) -> Agent
         last_assigned_at=as_utc(agent.last_assigned_at),
         created_at=as_utc(agent.created_at) or utcnow(),
         updated_at=as_utc(agent.updated_at) or utcnow(),
+        price_per_call_usd=agent.price_per_call_usd,
     )
 
 
@@ -110,6 +120,7 @@ async def register_agent(session: AsyncSession, spec: AgentCreate, url_policy: U
         prompt_template=spec.prompt_template,
         health_url=str(spec.health_url) if spec.health_url else None,
         max_concurrency=spec.max_concurrency,
+        price_per_call_usd=spec.price_per_call_usd,
         status=AgentStatus.AVAILABLE.value,
     )
     session.add(agent)
@@ -121,11 +132,12 @@ async def register_agent(session: AsyncSession, spec: AgentCreate, url_policy: U
     return (await _views(session, [agent]))[0]
 
 
-async def get_agent(session: AsyncSession, agent_id: str) -> AgentView:
+async def get_agent(session: AsyncSession, agent_id: str) -> AgentDetailView:
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id!r} not found")
-    return (await _views(session, [agent]))[0]
+    view = (await _views(session, [agent]))[0]
+    return AgentDetailView(**dict(view), learned=await learned_view(session, agent))
 
 
 # The columns of an agent's view, read as plain rows when listing (no ORM identity map, no re-validation).
@@ -153,6 +165,7 @@ _VIEW_COLUMNS = tuple(
         "last_assigned_at",
         "created_at",
         "updated_at",
+        "price_per_call_usd",
     )
 )
 
@@ -182,6 +195,7 @@ def _view_dict(row: Sequence[Any], capabilities: list[dict[str, str]]) -> dict[s
         last_assigned_at,
         created_at,
         updated_at,
+        price,
         running,
     ) = row  # positional: attribute access on a Row costs more than building the whole dict
     return {
@@ -210,6 +224,7 @@ def _view_dict(row: Sequence[Any], capabilities: list[dict[str, str]]) -> dict[s
         "last_assigned_at": as_utc(last_assigned_at),
         "created_at": as_utc(created_at) or utcnow(),
         "updated_at": as_utc(updated_at) or utcnow(),
+        "price_per_call_usd": price,
     }
 
 
@@ -303,6 +318,8 @@ async def update_agent(
         agent.prompt_template = spec.prompt_template
     if spec.max_concurrency is not None:
         agent.max_concurrency = spec.max_concurrency
+    if spec.price_per_call_usd is not None:
+        agent.price_per_call_usd = spec.price_per_call_usd
     if spec.status is not None:
         agent.status = spec.status.value
         agent.health_error = None

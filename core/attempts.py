@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from core import adaptive as adaptive_state
 from core.db import Database
 from core.events import emit_tier_change
 from core.metrics import observe_task_finished
@@ -88,7 +89,7 @@ _TAG_TRUST_UPDATE = (
 )
 _TRUST_RECORD_INSERT = insert(TrustRecord)
 _TASK_FOR_RECORD = (
-    select(Task.type, Task.status, Task.created_at, Task.required_capabilities)
+    select(Task.type, Task.status, Task.created_at, Task.required_capabilities, Task.routing_strategy)
     .where(Task.id == bindparam("b_task"))
     .with_for_update()
 )
@@ -229,6 +230,8 @@ async def record_attempt(session: AsyncSession, record: AttemptRecord) -> bool:
     tags = sorted({parse_requirement(r).tag for r in task.required_capabilities}) if task else []
     if moves_trust(result):
         await _apply_trust(session, conn, record, tags)
+        if task is not None:
+            await adaptive_state.observe_attempt(session, record, task.routing_strategy, tags)  # core/adaptive.py
     if task is None or TaskStatus(task.status).is_final:
         return True
     final = TaskStatus(record.task_status).is_final

@@ -22,10 +22,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import adaptive as adaptive_state
 from core import routing_writes as writes
 from core.db import driver_fetch
 from core.dispatch_queue import Waiter, enqueue
 from core.metrics import observe_queue_wait
+from models.adaptive import objective_for
 from models.agents import kind_of_endpoint
 from models.capabilities import parse_requirement
 from models.routing import (
@@ -108,6 +110,7 @@ async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: 
                 registered_at=float(created or 0.0),
             )
         )
+    await adaptive_state.attach(session, candidates)  # adaptive routing's posteriors (core/adaptive.py)
     return candidates
 
 
@@ -453,6 +456,7 @@ async def choose(session: AsyncSession, request: RouteRequest, cache: CandidateC
         failed_on_task=frozenset(request.failed_agent_ids),
         seed=f"{request.task_id}:{request.attempt}",
         now=utcnow().timestamp(),
+        objective=objective_for(request.adaptive),
     )
     evaluation = evaluate(candidates, query, trust=trust)
     if cache is not None and evaluation.winner is None and not evaluation.waiting_is_useful:

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.feedback import Objectives
+
 DEFAULT_WEBHOOK_SECRET = "dev-insecure-secret-change-me"
 
 # Task queues served by separate worker pools; deploy/ has one Deployment and scaler per queue.
@@ -68,9 +70,23 @@ class Settings(BaseSettings):
     composition_max_history_events: int = Field(default=10_000, ge=100, le=50_000)
     composition_steps_per_run: int = Field(default=0, ge=0)
 
-    default_routing_strategy: Literal["round_robin", "least_loaded", "trust_weighted", "fastest_response"] = (
-        "least_loaded"
-    )
+    default_routing_strategy: Literal[
+        "round_robin", "least_loaded", "trust_weighted", "fastest_response", "adaptive"
+    ] = "least_loaded"
+
+    # Adaptive routing (README "Adaptive routing"). Objective weights of a task that gives none; latency and
+    # cost reach the objective as 1 / (1 + value / scale). Each utility's posterior spread is clamped to
+    # [floor, cap] (bounded exploration). Each new observation of a (tag, agent) discounts the older ones
+    # by adaptive_discount (recent evidence weighs more; 0.98 keeps about the last 50). adaptive_learning:
+    # every attempt feeds the evidence whatever its task's strategy (about 3 ms of worker CPU per attempt);
+    # off, only adaptively routed tasks do.
+    adaptive_objectives: Objectives = Field(default_factory=Objectives)
+    adaptive_latency_scale_ms: float = Field(default=1000.0, gt=0)
+    adaptive_cost_scale_usd: float = Field(default=0.01, gt=0)
+    adaptive_exploration_floor: float = Field(default=0.02, ge=0, le=0.5)
+    adaptive_exploration_cap: float = Field(default=0.25, gt=0, le=1)
+    adaptive_discount: float = Field(default=0.98, gt=0, le=1)
+    adaptive_learning: bool = False
 
     # How long a worker reuses agents' capabilities, trust and availability when routing (live load is
     # always fresh); registry changes reach routing within this time. 0 reads everything on every decision.
@@ -186,6 +202,12 @@ class Settings(BaseSettings):
             if isinstance(value, str) and value and _is_default_secret(name, value):
                 what = "development credentials" if name in SECRET_URL_SETTINGS else "a default secret"
                 raise ValueError(f"AINS_{name.upper()} uses {what}; set a real one outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _exploration_bounds(self) -> Settings:
+        if self.adaptive_exploration_floor > self.adaptive_exploration_cap:
+            raise ValueError("AINS_ADAPTIVE_EXPLORATION_FLOOR must not exceed AINS_ADAPTIVE_EXPLORATION_CAP")
         return self
 
     @property

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.adaptive import tuning_for
 from core.db import Database
 from core.dispatch_queue import waiting_view
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
@@ -26,6 +27,7 @@ from core.templates import resolve as resolve_template
 from core.temporal import start_task_workflow, task_workflow_id
 from core.url_safety import UrlPolicy, check_url
 from models.common import Page
+from models.feedback import Objectives
 from models.routing import Strategy
 from models.tables import RoutingReceipt, Task, TaskDependency, as_utc, utcnow
 from models.tasks import (
@@ -52,6 +54,8 @@ def _task_id(client_id: str, idempotency_key: str | None) -> str:
 
 def _request_hash(spec: TaskCreate) -> str:
     body = spec.model_dump(mode="json", exclude={"idempotency_key"})
+    if body.get("objectives") is None:  # added later: requests without it keep the hash they always had
+        body.pop("objectives", None)
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -82,6 +86,7 @@ def to_view(task: Task, settings: Settings) -> TaskView:
         priority=task.priority,
         required_capabilities=task.required_capabilities,
         routing_strategy=Strategy(task.routing_strategy or Strategy.LEAST_LOADED),
+        objectives=Objectives.model_validate(task.objectives) if task.objectives else None,
         min_trust=task.min_trust,
         exclude_agents=task.excluded_agent_ids or [],
         input=task.input,
@@ -105,6 +110,7 @@ def to_view(task: Task, settings: Settings) -> TaskView:
 
 
 def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None = None) -> TaskWorkflowInput:
+    strategy = task.routing_strategy or settings.default_routing_strategy
     return TaskWorkflowInput(
         policy=ExecutionPolicy(
             heartbeat_timeout_seconds=settings.agent_heartbeat_timeout_seconds,
@@ -120,13 +126,14 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
         priority=task.priority,
         timeout_seconds=task.timeout_seconds,
         max_attempts=task.max_attempts,
-        routing_strategy=task.routing_strategy or settings.default_routing_strategy,
+        routing_strategy=strategy,
         min_trust=task.min_trust,
         excluded_agent_ids=task.excluded_agent_ids or [],
         queue_timeout_seconds=task.queue_timeout_seconds,
         retry=RetrySpec(**task.retry_policy) if task.retry_policy else None,
         depends_on=depends_on or [],
         history_version=ONE_STEP_ATTEMPTS,
+        adaptive=tuning_for(task.objectives, settings) if strategy == Strategy.ADAPTIVE.value else None,
     )
 
 
@@ -205,6 +212,7 @@ def task_values(
         "step_name": parent.step if parent else None,
         "template_id": spec.template_id,
         "routing_strategy": (spec.routing_strategy or Strategy(settings.default_routing_strategy)).value,
+        "objectives": spec.objectives.model_dump() if spec.objectives else None,
         "min_trust": spec.min_trust,
         "excluded_agent_ids": list(spec.exclude_agents),
         "queue_timeout_seconds": spec.queue_timeout_seconds,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
 from models.capabilities import TAG_PATTERN, validate_version
 from models.common import StrictModel
+from models.feedback import LearnedTagView
 from models.trust import TrustTier
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -62,6 +63,9 @@ class AgentCreate(StrictModel):
     )
     capabilities: list[Capability] = Field(min_length=1, max_length=100)
     max_concurrency: int = Field(strict=True, default=1, ge=1, le=10_000)
+    price_per_call_usd: float | None = Field(
+        default=None, ge=0, le=1000, description="What one call costs, for adaptive routing (http agents)."
+    )
 
     @field_validator("capabilities")
     @classmethod
@@ -87,6 +91,7 @@ class AgentUpdate(StrictModel):
     prompt_template: str | None = Field(default=None, max_length=20_000)
     capabilities: list[Capability] | None = Field(default=None, min_length=1, max_length=100)
     max_concurrency: int | None = Field(strict=True, default=None, ge=1, le=10_000)
+    price_per_call_usd: float | None = Field(default=None, ge=0, le=1000)
     status: AgentStatus | None = None
 
     @field_validator("capabilities")
@@ -121,3 +126,12 @@ class AgentView(BaseModel):
     last_assigned_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    price_per_call_usd: float | None = None
+
+
+class AgentDetailView(AgentView):
+    """GET /v1/agents/{id}: the agent as listed, plus what adaptive routing learned about it."""
+
+    learned: list[LearnedTagView] = Field(
+        default_factory=list, description="Per capability tag: posterior quality, latency and cost, evidence."
+    )

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from models import adaptive
+from models.agents import kind_of_endpoint
 from models.capabilities import CapabilityRequirement
 
 # Per-capability trust replaces the overall score once the agent has this many tasks for the tag.
@@ -25,6 +27,7 @@ class Strategy(StrEnum):
     LEAST_LOADED = "least_loaded"
     TRUST_WEIGHTED = "trust_weighted"
     FASTEST_RESPONSE = "fastest_response"
+    ADAPTIVE = "adaptive"
 
 
 class Filter(StrEnum):
@@ -47,6 +50,7 @@ class TagStats:
     version: str
     trust: float
     samples: int
+    learned: adaptive.Posterior | None = None  # adaptive routing's posterior (core.adaptive attaches it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +89,12 @@ class CandidateReport:
     running: int
     max_concurrency: int
     score: float | None = None
+    adaptive: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
+        extra = {"adaptive": self.adaptive} if self.adaptive is not None else {}
         return {
+            **extra,
             "agent_id": self.agent_id,
             "eliminated_by": self.eliminated_by.value if self.eliminated_by else None,
             "detail": self.detail,
@@ -107,6 +114,7 @@ class RoutingQuery:
     failed_on_task: frozenset[str] = frozenset()
     seed: str = ""
     now: float = 0.0  # epoch seconds, supplied by the caller so the decision stays a pure function
+    objective: adaptive.Objective | None = None  # the adaptive strategy's (None: the default objective)
 
 
 @dataclass(frozen=True)
@@ -294,6 +302,30 @@ def _trust_weighted(
     return [(c, round(weight[c.agent_id] / total, 6)) for c in [winner, *rest]]
 
 
+DEFAULT_OBJECTIVE = adaptive.Objective.of(0.6, 0.2, 0.2, adaptive.scales_of(1000.0, 0.01, 0.02, 0.25))
+
+
+def posterior_of(candidate: Candidate, tag: str | None, trust: float) -> adaptive.Posterior:
+    """The candidate's learned posterior for ``tag``, or its prior when the snapshot carries none."""
+    stats = candidate.tags.get(tag) if tag is not None else None
+    if stats is not None and stats.learned is not None:
+        return stats.learned
+    return adaptive.prior(trust, candidate.avg_response_ms, None, kind_of_endpoint(candidate.endpoint_url) == "llm")
+
+
+def _adaptive(
+    eligible: list[Candidate], query: RoutingQuery, trust: dict[str, float], limit: int
+) -> tuple[list[tuple[Candidate, float]], dict[str, dict[str, object]]]:
+    """Thompson sampling on the posteriors of the task's first required tag (models.adaptive)."""
+    tag = min((r.tag for r in query.requirements), default=None)
+    objective = query.objective or DEFAULT_OBJECTIVE
+    posteriors = [posterior_of(c, tag, trust[c.agent_id]) for c in eligible]
+    ranking = adaptive.rank(posteriors, [c.agent_id for c in eligible], objective, query.seed, max(limit, 1))
+    ranked = [(eligible[i], score) for i, score in ranking.ranked]
+    explained = {eligible[i].agent_id: ranking.draws[i].explain(tag or "", objective) for i, _ in ranking.ranked}
+    return ranked, explained
+
+
 def effective_trusts(candidates: list[Candidate], tags: list[str]) -> dict[str, float]:
     """Each candidate's trust for ``tags``: the same for every decision on a snapshot, so callers may keep it."""
     return {c.agent_id: c.effective_trust(tags) for c in candidates}
@@ -336,7 +368,11 @@ def evaluate(
         if second_chance:
             removed = [(c, why) for c, why in removed if c.agent_id not in second_chance]
             counts_by_filter[Filter.ALREADY_FAILED] -= len(second_chance)
-    ranked = _rank(eligible, query, trust, receipt_limit) if eligible else []
+    explained: dict[str, dict[str, object]] = {}
+    if eligible and query.strategy is Strategy.ADAPTIVE:
+        ranked, explained = _adaptive(eligible, query, trust, receipt_limit)
+    else:
+        ranked = _rank(eligible, query, trust, receipt_limit) if eligible else []
     counts = {why.value: n for why, n in counts_by_filter.items() if n}
     shown: list[tuple[Candidate, Filter | None, float | None]] = [
         (c, None, score) for c, score in ranked[:receipt_limit]
@@ -355,6 +391,7 @@ def evaluate(
             running=c.running,
             max_concurrency=c.max_concurrency,
             score=score,
+            adaptive=explained.get(c.agent_id),
         )
         for c, why, score in shown
     ]

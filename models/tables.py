@@ -86,6 +86,8 @@ class Agent(Base):
     failed_tasks: Mapped[int] = mapped_column(Integer, default=0)
     timed_out_tasks: Mapped[int] = mapped_column(Integer, default=0)
     avg_response_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    # What one call costs, for adaptive routing's cost objective (http agents; llm agents' cost is measured).
+    price_per_call_usd: Mapped[float | None] = mapped_column(Float, default=None)
     last_assigned_at: Mapped[datetime | None] = mapped_column(default=None)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     last_health_check_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -130,6 +132,8 @@ class Task(Base):
     excluded_agent_ids: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     queue_timeout_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     retry_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Adaptive routing's objective weights as the client gave them (None: AINS_ADAPTIVE_OBJECTIVES).
+    objectives: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     # Composition: the chain or plan this task is a step of, and the template it was made from.
     parent_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
@@ -483,3 +487,58 @@ class ClientSpend(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     spent_usd: Mapped[float] = mapped_column(Float, default=0.0)
     reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AdaptiveStat(Base):
+    """Adaptive routing's evidence about one agent for one capability tag: discounted sums of observations
+    (models.adaptive.Evidence). Written in the transaction that records an attempt, and when feedback arrives."""
+
+    __tablename__ = "adaptive_stats"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+    observations: Mapped[int] = mapped_column(Integer, default=0)
+    weight: Mapped[float] = mapped_column(Float, default=0.0)
+    quality: Mapped[float] = mapped_column(Float, default=0.0)
+    log_latency: Mapped[float] = mapped_column(Float, default=0.0)
+    log_latency_sq: Mapped[float] = mapped_column(Float, default=0.0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_sq: Mapped[float] = mapped_column(Float, default=0.0)
+    feedback_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdaptiveObservation(Base):
+    """One attempt as adaptive routing saw it, per required tag: at most one per (task, attempt, tag), so a
+    retried recording cannot count twice; ``seq`` numbers it within its (tag, agent) evidence, so feedback can
+    replace its quality later."""
+
+    __tablename__ = "adaptive_observations"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    quality: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))  # "outcome" (success 1, failure 0) or "feedback"
+    latency_ms: Mapped[float] = mapped_column(Float)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskFeedback(Base):
+    """A client's quality score for a task's result: one per (task, client), replaced when sent again."""
+
+    __tablename__ = "task_feedback"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempt: Mapped[int | None] = mapped_column(Integer, default=None)
+    score: Mapped[float] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(100), default=None)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    revisions: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

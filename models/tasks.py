@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 from models.agents import AGENT_ID_PATTERN
 from models.capabilities import check_requirements
 from models.common import StrictModel
+from models.feedback import Objectives
 from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from models.routing import Strategy
 
@@ -84,6 +85,11 @@ class TaskCreate(StrictModel):
         "with the deployment's callback secret.",
     )
     routing_strategy: Strategy | None = Field(default=None, description="Default from AINS_DEFAULT_ROUTING_STRATEGY.")
+    objectives: Objectives | None = Field(
+        default=None,
+        description="What the adaptive strategy optimises: weights of quality, latency and cost "
+        "(default AINS_ADAPTIVE_OBJECTIVES). Other strategies ignore it.",
+    )
     min_trust: float | None = Field(
         strict=True, default=None, ge=0, le=1, description="Only agents at least this trusted."
     )
@@ -160,6 +166,7 @@ class TaskView(BaseModel):
     priority: int
     required_capabilities: list[str]
     routing_strategy: Strategy
+    objectives: Objectives | None = None
     min_trust: float | None
     exclude_agents: list[str]
     input: dict[str, Any]
@@ -192,6 +199,10 @@ class CandidateView(BaseModel):
     running: int
     max_concurrency: int
     score: float | None
+    adaptive: dict[str, Any] | None = Field(
+        default=None,
+        description="Adaptive strategy: posterior means, sampled values and objective of this candidate.",
+    )
 
 
 class RoutingReceiptView(BaseModel):

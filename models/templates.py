@@ -19,6 +19,7 @@ TEMPLATE_FIELDS = frozenset(
         "timeout_seconds",
         "max_attempts",
         "routing_strategy",
+        "objectives",
         "min_trust",
         "exclude_agents",
         "queue_timeout_seconds",

@@ -36,6 +36,19 @@ class RetrySpec(BaseModel):
 ONE_STEP_ATTEMPTS = 3
 
 
+class AdaptiveTuning(BaseModel):
+    """The adaptive strategy's objective and scales, fixed at submission (AINS_ADAPTIVE_* and the task's
+    objectives), so a replayed decision sees what the first one saw."""
+
+    quality: float = 0.6
+    latency: float = 0.2
+    cost: float = 0.2
+    latency_scale_ms: float = 1000.0
+    cost_scale_usd: float = 0.01
+    exploration_floor: float = 0.02
+    exploration_cap: float = 0.25
+
+
 class TaskWorkflowInput(BaseModel):
     task_id: str
     client_id: str
@@ -52,6 +65,7 @@ class TaskWorkflowInput(BaseModel):
     retry: RetrySpec | None = None
     depends_on: list[str] = []
     history_version: int = 0
+    adaptive: AdaptiveTuning | None = None
 
 
 class RouteRequest(BaseModel):
@@ -65,6 +79,7 @@ class RouteRequest(BaseModel):
     priority_aging_seconds: float = 0.0
     # The task already has a row in the dispatch queue (it waits, and routes again as a safety net).
     queued: bool = False
+    adaptive: AdaptiveTuning | None = None
 
 
 class WakeRequest(BaseModel):

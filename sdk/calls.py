@@ -16,10 +16,11 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
+from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
 from models.audit import AuditEntryView, AuditMethod
 from models.chains import ChainCreate
 from models.common import Page
+from models.feedback import FeedbackCreate, FeedbackView
 from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
 from models.llm import PlanGenerateRequest, PlanGenerateResponse
 from models.plans import PlanCreate, PlanView
@@ -154,6 +155,11 @@ def cancel_task(task_id: str) -> Call[TaskView]:
     return Call("POST", f"/v1/tasks/{_seg(task_id)}/cancel", _model(TaskView), replayable=True)
 
 
+def give_feedback(task_id: str, spec: FeedbackCreate) -> Call[FeedbackView]:
+    """Sending the same score again only counts once (it replaces), so a retry is safe."""
+    return Call("POST", f"/v1/tasks/{_seg(task_id)}/feedback", _model(FeedbackView), body=body(spec), replayable=True)
+
+
 def task_events_path(task_id: str) -> str:
     return f"/v1/tasks/{_seg(task_id)}/events"
 
@@ -258,8 +264,8 @@ def register_agent(spec: AgentCreate) -> Call[AgentView]:
     return Call("POST", "/v1/agents", _model(AgentView), body=body(spec))
 
 
-def get_agent(agent_id: str) -> Call[AgentView]:
-    return Call("GET", f"/v1/agents/{_seg(agent_id)}", _model(AgentView), replayable=True)
+def get_agent(agent_id: str) -> Call[AgentDetailView]:
+    return Call("GET", f"/v1/agents/{_seg(agent_id)}", _model(AgentDetailView), replayable=True)
 
 
 def list_agents(

@@ -24,10 +24,11 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
+from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
 from models.audit import AuditEntryView
 from models.chains import ChainCreate
 from models.common import Page
+from models.feedback import FeedbackCreate, FeedbackView
 from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
 from models.llm import PlanGenerateRequest, PlanGenerateResponse
 from models.plans import PlanCreate, PlanView
@@ -96,6 +97,13 @@ class AsyncTasks(_AsyncResource):
 
     async def cancel(self, task_id: str) -> TaskView:
         return await self._t.run(calls.cancel_task(task_id))
+
+    async def feedback(
+        self, task_id: str, score: float, *, label: str | None = None, comment: str | None = None
+    ) -> FeedbackView:
+        """Rate a succeeded task's result (0-1); sending again replaces the earlier score."""
+        spec = FeedbackCreate(score=score, label=label, comment=comment)
+        return await self._t.run(calls.give_feedback(task_id, spec))
 
     async def routing(self, task_id: str) -> TaskRoutingView:
         return await self._t.run(calls.task_routing(task_id))
@@ -235,7 +243,7 @@ class AsyncAgents(_AsyncResource):
     async def register(self, spec: AgentCreate | Mapping[str, Any]) -> AgentView:
         return await self._t.run(calls.register_agent(coerce(AgentCreate, spec)))
 
-    async def get(self, agent_id: str) -> AgentView:
+    async def get(self, agent_id: str) -> AgentDetailView:
         return await self._t.run(calls.get_agent(agent_id))
 
     async def list(self, **filters: Any) -> Page[AgentView]:
@@ -420,6 +428,12 @@ class Tasks(_Resource):
     def cancel(self, task_id: str) -> TaskView:
         return self._t.run(calls.cancel_task(task_id))
 
+    def feedback(
+        self, task_id: str, score: float, *, label: str | None = None, comment: str | None = None
+    ) -> FeedbackView:
+        """Rate a succeeded task's result (0-1); sending again replaces the earlier score."""
+        return self._t.run(calls.give_feedback(task_id, FeedbackCreate(score=score, label=label, comment=comment)))
+
     def routing(self, task_id: str) -> TaskRoutingView:
         return self._t.run(calls.task_routing(task_id))
 
@@ -555,7 +569,7 @@ class Agents(_Resource):
     def register(self, spec: AgentCreate | Mapping[str, Any]) -> AgentView:
         return self._t.run(calls.register_agent(coerce(AgentCreate, spec)))
 
-    def get(self, agent_id: str) -> AgentView:
+    def get(self, agent_id: str) -> AgentDetailView:
         return self._t.run(calls.get_agent(agent_id))
 
     def list(self, **filters: Any) -> Page[AgentView]:

@@ -197,6 +197,7 @@ class TaskWorkflow:
             min_trust=params.min_trust,
             excluded_agent_ids=params.excluded_agent_ids,
             priority_aging_seconds=params.policy.priority_aging_seconds,
+            adaptive=params.adaptive,
         )
         while True:
             decision: RouteDecision = await _bookkeeping(RegistryActivities.route_task, request)
@@ -354,6 +355,7 @@ class TaskWorkflow:
                     min_trust=params.min_trust,
                     excluded_agent_ids=params.excluded_agent_ids,
                     priority_aging_seconds=params.policy.priority_aging_seconds,
+                    adaptive=params.adaptive,
                 ),
                 start_to_close_timeout=REGISTRY_TIMEOUT,
                 schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,

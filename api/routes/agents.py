@@ -18,7 +18,7 @@ from core import agents, trust
 from core.errors import Unavailable
 from core.events import dispatch_pending
 from core.keys import Principal
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, AgentView
+from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
 from models.common import Page
 from models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
 
@@ -71,8 +71,8 @@ async def list_agents(
     return await state.read_cache.respond(request, cache_key("/v1/agents", params), read)
 
 
-@router.get("/{agent_id}", response_model=AgentView)
-async def get_agent(agent_id: str, state: State, _: AgentsRead) -> AgentView:
+@router.get("/{agent_id}", response_model=AgentDetailView)
+async def get_agent(agent_id: str, state: State, _: AgentsRead) -> AgentDetailView:
     async with state.db.session() as session:
         return await agents.get_agent(session, agent_id)
 

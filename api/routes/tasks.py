@@ -12,9 +12,10 @@ from api.deps import State, TasksRead, TasksWrite, visible_client
 from api.json_body import SafeJSONRoute
 from api.metrics import TASKS_CREATED
 from api.state import AppState
-from core import batches, tasks
+from core import adaptive, batches, tasks
 from core.task_events import watch_task
 from models.common import Page
+from models.feedback import FeedbackCreate, FeedbackView
 from models.tasks import (
     TaskAccepted,
     TaskBatchAccepted,
@@ -141,3 +142,28 @@ async def task_routing(task_id: str, state: State, principal: TasksRead) -> Task
 async def cancel_task(task_id: str, state: State, principal: TasksWrite) -> TaskView:
     """Request cancellation; the task reaches ``cancelled`` once its workflow has stopped the running attempt."""
     return await tasks.cancel_task(state.db, await state.temporal(), state.settings, task_id, visible_client(principal))
+
+
+@router.post("/{task_id}/feedback", status_code=201, response_model=FeedbackView)
+async def give_feedback(
+    task_id: str, spec: FeedbackCreate, state: State, principal: TasksWrite, response: Response
+) -> FeedbackView:
+    """Rate a succeeded task's result (score 0-1): 201 the first time, 200 when it replaces your earlier score.
+
+    The score stands in for the plain success in what adaptive routing learned about the agent that produced
+    the result (an update replaces it, never adds); trust is not touched. A task that has not succeeded is 409.
+    """
+    async with state.db.transaction() as session:
+        view, created = await adaptive.give_feedback(
+            session, task_id, principal.client_id, visible_client(principal), spec
+        )
+    if not created:
+        response.status_code = 200
+    return view
+
+
+@router.get("/{task_id}/feedback", response_model=FeedbackView)
+async def get_feedback(task_id: str, state: State, principal: TasksRead) -> FeedbackView:
+    """Your feedback on the task, as last sent."""
+    async with state.db.session() as session:
+        return await adaptive.get_feedback(session, task_id, principal.client_id, visible_client(principal))

@@ -186,6 +186,27 @@ def cancel(ctx: typer.Context, task_id: str, output: OutputOption = Output.TABLE
     run(ctx, action)
 
 
+@task_app.command("feedback")
+def feedback(
+    ctx: typer.Context,
+    task_id: str,
+    score: Annotated[float, typer.Argument(help="How good the result was, 0 (worst) to 1 (best).")],
+    label: Annotated[str | None, typer.Option(help="A short label, e.g. 'correct'.")] = None,
+    comment: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Rate a succeeded task's result; adaptive routing learns from it (sending again replaces the score)."""
+
+    def action(client: Client) -> None:
+        view = client.tasks.feedback(task_id, score, label=label, comment=comment)
+        if output == Output.JSON:
+            print_json(view)
+        else:
+            out.print(f"{view.task_id}: feedback {view.score:g} on {view.agent_id} (revision {view.revisions})")
+
+    run(ctx, action)
+
+
 @task_app.command("receipt")
 def receipt(ctx: typer.Context, task_id: str, output: OutputOption = Output.TABLE) -> None:
     """Routing receipts: per attempt, the candidates, why each was removed, the scores and the winner."""

@@ -61,6 +61,10 @@ async def test_task_submit_wait_get_ls_receipt_and_exit_codes(stack: Stack, tmp_
     assert receipt["receipts"][0]["winner_agent_id"] == done["assigned_agent_id"]
     table = await ains(stack, key, "task", "receipt", done["id"])
     assert table.exit_code == 0 and done["assigned_agent_id"] in table.stdout
+    rated = parsed(await ains(stack, key, "task", "feedback", done["id"], "0.8", "--label", "good", "-o", "json"))
+    assert rated["score"] == 0.8 and rated["label"] == "good" and rated["agent_id"] == done["assigned_agent_id"]
+    out_of_range = await ains(stack, key, "task", "feedback", done["id"], "1.5")
+    assert out_of_range.exit_code == 2 and "less than or equal to 1" in out_of_range.stderr
 
     _, hang = await stack.register_agent("/hang")
     started = parsed(await ains(stack, key, "task", "submit", "echo", "-c", hang, "-o", "json"))
