@@ -109,8 +109,8 @@ STAGES = [
     ("wft_wait", "first workflow task waits in its queue"),
     ("first_wft", "first workflow task (S2: includes routing, a local activity)"),
     ("act_wait", "activity task waits in its queue"),
-    ("activity", "activity runs (S2: agent call, incl. reading the task row)"),
-    ("finish", "activity done → workflow completed (S2: recording, a local activity)"),
+    ("activity", "activity runs (S2: reading the task row, the agent call, recording the attempt)"),
+    ("finish", "activity done → workflow completed (S2: the final search-attribute upsert)"),
 ]
 
 
