@@ -87,12 +87,19 @@ async def test_domain_metrics_appear_after_tasks_run(stack: Stack) -> None:
                 assert (await stack.wait_for(key, bad["id"]))["status"] == "failed"
                 await receiver.wait_for(1)
                 deadline = time.monotonic() + 10
-                while True:  # the delivery's finish step runs just after the receiver answered
+                # The delivery's finish step runs just after the receiver answered, and an agent call's
+                # counters are recorded when its activity returns, just after it wrote the task's final status.
+                while True:
                     after = samples((await scrape.get("/metrics")).text)
-                    delta = value(after, "ains_webhook_deliveries_total", status="succeeded") - value(
+                    delivered = value(after, "ains_webhook_deliveries_total", status="succeeded") - value(
                         before, "ains_webhook_deliveries_total", status="succeeded"
                     )
-                    if delta >= 1 or time.monotonic() > deadline:
+                    calls = [
+                        value(after, "ains_agent_calls_total", agent_id=agent, outcome=outcome)
+                        - value(before, "ains_agent_calls_total", agent_id=agent, outcome=outcome)
+                        for agent, outcome in ((ok_agent, "success"), (bad_agent, "failure"))
+                    ]
+                    if (delivered >= 1 and min(calls) >= 1) or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.1)
 
