@@ -188,7 +188,8 @@ class Stack:
         while time.monotonic() < deadline:
             try:
                 response = await self.http.get(f"/v1/tasks/{task_id}", headers=auth(key))
-            except httpx.RemoteProtocolError:  # a keep-alive connection the server closed as it was reused
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # A keep-alive connection the server closed (or reset) as it was reused: the GET is safe to repeat.
                 continue
             assert response.status_code == 200, response.text
             last = response.json()
