@@ -156,11 +156,10 @@ async def emit_task_event(db: Database, temporal: Client, settings: Settings, ta
     created: list[str] = []
     async with db.session() as session:
         listened = (await session.execute(_LISTENED, {"b_task": task_id})).first()
-        if listened is None or not (listened.callback_url or listened.subscribed):
-            task = event = None  # nobody listens: the common case costs this one read
-        else:
-            task = await session.get(Task, task_id)
-            event = task_event(task, status) if task is not None else None
+        # Nobody listens (no callback, no subscription of the client): the common case costs that one read.
+        heard = listened is not None and bool(listened.callback_url or listened.subscribed)
+        task = await session.get(Task, task_id) if heard else None
+        event = task_event(task, status) if task is not None else None
         targets = await _targets(session, event, task.client_id, task.callback_url) if task and event else []
     if task is not None and event is not None and targets:
         async with db.transaction() as session:
