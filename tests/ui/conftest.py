@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
@@ -72,6 +73,14 @@ class Session:
         await self.page.fill("input[name=api_key]", key)
         await self.page.click("button[type=submit]")
         await self.page.wait_for_url(self.url("/ui"))
+
+    async def chart(self, selector: str, expression: str) -> Any:
+        """Evaluates `expression` (a function of the Chart.js chart) once the deferred scripts drew that chart."""
+        await self.page.wait_for_function(
+            "sel => window.Chart !== undefined && Chart.getChart(document.querySelector(sel)) !== undefined",
+            arg=selector,
+        )
+        return await self.page.locator(selector).evaluate(f"c => ({expression})(Chart.getChart(c))")
 
     async def snap(self, name: str) -> None:
         if SCREENSHOTS:

@@ -64,7 +64,7 @@ async def test_sign_in_shows_the_agents_and_their_trust(ui: Session, stack: Stac
     await row.get_by_role("link", name=agent_id).click()
     await expect(page.locator("#trust-score")).to_have_text("0.520")
     await expect(page.get_by_text("agent call succeeded").first).to_be_visible()  # the record's reason
-    points = await page.locator("#trust-chart").evaluate("c => Chart.getChart(c).data.datasets[0].data")
+    points = await ui.chart("#trust-chart", "chart => chart.data.datasets[0].data")
     assert points == [0.52]
 
 
@@ -110,8 +110,9 @@ async def test_submitted_task_is_watched_to_the_end_with_its_receipt(ui: Session
 
     await page.goto(ui.url("/ui"))
     await expect(page.locator("[data-field='success_rate']")).to_have_text("100.0%")
-    finished = await page.locator("#throughput-chart").evaluate(
-        "c => Chart.getChart(c).data.datasets.find(d => d.label === 'succeeded').data.reduce((a, b) => a + b, 0)"
+    finished = await ui.chart(
+        "#throughput-chart",
+        "chart => chart.data.datasets.find(d => d.label === 'succeeded').data.reduce((a, b) => a + b, 0)",
     )
     assert finished == 1
 
@@ -278,13 +279,14 @@ async def test_operators_mark_agents_unavailable_and_override_trust(ui: Session,
     await expect(page.locator("#trust-score")).to_have_text("0.930")
     await expect(page.get_by_text("vetted by the platform team").first).to_be_visible()
     # The chart has a point per trust record; hovering the last one shows its change and reason.
-    tooltip = await page.locator("#trust-chart").evaluate(
-        """c => { const chart = Chart.getChart(c); const last = chart.data.datasets[0].data.length - 1;
+    tooltip = await ui.chart(
+        "#trust-chart",
+        """chart => { const last = chart.data.datasets[0].data.length - 1;
                   const point = chart.getDatasetMeta(0).data[last];
                   chart.tooltip.setActiveElements([{datasetIndex: 0, index: last}], {x: point.x, y: point.y});
                   chart.update();
                   return {scores: chart.data.datasets[0].data,
-                          lines: chart.tooltip.body.flatMap(b => b.lines.concat(b.after))}; }"""
+                          lines: chart.tooltip.body.flatMap(b => b.lines.concat(b.after))}; }""",
     )
     *earned, overridden = tooltip["scores"]
     assert len(earned) == 3 and earned == sorted(earned) and earned[0] == 0.52 and overridden == 0.93
@@ -362,8 +364,9 @@ async def test_a_waiting_task_says_why_and_bad_input_gets_a_clear_error(ui: Sess
         await expect(page.locator("[data-field='queue.routing']")).to_have_count(0)  # not the overview
         overview = await ui.goto("/ui")
         await expect(overview.locator("[data-field='queue.routing']")).to_have_text("1")
-        waiting_now = await overview.locator("#throughput-chart").evaluate(
-            "c => Chart.getChart(c).data.datasets.find(d => d.label === 'waiting for an agent').data.at(-1)"
+        waiting_now = await ui.chart(
+            "#throughput-chart",
+            "chart => chart.data.datasets.find(d => d.label === 'waiting for an agent').data.at(-1)",
         )
         assert waiting_now == 1
         await expect(overview.locator("[data-field='queue.oldest_wait_seconds']")).to_have_text(re.compile(r"^\d+ s$"))
