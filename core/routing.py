@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -35,6 +35,7 @@ from models.routing import (
     Evaluation,
     LiveState,
     RoutingQuery,
+    SnapshotMemo,
     Strategy,
     TagStats,
     effective_trusts,
@@ -191,6 +192,7 @@ class SnapshotView:
     candidates: list[Candidate]
     trust: dict[str, float]
     index: dict[str, int]
+    memo: SnapshotMemo = field(default_factory=SnapshotMemo)  # what decisions on this view may reuse
 
 
 class RegistrySnapshot:
@@ -443,9 +445,10 @@ async def choose(session: AsyncSession, request: RouteRequest, cache: CandidateC
     live = await read_live_load(session, tags, request.task_id)
     load = LiveState(running=live.running, last_assigned={})
     trust: dict[str, float] | None = None
+    memo: SnapshotMemo | None = None
     if cache is not None:
         view = await cache.candidates(session, tags)
-        candidates, trust = load.apply(view.candidates, view.index), view.trust
+        candidates, trust, memo = load.apply(view.candidates, view.index), view.trust, view.memo
     else:
         candidates = load.apply(await load_candidates(session, tags))
     query = RoutingQuery(
@@ -458,11 +461,11 @@ async def choose(session: AsyncSession, request: RouteRequest, cache: CandidateC
         now=utcnow().timestamp(),
         objective=objective_for(request.adaptive),
     )
-    evaluation = evaluate(candidates, query, trust=trust)
+    evaluation = evaluate(candidates, query, trust=trust, memo=memo)
     if cache is not None and evaluation.winner is None and not evaluation.waiting_is_useful:
         view = await cache.candidates(session, tags, refresh=True)  # failing for good: check afresh
         candidates, trust = load.apply(view.candidates, view.index), view.trust
-        evaluation = evaluate(candidates, query, trust=trust)
+        evaluation = evaluate(candidates, query, trust=trust, memo=view.memo)
     return Choice(tags=tags, live=live, candidates=candidates, query=query, evaluation=evaluation)
 
 

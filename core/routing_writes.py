@@ -2,8 +2,9 @@
 
 An assigned attempt makes four writes (agent, attempt, task, receipt). Through SQLAlchemy each costs about
 0.5 ms of Python around a statement the database runs in a fraction of that, which was most of the routing
-step; here each is one prepared statement per backend. Values are encoded by the columns' own SQLAlchemy
-types (timestamps, JSON), so the rows are exactly those an ORM write would store.
+step; here each is one prepared statement per backend. Timestamps are encoded by the columns' own SQLAlchemy
+types, so the rows are exactly those an ORM write would store; the receipt's candidates are JSON text made by
+orjson (the same document json.dumps makes, ten times faster on the tens of kB a receipt holds).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import driver_fetch
-from models.tables import Agent, RoutingReceipt, Task
+from models.tables import Agent, Task
 
 _TOUCH_AGENT = "UPDATE agents SET last_assigned_at = {now}, updated_at = {now} WHERE id = {agent}"
 _RESERVE = (
@@ -108,7 +110,6 @@ class _Codecs:
             return process if process is not None else _same
 
         self.time = encoder(Agent.__table__.c.updated_at)
-        self.json = encoder(RoutingReceipt.__table__.c.candidates)
         self.created_at = decoder(Task.__table__.c.created_at)
 
 
@@ -199,7 +200,8 @@ async def upsert_receipt(session: AsyncSession, values: dict[str, Any]) -> None:
     """One receipt row per (task, attempt), replaced in place while the task waits for an agent."""
     codecs = _codecs(session)
     encoded = dict(values)
-    encoded["candidates"] = codecs.json(values["candidates"])
+    # orjson rather than the column's json.dumps: a receipt is tens of kB of floats, written on every decision.
+    encoded["candidates"] = orjson.dumps(values["candidates"]).decode()
     encoded["created_at"] = codecs.time(values["created_at"])
     encoded["updated_at"] = codecs.time(values["updated_at"])
     params = [encoded[column] for column in _RECEIPT_COLUMNS]

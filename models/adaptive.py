@@ -14,11 +14,10 @@ No I/O here: core/adaptive.py loads and writes the evidence, models/routing.py c
 from __future__ import annotations
 
 import hashlib
-import heapq
 import itertools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -151,6 +150,8 @@ class Posterior:
     """What is known about one agent for one tag, in native units: built when the snapshot loads."""
 
     __slots__ = (
+        "_figures",
+        "_figures_for",
         "_scales",
         "_utilities",
         "cost",
@@ -181,6 +182,8 @@ class Posterior:
         self.weight = weight  # effective number of observations after discounting
         self._scales: Scales | None = None
         self._utilities: Utilities | None = None
+        self._figures_for: Objective | None = None
+        self._figures: Figures | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -210,6 +213,38 @@ class Posterior:
         )
         self._scales, self._utilities = scales, found
         return found
+
+    def figures(self, objective: Objective) -> Figures:
+        """The receipt's figures that do not depend on a draw (cached for the last objective)."""
+        if self._figures is not None and (self._figures_for is objective or self._figures_for == objective):
+            return self._figures
+        u = self.utilities(objective.scales)
+        found = Figures(
+            evidence=round(self.weight, 3),
+            quality=round(self.quality, 4),
+            quality_sd=round(u.quality_sd, 4),
+            latency_ms=round(self.latency_ms, 1),
+            cost_usd=round(self.cost, 6),
+            objective=round(objective.quality * u.quality + objective.latency * u.speed + objective.cost * u.cheap, 4),
+            bound=round(
+                objective.quality * u.quality_hi + objective.latency * u.speed_hi + objective.cost * u.cheap_hi, 4
+            ),
+        )
+        self._figures_for, self._figures = objective, found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A posterior's means under an objective, rounded as a receipt shows them."""
+
+    evidence: float
+    quality: float
+    quality_sd: float
+    latency_ms: float
+    cost_usd: float
+    objective: float
+    bound: float
 
 
 def posterior(
@@ -272,12 +307,8 @@ class Draw:
     cheap: float | None = None
     objective: float | None = None
 
-    def mean_objective(self, objective: Objective) -> float:
-        u = self.utilities
-        return objective.quality * u.quality + objective.latency * u.speed + objective.cost * u.cheap
-
     def explain(self, tag: str, objective: Objective) -> dict[str, object]:
-        p, s = self.posterior, objective.scales
+        f, s = self.posterior.figures(objective), objective.scales
 
         def back(utility: float | None, scale: float) -> float | None:
             if utility is None:
@@ -286,19 +317,11 @@ class Draw:
 
         return {
             "tag": tag,
-            "evidence": round(p.weight, 3),
-            "quality": {
-                "mean": round(p.quality, 4),
-                "sd": round(self.utilities.quality_sd, 4),
-                "sampled": _r(self.quality),
-            },
-            "latency_ms": {"mean": round(p.latency_ms, 1), "sampled": back(self.speed, s.latency_ms)},
-            "cost_usd": {"mean": round(p.cost, 6), "sampled": back(self.cheap, s.cost_usd)},
-            "objective": {
-                "mean": round(self.mean_objective(objective), 4),
-                "sampled": _r(self.objective),
-                "bound": round(self.bound, 4),
-            },
+            "evidence": f.evidence,
+            "quality": {"mean": f.quality, "sd": f.quality_sd, "sampled": _r(self.quality)},
+            "latency_ms": {"mean": f.latency_ms, "sampled": back(self.speed, s.latency_ms)},
+            "cost_usd": {"mean": f.cost_usd, "sampled": back(self.cheap, s.cost_usd)},
+            "objective": {"mean": f.objective, "sampled": _r(self.objective), "bound": f.bound},
             "weights": {"quality": objective.quality, "latency": objective.latency, "cost": objective.cost},
         }
 
@@ -321,6 +344,31 @@ class Ranking:
     draws: dict[int, Draw] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Candidates' posteriors under one objective with their upper bounds, best bound first (ties by agent id).
+
+    Depends only on the posteriors and the objective, so a worker keeps it with its registry snapshot and a
+    decision does no per-candidate work beyond walking the order.
+    """
+
+    posteriors: Sequence[Posterior]
+    agent_ids: Sequence[str]
+    objective: Objective
+    utilities: list[Utilities]
+    bounds: list[float]
+    order: list[int]  # positions, by (-bound, agent id)
+
+
+def prepare(posteriors: Sequence[Posterior], agent_ids: Sequence[str], objective: Objective) -> Prepared:
+    scales = objective.scales
+    wq, wl, wc = objective.quality, objective.latency, objective.cost
+    utilities = [p.utilities(scales) for p in posteriors]
+    bounds = [wq * u.quality_hi + wl * u.speed_hi + wc * u.cheap_hi for u in utilities]
+    order = sorted(range(len(bounds)), key=lambda i: (-bounds[i], agent_ids[i]))
+    return Prepared(posteriors, agent_ids, objective, utilities, bounds, order)
+
+
 def rank(
     posteriors: Sequence[Posterior],
     agent_ids: Sequence[str],
@@ -328,26 +376,30 @@ def rank(
     seed: str,
     limit: int,
 ) -> Ranking:
-    """Thompson sampling over ``objective``: draw each candidate's utilities, the best weighted sum wins.
+    """Thompson sampling over ``objective``: draw each candidate's utilities, the best weighted sum wins."""
+    return rank_prepared(prepare(posteriors, agent_ids, objective), seed, limit)
+
+
+def rank_prepared(prepared: Prepared, seed: str, limit: int, allowed: Container[int] | None = None) -> Ranking:
+    """``rank`` over the candidates of ``prepared`` whose positions are ``allowed`` (None: all of them).
 
     Candidates are sampled in order of their upper bound (every draw is truncated at ``BOUND_SDS``), and
     sampling stops once the next bound is below the best draw so far: the result is the same as sampling
     everyone. Seeded by task and attempt, so a decision is reproducible.
     """
-    scales = objective.scales
-    wq, wl, wc = objective.quality, objective.latency, objective.cost
-    utilities = [p.utilities(scales) for p in posteriors]
-    bounds = [wq * u.quality_hi + wl * u.speed_hi + wc * u.cheap_hi for u in utilities]
+    wq, wl, wc = prepared.objective.quality, prepared.objective.latency, prepared.objective.cost
+    bounds, utilities, posteriors = prepared.bounds, prepared.utilities, prepared.posteriors
+    walk = prepared.order if allowed is None else [i for i in prepared.order if i in allowed]
     rng = seeded_random(seed)
-    count = len(bounds)
-    if count > SAMPLED_LIMIT:
-        threshold = heapq.nlargest(SAMPLED_LIMIT, bounds)[-1]
-        above = [i for i in range(count) if bounds[i] > threshold]
-        ties = sorted((i for i in range(count) if bounds[i] == threshold), key=agent_ids.__getitem__)
-        chosen = above + rng.sample(ties, SAMPLED_LIMIT - len(above))
+    if len(walk) > SAMPLED_LIMIT:
+        # The best SAMPLED_LIMIT bounds; among candidates tied at the last of them, a seeded draw (with
+        # thousands of equally unknown agents, always the same alphabetical few would never be explored).
+        threshold = bounds[walk[SAMPLED_LIMIT - 1]]
+        above = list(itertools.takewhile(lambda i: bounds[i] > threshold, walk))
+        ties = list(itertools.takewhile(lambda i: bounds[i] == threshold, walk[len(above) :]))
+        chosen = above + sorted(rng.sample(ties, SAMPLED_LIMIT - len(above)), key=lambda i: prepared.agent_ids[i])
     else:
-        chosen = list(range(count))
-    chosen.sort(key=lambda i: (-bounds[i], agent_ids[i]))
+        chosen = list(walk)
     draws: dict[int, Draw] = {}
     best = -math.inf
     gauss = rng.gauss
@@ -362,12 +414,12 @@ def rank(
         draws[i] = Draw(posteriors[i], u, bounds[i], q, s, c, value)
         if value > best:
             best = value
+    agent_ids = prepared.agent_ids
     sampled = sorted(draws, key=lambda i: (-(draws[i].objective or 0.0), agent_ids[i]))
     ranked: list[tuple[int, float]] = [(i, round(draws[i].objective or 0.0, 6)) for i in sampled[:limit]]
     room = limit - len(ranked)
     if room > 0:  # the receipt's other candidates: the best bounds among those not sampled
-        rest = (i for i in sorted(range(count), key=bounds.__getitem__, reverse=True) if i not in draws)
-        for i in itertools.islice(rest, room):
+        for i in itertools.islice((i for i in walk if i not in draws), room):
             u = utilities[i]
             draws[i] = Draw(posteriors[i], u, bounds[i])
             ranked.append((i, round(wq * u.quality + wl * u.speed + wc * u.cheap, 6)))

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from models import adaptive
 from models.agents import kind_of_endpoint
@@ -192,15 +193,12 @@ class _Checks:
         )
 
 
-def _eliminator(checks: _Checks) -> Callable[[Candidate, float], Filter | None]:
-    """The filters of ``checks`` as one function of (candidate, its trust): which filter removes it, if any.
-
-    A closure, so the hot loop reads the query's values from local cells rather than attributes.
-    """
+def _static_eliminator(checks: _Checks) -> Callable[[Candidate, float], Filter | None]:
+    """The filters that depend on the registry alone (versions, exclusions, min_trust, availability), as one
+    function of (candidate, its trust). A closure, so the hot loop reads the query's values from local cells."""
     versions = checks.versions
     excluded = checks.excluded
     min_trust = checks.min_trust
-    failed = checks.failed
 
     def eliminate(candidate: Candidate, trust: float) -> Filter | None:
         tags = candidate.tags
@@ -208,20 +206,99 @@ def _eliminator(checks: _Checks) -> Callable[[Candidate, float], Filter | None]:
             stats = tags.get(tag)
             if stats is None or (requirement is not None and not requirement.accepts(stats.version)):
                 return Filter.VERSION
-        agent_id = candidate.agent_id
-        if agent_id in excluded:
+        if candidate.agent_id in excluded:
             return Filter.EXCLUDED
         if min_trust is not None and trust < min_trust:
             return Filter.MIN_TRUST
         if not candidate.available:
             return Filter.UNAVAILABLE
-        if agent_id in failed:
-            return Filter.ALREADY_FAILED
-        if candidate.running >= candidate.max_concurrency:
-            return Filter.AT_CAPACITY
         return None
 
     return eliminate
+
+
+def _live_verdict(candidate: Candidate, failed: frozenset[str]) -> Filter | None:
+    """The filters that depend on this task's earlier attempts and the agent's live load."""
+    if candidate.agent_id in failed:
+        return Filter.ALREADY_FAILED
+    if candidate.running >= candidate.max_concurrency:
+        return Filter.AT_CAPACITY
+    return None
+
+
+def _eliminator(checks: _Checks) -> Callable[[Candidate, float], Filter | None]:
+    """Every filter of ``checks``, in order: which one removes the candidate, if any."""
+    static = _static_eliminator(checks)
+    failed = checks.failed
+
+    def eliminate(candidate: Candidate, trust: float) -> Filter | None:
+        return static(candidate, trust) or _live_verdict(candidate, failed)
+
+    return eliminate
+
+
+@dataclass(frozen=True, slots=True)
+class _StaticVerdicts:
+    passing: list[int]  # positions that pass every registry filter
+    removed: list[tuple[int, Filter]]
+    counts: dict[Filter, int]
+
+
+@dataclass
+class SnapshotMemo:
+    """What decisions over one snapshot view may reuse: filter verdicts that depend on the registry alone and
+    the adaptive strategy's preparations. Positions are the view's, so a memo lives exactly as long as its view.
+    """
+
+    LIMIT: ClassVar[int] = 32  # entries per kind; tasks with their own objectives or filters add a few each
+
+    static: dict[tuple[object, ...], _StaticVerdicts] = field(default_factory=dict)
+    adaptive: dict[tuple[str | None, adaptive.Objective], adaptive.Prepared] = field(default_factory=dict)
+
+
+def _remember(table: dict[Any, Any], key: object, value: object) -> None:
+    if len(table) >= SnapshotMemo.LIMIT:
+        table.clear()
+    table[key] = value
+
+
+def _filter(
+    candidates: list[Candidate], trust: dict[str, float], checks: _Checks, memo: SnapshotMemo | None
+) -> tuple[list[int], list[tuple[int, Filter]], dict[Filter, int]]:
+    """Every candidate through every filter: eligible positions, removed (position, filter), counts per filter.
+
+    With ``memo`` the registry filters' verdicts are computed once per view and only the live filters run
+    per decision (this runs for every candidate of every decision).
+    """
+    key = (tuple((tag, str(r.spec) if r else "") for tag, r in checks.versions), checks.excluded, checks.min_trust)
+    static = memo.static.get(key) if memo is not None else None
+    if static is None:
+        eliminate = _static_eliminator(checks)
+        passing: list[int] = []
+        removed: list[tuple[int, Filter]] = []
+        counts: dict[Filter, int] = {}
+        for i, c in enumerate(candidates):
+            why = eliminate(c, trust[c.agent_id])
+            if why is None:
+                passing.append(i)
+            else:
+                removed.append((i, why))
+                counts[why] = counts.get(why, 0) + 1
+        static = _StaticVerdicts(passing, removed, counts)
+        if memo is not None:
+            _remember(memo.static, key, static)
+    eligible_at: list[int] = []
+    removed = list(static.removed)
+    counts = dict(static.counts)
+    failed = checks.failed
+    for i in static.passing:
+        live = _live_verdict(candidates[i], failed)
+        if live is None:
+            eligible_at.append(i)
+        else:
+            removed.append((i, live))
+            counts[live] = counts.get(live, 0) + 1
+    return eligible_at, removed, counts
 
 
 def _detail(candidate: Candidate, why: Filter | None, query: RoutingQuery, trust: float) -> str:
@@ -314,15 +391,32 @@ def posterior_of(candidate: Candidate, tag: str | None, trust: float) -> adaptiv
 
 
 def _adaptive(
-    eligible: list[Candidate], query: RoutingQuery, trust: dict[str, float], limit: int
+    candidates: list[Candidate],
+    eligible_at: list[int],
+    query: RoutingQuery,
+    trust: dict[str, float],
+    limit: int,
+    memo: SnapshotMemo | None,
 ) -> tuple[list[tuple[Candidate, float]], dict[str, dict[str, object]]]:
-    """Thompson sampling on the posteriors of the task's first required tag (models.adaptive)."""
+    """Thompson sampling on the posteriors of the task's first required tag (models.adaptive).
+
+    With ``memo`` (kept by the caller for as long as ``candidates`` come from the same snapshot, positions
+    included) every candidate's posterior and bound is prepared once; otherwise only the eligible ones'.
+    """
     tag = min((r.tag for r in query.requirements), default=None)
     objective = query.objective or DEFAULT_OBJECTIVE
-    posteriors = [posterior_of(c, tag, trust[c.agent_id]) for c in eligible]
-    ranking = adaptive.rank(posteriors, [c.agent_id for c in eligible], objective, query.seed, max(limit, 1))
-    ranked = [(eligible[i], score) for i, score in ranking.ranked]
-    explained = {eligible[i].agent_id: ranking.draws[i].explain(tag or "", objective) for i, _ in ranking.ranked}
+    pool, allowed = (
+        (candidates, frozenset(eligible_at)) if memo is not None else ([candidates[i] for i in eligible_at], None)
+    )
+    prepared = memo.adaptive.get((tag, objective)) if memo is not None else None
+    if prepared is None:
+        posteriors = [posterior_of(c, tag, trust[c.agent_id]) for c in pool]
+        prepared = adaptive.prepare(posteriors, [c.agent_id for c in pool], objective)
+        if memo is not None:
+            _remember(memo.adaptive, (tag, objective), prepared)
+    ranking = adaptive.rank_prepared(prepared, query.seed, max(limit, 1), allowed)
+    ranked = [(pool[i], score) for i, score in ranking.ranked]
+    explained = {pool[i].agent_id: ranking.draws[i].explain(tag or "", objective) for i, _ in ranking.ranked}
     return ranked, explained
 
 
@@ -336,41 +430,38 @@ def evaluate(
     query: RoutingQuery,
     receipt_limit: int = RECEIPT_CANDIDATE_LIMIT,
     trust: dict[str, float] | None = None,
+    memo: SnapshotMemo | None = None,
 ) -> Evaluation:
     """Apply the filters, then the strategy. An agent that already failed this task is used again only when
     no other capable agent remains (a one-agent pool would otherwise wait out its queue timeout).
 
     Every candidate is filtered and counted; detailed reports are built for at most ``receipt_limit`` of
     them (the ranked eligible ones first), which keeps a decision over thousands of agents cheap.
-    ``trust`` is ``effective_trusts(candidates, tags)`` when the caller already has it.
+    ``trust`` is ``effective_trusts(candidates, tags)`` when the caller already has it; ``memo`` is given
+    when ``candidates`` are a snapshot view's (with live load applied in place), and kept with that view.
     """
     tags = sorted({r.tag for r in query.requirements})
     if trust is None:
         trust = effective_trusts(candidates, tags)
-    eliminate = _eliminator(_Checks.of(query))
-    eligible: list[Candidate] = []
-    removed: list[tuple[Candidate, Filter]] = []
-    counts_by_filter: dict[Filter, int] = {}
-    for c in candidates:  # one pass: this loop runs for every candidate of every decision
-        why = eliminate(c, trust[c.agent_id])
-        if why is None:
-            eligible.append(c)
-        else:
-            removed.append((c, why))
-            counts_by_filter[why] = counts_by_filter.get(why, 0) + 1
+    eligible_at, removed, counts_by_filter = _filter(candidates, trust, _Checks.of(query), memo)
     second_chance: set[str] = set()
     others_may_free_up = any(
         why not in PERMANENT_FILTERS and why is not Filter.ALREADY_FAILED for why in counts_by_filter
     )
-    if not eligible and not others_may_free_up:
-        eligible = [c for c, why in removed if why is Filter.ALREADY_FAILED and c.running < c.max_concurrency]
-        second_chance = {c.agent_id for c in eligible}
+    if not eligible_at and not others_may_free_up:
+        eligible_at = [
+            i
+            for i, why in removed
+            if why is Filter.ALREADY_FAILED and candidates[i].running < candidates[i].max_concurrency
+        ]
+        second_chance = {candidates[i].agent_id for i in eligible_at}
         if second_chance:
-            removed = [(c, why) for c, why in removed if c.agent_id not in second_chance]
+            removed = [(i, why) for i, why in removed if candidates[i].agent_id not in second_chance]
             counts_by_filter[Filter.ALREADY_FAILED] -= len(second_chance)
+    eligible = [candidates[i] for i in eligible_at]
     explained: dict[str, dict[str, object]] = {}
     if eligible and query.strategy is Strategy.ADAPTIVE:
-        ranked, explained = _adaptive(eligible, query, trust, receipt_limit)
+        ranked, explained = _adaptive(candidates, eligible_at, query, trust, receipt_limit, memo)
     else:
         ranked = _rank(eligible, query, trust, receipt_limit) if eligible else []
     counts = {why.value: n for why, n in counts_by_filter.items() if n}
@@ -379,7 +470,10 @@ def evaluate(
     ]
     room = receipt_limit - len(shown)
     if room > 0:
-        shown += [(c, why, None) for c, why in heapq.nsmallest(room, removed, key=lambda cw: cw[0].agent_id)]
+        shown += [
+            (candidates[i], why, None)
+            for i, why in heapq.nsmallest(room, removed, key=lambda iw: candidates[iw[0]].agent_id)
+        ]
     reports = [
         CandidateReport(
             agent_id=c.agent_id,

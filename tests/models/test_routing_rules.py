@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from models.capabilities import parse_requirement
-from models.routing import Candidate, Filter, RoutingQuery, Strategy, TagStats, evaluate
+from models.routing import Candidate, Filter, LiveState, RoutingQuery, SnapshotMemo, Strategy, TagStats, evaluate
 
 
 def agent(
@@ -150,3 +150,37 @@ def test_aging_raises_priority_but_never_above_a_fresh_priority_10() -> None:
     new_mid = effective_priority(5, 0, 60)
     assert ranks_ahead(old_low, 0.0, "a", new_mid, 600.0, "b"), "an old priority-1 task outranks a new priority-5"
     assert effective_priority(3, 10, 0) == 3, "aging disabled"
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_a_snapshot_memo_never_changes_a_decision(strategy: Strategy) -> None:
+    # Workers keep filter verdicts and adaptive preparations per snapshot view (SnapshotMemo); decisions over
+    # the same view with different live loads, failures and filters must equal those made from scratch.
+    versions = ["1.0", "1.5", "2.0"]
+    pool = [
+        agent(
+            f"a{i:03d}",
+            version=versions[i % 3],
+            available=i % 7 != 0,
+            trust=0.3 + (i % 10) / 15,
+            avg_ms=float(50 + i % 13) if i % 4 else None,
+            last=float(i * 7 % 97) if i % 5 else None,
+        )
+        for i in range(150)
+    ]
+    memo = SnapshotMemo()
+    for n in range(40):
+        live = LiveState(running={f"a{i:03d}": (i + n) % 5 for i in range(0, 150, 3)}, last_assigned={})
+        candidates = live.apply(pool, {c.agent_id: i for i, c in enumerate(pool)})
+        q = query(
+            strategy,
+            requirement=["summarize", "summarize>=1.5", "summarize<2"][n % 3],
+            min_trust=0.5 if n % 4 == 0 else None,
+            excluded=frozenset({"a001", "a002"}) if n % 2 else frozenset(),
+            failed_on_task=frozenset({f"a{n:03d}"}),
+            seed=f"task-{n}:1",
+        )
+        fresh, kept = evaluate(candidates, q), evaluate(candidates, q, memo=memo)
+        assert kept.winner == fresh.winner and kept.counts == fresh.counts
+        assert sorted(c.agent_id for c in kept.eligible) == sorted(c.agent_id for c in fresh.eligible)
+        assert [r.as_dict() for r in kept.reports] == [r.as_dict() for r in fresh.reports]
