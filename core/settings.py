@@ -132,6 +132,13 @@ class Settings(BaseSettings):
     # establishing the connection has this one (a refused or unreachable agent fails fast).
     agent_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     agent_heartbeat_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The task queue that runs HTTP agent calls. "orchestration" (default): the worker that runs the task's
+    # workflow also makes its agent calls, and takes each one eagerly (handed back with the workflow task that
+    # scheduled it: no matching round trip, about a fifth less Temporal server work per task). "agents": a
+    # separate worker pool that scales on its own (deploy/k8s sets this). Runs started before keep "agents".
+    agent_calls_queue: Literal["orchestration", "agents"] = "orchestration"
+    # Concurrent agent calls per worker process, on whichever queue runs them.
+    agent_call_concurrency: int = Field(default=500, ge=1)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     no_agent_wait_seconds: float = Field(default=300.0, ge=0)
     worker_sticky_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -21,7 +21,7 @@ from core.db import Database
 from core.dispatch_queue import waiting_view
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from core.json_safety import find_unsafe
-from core.settings import Settings
+from core.settings import ALL_QUEUES, Settings
 from core.templates import count_use as count_template_use
 from core.templates import resolve as resolve_template
 from core.temporal import start_task_workflow, task_workflow_id
@@ -134,6 +134,7 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
         depends_on=depends_on or [],
         history_version=ONE_STEP_ATTEMPTS,
         adaptive=tuning_for(task.objectives, settings) if strategy == Strategy.ADAPTIVE.value else None,
+        agent_calls_queue=ALL_QUEUES[settings.agent_calls_queue],
     )
 
 

@@ -66,6 +66,8 @@ class TaskWorkflowInput(BaseModel):
     depends_on: list[str] = []
     history_version: int = 0
     adaptive: AdaptiveTuning | None = None
+    # The task queue of its HTTP agent calls (Settings.agent_calls_queue); None: the agents queue (older runs).
+    agent_calls_queue: str | None = None
 
 
 class RouteRequest(BaseModel):

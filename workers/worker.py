@@ -93,6 +93,14 @@ def build_workers(
     workers: list[Worker] = []
     # Agent and LLM calls record their attempt themselves (one step per attempt, see core.attempt_finish).
     finisher = AttemptFinisher(db, client, settings)
+    calls = AgentCallActivities(
+        db,
+        http,
+        settings.agent_signing_secret,
+        settings.agent_heartbeat_interval_seconds,
+        settings.agent_connect_timeout_seconds,
+        finisher,
+    )
     if ORCHESTRATION_QUEUE in queues:
         registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds, settings)
         compositions = CompositionActivities(db, settings)
@@ -123,27 +131,23 @@ def build_workers(
                     scheduled.cancel_task,
                     batches.start_batch_tasks,
                     reconciler.reconcile_dispatch,
+                    # Agent calls scheduled on this queue (Settings.agent_calls_queue) run here, eagerly: eager
+                    # activity execution needs the very Worker that completed the workflow task to have them.
+                    calls.call_agent,
                 ],
+                max_concurrent_activities=settings.agent_call_concurrency,
                 sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,
             )
         )
     if AGENTS_QUEUE in queues:
-        calls = AgentCallActivities(
-            db,
-            http,
-            settings.agent_signing_secret,
-            settings.agent_heartbeat_interval_seconds,
-            settings.agent_connect_timeout_seconds,
-            finisher,
-        )
         health = HealthActivities(db, http, client, settings)
         workers.append(
             Worker(
                 client,
                 task_queue=AGENTS_QUEUE,
                 activities=[calls.call_agent, health.check_agent_health],
-                max_concurrent_activities=500,
+                max_concurrent_activities=settings.agent_call_concurrency,
                 graceful_shutdown_timeout=grace,
             )
         )

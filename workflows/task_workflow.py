@@ -403,7 +403,7 @@ class TaskWorkflow:
             return await workflow.execute_activity_method(
                 AgentCallActivities.call_agent,
                 request,
-                task_queue=AGENTS_QUEUE,
+                task_queue=params.agent_calls_queue or AGENTS_QUEUE,
                 start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
                 heartbeat_timeout=timedelta(seconds=params.policy.heartbeat_timeout_seconds),
                 # Aged like routing order, so a long-waiting task is not overtaken on a congested agents queue.

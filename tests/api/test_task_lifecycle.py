@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 from sqlalchemy import func, select
+from temporalio.api.enums.v1 import EventType
 
+from core.settings import ORCHESTRATION_QUEUE
 from models.tables import TaskAttempt, TrustRecord
 from tests.support.stack import Stack, auth
 
@@ -207,3 +209,19 @@ async def test_the_temporal_run_ends_as_the_task_did(stack: Stack) -> None:
         else:
             raise AssertionError(f"the run of a {status} task completed")
         assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+
+
+async def test_the_agent_call_runs_eagerly_on_the_orchestration_queue_by_default(stack: Stack) -> None:
+    # AINS_AGENT_CALLS_QUEUE=orchestration (the default): the call is scheduled on the queue of the worker that
+    # runs the workflow, which takes it eagerly; a task submitted under "agents" would schedule it there.
+    _, tag = await stack.register_agent("/run")
+    key, _ = await stack.new_key()
+    accepted = await stack.submit(key, type="echo", required_capabilities=[tag])
+    assert (await stack.wait_for(key, accepted["id"]))["status"] == "succeeded"
+    client = await stack.temporal()
+    queues = [
+        event.activity_task_scheduled_event_attributes.task_queue.name
+        async for event in client.get_workflow_handle(f"task-{accepted['id']}").fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert queues == [ORCHESTRATION_QUEUE]
