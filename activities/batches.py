@@ -76,9 +76,6 @@ class BatchActivities:
                 TASK_WORKFLOW_NAME,
                 params,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                # This worker runs the task workflows too: the server hands the first workflow task back
-                # in the start's reply, which spares it a matching round trip and this worker a poll.
-                request_eager_start=True,
                 **task_child_options(params),
             )
         except WorkflowAlreadyStartedError:

@@ -9,7 +9,7 @@ from core.attempt_finish import AttemptFinisher
 from core.attempts import record_attempt, set_task_status
 from core.db import Database
 from core.dependencies import dependency_state
-from core.routing import CandidateCache, RouteStep, SlotTaken, route_attempt
+from core.routing import CandidateCache, RouteStep, SlotTaken, choose, route_attempt
 from core.settings import Settings
 from models.workflow_io import (
     AttemptRecord,
@@ -52,6 +52,11 @@ class RegistryActivities:
         reason = f"the free slots went to concurrent decisions {ROUTE_RACE_RETRIES} times in a row"
         return RouteStep(RouteDecision(outcome=RouteOutcome.ALL_BUSY, reason=reason), [])
 
+    async def _slot_free_now(self, request: RouteRequest) -> bool:
+        """Whether an agent that could take the task has a free slot now (reads only)."""
+        async with self._db.session() as session:
+            return (await choose(session, request, self._cache)).evaluation.winner is not None
+
     @activity.defn(name="route_task")
     async def route_task(self, request: RouteRequest) -> RouteDecision:
         """Assign an agent to the attempt, or queue the task up for a hand-over (then it waits for a signal)."""
@@ -62,9 +67,12 @@ class RegistryActivities:
                 await self._cache.refresh(session)
         step = await self._route_once(request)
         if step.decision.outcome is RouteOutcome.ALL_BUSY and not step.free_agent_ids and not request.queued:
-            # Queued and committed: route once more, so a slot freed by a releaser that dispatched before this
-            # task's row was visible is not missed (the releaser committed before dispatching).
-            step = await self._route_once(request.model_copy(update={"queued": True}))
+            # Queued and committed: look once more, so a slot freed by a releaser that dispatched before this
+            # task's row was visible is not missed (the releaser committed before dispatching). A read, without
+            # the write lock; only a slot that is free now calls for a second routing step.
+            queued = request.model_copy(update={"queued": True})
+            if await self._slot_free_now(queued):
+                step = await self._route_once(queued)
         if not step.free_agent_ids:
             return step.decision
         handed = await self._dispatcher.release(step.free_agent_ids, source="routing", keep=request.task_id)

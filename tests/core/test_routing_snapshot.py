@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from activities.registry import RegistryActivities
 from core.agents import deregister_agent, register_agent, update_agent
 from core.db import Database
-from core.routing import CandidateCache, route_attempt
+from core.routing import CandidateCache, RouteStep, route_attempt
 from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
-from models.tables import Agent, RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
+from models.tables import Agent, RoutingReceipt, Task, TaskAttempt, TaskWait, as_utc, utcnow
 from models.workflow_io import RouteOutcome, RouteRequest
 from tests.support.rows import task_row
 
@@ -184,3 +184,48 @@ async def test_round_robin_rotates_within_a_worker_on_its_own_assignments(db: Da
             chosen.append((await route_attempt(session, request, cache)).decision.agent_id)
     assert sorted(chosen[:3]) == ["r1", "r2", "r3"]
     assert chosen[3:] == chosen[:3], "then the same rotation again"
+
+
+class _SlotFreedAfterQueueing(RegistryActivities):
+    """Frees the agent's one slot right after the first routing step committed this task's queue row, as a
+    releaser that dispatched just before that row became visible would (it found nobody waiting)."""
+
+    def __init__(self, db: Database, holder: str) -> None:
+        super().__init__(db, None, cache_ttl_seconds=3600)
+        self._holder = holder
+        self.steps = 0
+
+    async def _route_once(self, request: RouteRequest) -> RouteStep:
+        step = await super()._route_once(request)
+        self.steps += 1
+        if self.steps == 1:
+            async with self._db.transaction() as session:
+                attempt = await session.get(TaskAttempt, (self._holder, 1))
+                assert attempt is not None
+                attempt.status = "succeeded"
+        return step
+
+
+async def test_a_waiter_looks_again_after_queueing_and_a_busy_agent_costs_no_second_step(db: Database) -> None:
+    await register(db, "solo", "sum", max_concurrency=1)
+    holder = await new_task(db, "sum")
+    registry = _SlotFreedAfterQueueing(db, holder)
+
+    def request(task_id: str) -> RouteRequest:
+        return RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
+
+    assert (await RegistryActivities(db).route_task(request(holder))).outcome is RouteOutcome.ASSIGNED
+    # The slot frees between this task's queue row and its second look: it is not left waiting for a hand-over
+    # that nobody will make.
+    waiter = await new_task(db, "sum")
+    decision = await registry.route_task(request(waiter))
+    assert decision.outcome is RouteOutcome.ASSIGNED and decision.agent_id == "solo", decision.reason
+    assert registry.steps == 2
+    # Nothing frees up: the second look is a read, not another routing step, and the task stays queued.
+    registry = _SlotFreedAfterQueueing(db, holder="nobody")
+    registry.steps = 1  # frees nothing
+    third = await new_task(db, "sum")
+    assert (await registry.route_task(request(third))).outcome is RouteOutcome.ALL_BUSY
+    assert registry.steps == 2, "one routing step"
+    async with db.session() as session:
+        assert (await session.get(TaskWait, third)) is not None
