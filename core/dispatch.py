@@ -12,8 +12,9 @@ Crash safety: a reservation carries ``handover_pending`` until its signal is del
 between leaves the flag set; the reconciler (``reconcile``, a Temporal Schedule) re-sends the signal, or
 releases the slot when the task is gone, and hands out slots that stayed free while tasks waited.
 
-Lost wake-ups: waiters and releasers each write, commit, then read (a waiter re-routes once after its row is
-committed, a releaser dispatches after its release is committed), so at least one of them sees the other.
+Lost wake-ups: waiters and releasers each write, commit, then read (a waiter looks for a free slot once more
+after its row is committed, and routes again only if it finds one; a releaser dispatches after its release is
+committed), so at least one of them sees the other.
 """
 
 from __future__ import annotations

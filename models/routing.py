@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -250,16 +251,25 @@ class SnapshotMemo:
     the adaptive strategy's preparations. Positions are the view's, so a memo lives exactly as long as its view.
     """
 
-    LIMIT: ClassVar[int] = 32  # entries per kind; tasks with their own objectives or filters add a few each
+    # Entries per kind, least recently used dropped first: tasks with objectives or filters of their own add
+    # entries, and must not push out the ones every other task uses.
+    LIMIT: ClassVar[int] = 32
 
-    static: dict[tuple[object, ...], _StaticVerdicts] = field(default_factory=dict)
-    adaptive: dict[tuple[str | None, adaptive.Objective], adaptive.Prepared] = field(default_factory=dict)
+    static: OrderedDict[tuple[object, ...], _StaticVerdicts] = field(default_factory=OrderedDict)
+    adaptive: OrderedDict[tuple[str | None, adaptive.Objective], adaptive.Prepared] = field(default_factory=OrderedDict)
 
 
-def _remember(table: dict[Any, Any], key: object, value: object) -> None:
-    if len(table) >= SnapshotMemo.LIMIT:
-        table.clear()
+def _recall(table: OrderedDict[Any, Any], key: object) -> Any:
+    found = table.get(key)
+    if found is not None:
+        table.move_to_end(key)
+    return found
+
+
+def _remember(table: OrderedDict[Any, Any], key: object, value: object) -> None:
     table[key] = value
+    if len(table) > SnapshotMemo.LIMIT:
+        table.popitem(last=False)
 
 
 def _filter(
@@ -271,7 +281,7 @@ def _filter(
     per decision (this runs for every candidate of every decision).
     """
     key = (tuple((tag, str(r.spec) if r else "") for tag, r in checks.versions), checks.excluded, checks.min_trust)
-    static = memo.static.get(key) if memo is not None else None
+    static: _StaticVerdicts | None = _recall(memo.static, key) if memo is not None else None
     if static is None:
         eliminate = _static_eliminator(checks)
         passing: list[int] = []
@@ -408,7 +418,7 @@ def _adaptive(
     pool, allowed = (
         (candidates, frozenset(eligible_at)) if memo is not None else ([candidates[i] for i in eligible_at], None)
     )
-    prepared = memo.adaptive.get((tag, objective)) if memo is not None else None
+    prepared: adaptive.Prepared | None = _recall(memo.adaptive, (tag, objective)) if memo is not None else None
     if prepared is None:
         posteriors = [posterior_of(c, tag, trust[c.agent_id]) for c in pool]
         prepared = adaptive.prepare(posteriors, [c.agent_id for c in pool], objective)

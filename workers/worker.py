@@ -39,7 +39,14 @@ from workflows.catalog import ALL_WORKFLOWS
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("ains.worker")
-AGENT_HTTP_LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+
+
+def agent_http_limits(settings: Settings) -> httpx.Limits:
+    """One connection per concurrent agent call, so a call never waits for one against its deadline."""
+    return httpx.Limits(
+        max_connections=settings.agent_call_concurrency,
+        max_keepalive_connections=min(100, settings.agent_call_concurrency),
+    )
 
 
 def outbound_timeout(settings: Settings) -> httpx.Timeout:
@@ -102,6 +109,7 @@ def build_workers(
         finisher,
     )
     if ORCHESTRATION_QUEUE in queues:
+        calls_here = ALL_QUEUES[settings.agent_calls_queue] == ORCHESTRATION_QUEUE
         registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds, settings)
         compositions = CompositionActivities(db, settings)
         events = EventActivities(db, settings)
@@ -135,7 +143,7 @@ def build_workers(
                     # activity execution needs the very Worker that completed the workflow task to have them.
                     calls.call_agent,
                 ],
-                max_concurrent_activities=settings.agent_call_concurrency,
+                max_concurrent_activities=settings.agent_call_concurrency if calls_here else None,
                 sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,
             )
@@ -147,7 +155,7 @@ def build_workers(
                 client,
                 task_queue=AGENTS_QUEUE,
                 activities=[calls.call_agent, health.check_agent_health],
-                max_concurrent_activities=settings.agent_call_concurrency,
+                max_concurrent_activities=settings.agent_call_concurrency,  # also runs calls of older runs
                 graceful_shutdown_timeout=grace,
             )
         )
@@ -204,7 +212,7 @@ async def run_workers(
         db = Database(settings.effective_database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
         http = await stack.enter_async_context(
-            httpx.AsyncClient(limits=AGENT_HTTP_LIMITS, timeout=outbound_timeout(settings))
+            httpx.AsyncClient(limits=agent_http_limits(settings), timeout=outbound_timeout(settings))
         )
         client = await connect(settings, runtime)
         if settings.worker_metrics_port:

@@ -6,8 +6,19 @@ from collections import Counter
 
 import pytest
 
+from models import adaptive
 from models.capabilities import parse_requirement
-from models.routing import Candidate, Filter, LiveState, RoutingQuery, SnapshotMemo, Strategy, TagStats, evaluate
+from models.routing import (
+    DEFAULT_OBJECTIVE,
+    Candidate,
+    Filter,
+    LiveState,
+    RoutingQuery,
+    SnapshotMemo,
+    Strategy,
+    TagStats,
+    evaluate,
+)
 
 
 def agent(
@@ -184,3 +195,16 @@ def test_a_snapshot_memo_never_changes_a_decision(strategy: Strategy) -> None:
         assert kept.winner == fresh.winner and kept.counts == fresh.counts
         assert sorted(c.agent_id for c in kept.eligible) == sorted(c.agent_id for c in fresh.eligible)
         assert [r.as_dict() for r in kept.reports] == [r.as_dict() for r in fresh.reports]
+
+
+def test_a_memo_keeps_the_entries_in_use_when_tasks_bring_objectives_of_their_own() -> None:
+    pool = [agent(f"a{i}") for i in range(5)]
+    memo = SnapshotMemo()
+    common = query(Strategy.ADAPTIVE, seed="t:0")
+    evaluate(pool, common, memo=memo)
+    for n in range(3 * SnapshotMemo.LIMIT):  # each task its own objective; the common one keeps being used
+        own = adaptive.Objective.of(1.0, n / 100, 0.5, adaptive.scales_of(1000.0, 0.01, 0.02, 0.25))
+        evaluate(pool, query(Strategy.ADAPTIVE, seed=f"t:{n}", objective=own), memo=memo)
+        evaluate(pool, common, memo=memo)
+    assert len(memo.adaptive) == SnapshotMemo.LIMIT
+    assert ("summarize", DEFAULT_OBJECTIVE) in memo.adaptive
