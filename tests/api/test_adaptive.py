@@ -138,7 +138,11 @@ async def test_adaptive_routing_learns_from_a_grader_to_prefer_the_agent_with_be
         assert response.status_code == 201, response.text
     assert chosen[-10:].count(good) >= 8, chosen
     learned_good, learned_poor = await _learned(stack, good, tag), await _learned(stack, poor, tag)
-    assert learned_good["quality"]["mean"] > 0.7 > 0.4 > learned_poor["quality"]["mean"]
+    assert learned_good["quality"]["mean"] > 0.7
+    if poor in chosen:
+        assert learned_poor["quality"]["mean"] < 0.4
+    else:  # the first draws went to the good agent and it never lost one (a few % of runs): nothing learned
+        assert learned_poor["evidence"] == 0 and learned_poor["quality"]["mean"] == 0.5
 
 
 async def test_recording_an_attempt_twice_adds_one_observation(stack: Stack) -> None:
