@@ -126,6 +126,10 @@ class Objective:
             return cls(1.0, 0.0, 0.0, scales)
         return cls(quality / total, latency / total, cost / total, scales)
 
+    def weigh(self, quality: float, speed: float, cheap: float) -> float:
+        """The objective's value of these utilities (means, upper bounds or draws)."""
+        return self.quality * quality + self.latency * speed + self.cost * cheap
+
 
 @dataclass(frozen=True, slots=True)
 class Utilities:
@@ -225,10 +229,7 @@ class Posterior:
             quality_sd=round(u.quality_sd, 4),
             latency_ms=round(self.latency_ms, 1),
             cost_usd=round(self.cost, 6),
-            objective=round(objective.quality * u.quality + objective.latency * u.speed + objective.cost * u.cheap, 4),
-            bound=round(
-                objective.quality * u.quality_hi + objective.latency * u.speed_hi + objective.cost * u.cheap_hi, 4
-            ),
+            objective=round(objective.weigh(u.quality, u.speed, u.cheap), 4),
         )
         self._figures_for, self._figures = objective, found
         return found
@@ -244,7 +245,6 @@ class Figures:
     latency_ms: float
     cost_usd: float
     objective: float
-    bound: float
 
 
 def posterior(
@@ -321,7 +321,7 @@ class Draw:
             "quality": {"mean": f.quality, "sd": f.quality_sd, "sampled": _r(self.quality)},
             "latency_ms": {"mean": f.latency_ms, "sampled": back(self.speed, s.latency_ms)},
             "cost_usd": {"mean": f.cost_usd, "sampled": back(self.cheap, s.cost_usd)},
-            "objective": {"mean": f.objective, "sampled": _r(self.objective), "bound": f.bound},
+            "objective": {"mean": f.objective, "sampled": _r(self.objective), "bound": round(self.bound, 4)},
             "weights": {"quality": objective.quality, "latency": objective.latency, "cost": objective.cost},
         }
 
@@ -361,10 +361,8 @@ class Prepared:
 
 
 def prepare(posteriors: Sequence[Posterior], agent_ids: Sequence[str], objective: Objective) -> Prepared:
-    scales = objective.scales
-    wq, wl, wc = objective.quality, objective.latency, objective.cost
-    utilities = [p.utilities(scales) for p in posteriors]
-    bounds = [wq * u.quality_hi + wl * u.speed_hi + wc * u.cheap_hi for u in utilities]
+    utilities = [p.utilities(objective.scales) for p in posteriors]
+    bounds = [objective.weigh(u.quality_hi, u.speed_hi, u.cheap_hi) for u in utilities]
     order = sorted(range(len(bounds)), key=lambda i: (-bounds[i], agent_ids[i]))
     return Prepared(posteriors, agent_ids, objective, utilities, bounds, order)
 
@@ -387,7 +385,7 @@ def rank_prepared(prepared: Prepared, seed: str, limit: int, allowed: Container[
     sampling stops once the next bound is below the best draw so far: the result is the same as sampling
     everyone. Seeded by task and attempt, so a decision is reproducible.
     """
-    wq, wl, wc = prepared.objective.quality, prepared.objective.latency, prepared.objective.cost
+    weigh = prepared.objective.weigh
     bounds, utilities, posteriors = prepared.bounds, prepared.utilities, prepared.posteriors
     walk = prepared.order if allowed is None else [i for i in prepared.order if i in allowed]
     rng = seeded_random(seed)
@@ -410,7 +408,7 @@ def rank_prepared(prepared: Prepared, seed: str, limit: int, allowed: Container[
         q = _clamp(u.quality + u.quality_sd * _clamp(gauss(), -BOUND_SDS, BOUND_SDS), 0.0, 1.0)
         s = _clamp(u.speed + u.speed_sd * _clamp(gauss(), -BOUND_SDS, BOUND_SDS), 1e-9, 1.0)
         c = _clamp(u.cheap + u.cheap_sd * _clamp(gauss(), -BOUND_SDS, BOUND_SDS), 1e-9, 1.0)
-        value = wq * q + wl * s + wc * c
+        value = weigh(q, s, c)
         draws[i] = Draw(posteriors[i], u, bounds[i], q, s, c, value)
         if value > best:
             best = value
@@ -422,7 +420,7 @@ def rank_prepared(prepared: Prepared, seed: str, limit: int, allowed: Container[
         for i in itertools.islice((i for i in walk if i not in draws), room):
             u = utilities[i]
             draws[i] = Draw(posteriors[i], u, bounds[i])
-            ranked.append((i, round(wq * u.quality + wl * u.speed + wc * u.cheap, 6)))
+            ranked.append((i, round(weigh(u.quality, u.speed, u.cheap), 6)))
     return Ranking(ranked=ranked, draws=draws)
 
 
