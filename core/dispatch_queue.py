@@ -10,8 +10,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +21,7 @@ from core.db import driver_fetch
 from models.capabilities import parse_requirement
 from models.dispatch import class_order
 from models.routing import Candidate, LiveState, RoutingQuery, Strategy, accepts
-from models.tables import Agent, AgentCapability, FairShareClock, TaskAttempt, TaskWait
+from models.tables import Agent, AgentCapability, TaskAttempt, TaskWait
 from models.tasks import WaitingAgent, WaitingView
 
 # Waiting rows read per round while picking for one agent (most are taken; filters may skip some).
@@ -56,46 +58,76 @@ _NEXT_TAG_SQLITE = (
 )
 
 
+# The queue's frontier: the smallest tag still waiting; with nothing waiting, the latest tag any client was given.
+_FRONTIER = "SELECT coalesce((SELECT min(vtag) FROM task_waits), (SELECT max(vtag) FROM fair_share_clocks), 0.0)"
+_WAITING_ATTEMPT = "SELECT attempt FROM task_waits WHERE task_id = {task}"
+_WAIT_COLUMNS = (
+    "task_id",
+    "attempt",
+    "workflow_id",
+    "client_id",
+    "priority",
+    "tag",
+    "requirements",
+    "min_trust",
+    "excluded_agent_ids",
+    "failed_agent_ids",
+    "created",
+    "since",
+    "vtag",
+)
+_JSON_COLUMNS = ("requirements", "excluded_agent_ids", "failed_agent_ids")
+_WAIT = (
+    f"INSERT INTO task_waits ({', '.join(_WAIT_COLUMNS)}) VALUES ({{values}}) ON CONFLICT (task_id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _WAIT_COLUMNS[1:])
+)
+_WAIT_POSTGRES = _WAIT.format(
+    values=", ".join(f"${i}{'::json' if c in _JSON_COLUMNS else ''}" for i, c in enumerate(_WAIT_COLUMNS, 1))
+)
+_WAIT_SQLITE = _WAIT.format(values=", ".join("?" for _ in _WAIT_COLUMNS))
+
+
 async def _fair_share_tag(session: AsyncSession, client_id: str, weight: float) -> float:
-    """The next tag of ``client_id``: after its previous one, and no earlier than the queue's frontier (the
-    smallest tag still waiting; with nothing waiting, the latest tag any client was given)."""
-    frontier = (await session.execute(select(func.min(TaskWait.vtag)))).scalar_one_or_none()
-    if frontier is None:
-        frontier = (await session.execute(select(func.max(FairShareClock.vtag)))).scalar_one_or_none() or 0.0
+    """The next tag of ``client_id``: after its previous one, and no earlier than the queue's frontier."""
+    frontier = float((await driver_fetch(session, sqlite=(_FRONTIER, ()), postgres=(_FRONTIER, ())))[0][0])
     rows = await driver_fetch(
         session,
-        sqlite=(_NEXT_TAG_SQLITE, (client_id, float(frontier), 1.0 / weight)),
-        postgres=(_NEXT_TAG_POSTGRES, (client_id, float(frontier), 1.0 / weight)),
+        sqlite=(_NEXT_TAG_SQLITE, (client_id, frontier, 1.0 / weight)),
+        postgres=(_NEXT_TAG_POSTGRES, (client_id, frontier, 1.0 / weight)),
     )
     return float(rows[0][0])
 
 
 async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: float) -> None:
-    """Record that ``waiter`` waits for a slot; a task already waiting for this attempt keeps its place."""
-    existing = await session.get(TaskWait, waiter.task_id)
-    if existing is not None and existing.attempt == waiter.attempt:
+    """Record that ``waiter`` waits for a slot; a task already waiting for this attempt keeps its place.
+
+    Hand-written SQL run by the driver: every task that finds its agents busy passes here (see
+    core/routing_writes.py for why)."""
+    key = (waiter.task_id,)
+    existing = await driver_fetch(
+        session,
+        sqlite=(_WAITING_ATTEMPT.format(task="?"), key),
+        postgres=(_WAITING_ATTEMPT.format(task="$1"), key),
+    )
+    if existing and existing[0][0] == waiter.attempt:
         return
     tags = sorted({parse_requirement(r).tag for r in waiter.requirements})
-    values: dict[str, Any] = {
-        "attempt": waiter.attempt,
-        "workflow_id": waiter.workflow_id,
-        "client_id": waiter.client_id,
-        "priority": waiter.priority,
-        "tag": tags[0] if tags else "",
-        "requirements": waiter.requirements,
-        "min_trust": waiter.min_trust,
-        "excluded_agent_ids": waiter.excluded_agent_ids,
-        "failed_agent_ids": waiter.failed_agent_ids,
-        "created": waiter.created,
-        "since": now,
-        "vtag": await _fair_share_tag(session, waiter.client_id, weight),
-    }
-    if existing is None:
-        session.add(TaskWait(task_id=waiter.task_id, **values))
-    else:
-        for name, value in values.items():
-            setattr(existing, name, value)
-    await session.flush()
+    values = (
+        waiter.task_id,
+        waiter.attempt,
+        waiter.workflow_id,
+        waiter.client_id,
+        waiter.priority,
+        tags[0] if tags else "",
+        orjson.dumps(waiter.requirements).decode(),
+        waiter.min_trust,
+        orjson.dumps(waiter.excluded_agent_ids).decode(),
+        orjson.dumps(waiter.failed_agent_ids).decode(),
+        waiter.created,
+        now,
+        await _fair_share_tag(session, waiter.client_id, weight),
+    )
+    await driver_fetch(session, sqlite=(_WAIT_SQLITE, values), postgres=(_WAIT_POSTGRES, values))
 
 
 def _query_of(row: Sequence[Any]) -> RoutingQuery:
@@ -109,6 +141,34 @@ def _query_of(row: Sequence[Any]) -> RoutingQuery:
     )
 
 
+_HEADS = "SELECT priority, min(created) FROM task_waits WHERE tag {tags} GROUP BY priority"
+_PAGE = (
+    "SELECT task_id, attempt, workflow_id, client_id, requirements, min_trust, excluded_agent_ids, "
+    "failed_agent_ids, created, vtag FROM task_waits WHERE tag {tags} AND priority = {priority} "
+    "ORDER BY vtag, created, task_id LIMIT {limit} OFFSET {offset}"
+)
+_HEADS_POSTGRES = _HEADS.format(tags="= ANY($1::varchar[])")
+# Rows another releaser is handing out right now are skipped, not waited for.
+_PAGE_POSTGRES = (
+    _PAGE.format(tags="= ANY($1::varchar[])", priority="$2", limit="$3", offset="$4") + " FOR UPDATE SKIP LOCKED"
+)
+
+
+@lru_cache(maxsize=16)
+def _in_tags_sqlite(count: int) -> tuple[str, str]:
+    tags = f"IN ({', '.join('?' * count)})"
+    return _HEADS.format(tags=tags), _PAGE.format(tags=tags, priority="?", limit="?", offset="?")
+
+
+def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A waiting row with its JSON columns as lists (SQLite hands them over as text)."""
+    values = list(row)
+    for index in (4, 6, 7):
+        if isinstance(values[index], str):
+            values[index] = orjson.loads(values[index])
+    return tuple(values)
+
+
 async def pick(
     session: AsyncSession, agent: Candidate, free: int, now: float, aging_seconds: float
 ) -> list[Sequence[Any]]:
@@ -116,36 +176,17 @@ async def pick(
     tags = sorted(agent.tags)
     if not tags:
         return []
-    heads = await session.execute(
-        select(TaskWait.priority, func.min(TaskWait.created)).where(TaskWait.tag.in_(tags)).group_by(TaskWait.priority)
-    )
-    postgres = session.get_bind().dialect.name == "postgresql"
+    heads_sqlite, page_sqlite = _in_tags_sqlite(len(tags))
+    heads = await driver_fetch(session, sqlite=(heads_sqlite, tags), postgres=(_HEADS_POSTGRES, (tags,)))
     picked: list[Sequence[Any]] = []
     running = agent.running
     for priority in class_order(((p, float(c)) for p, c in heads), now, aging_seconds):
         for page in range(PICK_PAGES):
-            query = (
-                select(
-                    TaskWait.task_id,
-                    TaskWait.attempt,
-                    TaskWait.workflow_id,
-                    TaskWait.client_id,
-                    TaskWait.requirements,
-                    TaskWait.min_trust,
-                    TaskWait.excluded_agent_ids,
-                    TaskWait.failed_agent_ids,
-                    TaskWait.created,
-                    TaskWait.vtag,
-                )
-                .where(TaskWait.tag.in_(tags), TaskWait.priority == priority)
-                .order_by(TaskWait.vtag, TaskWait.created, TaskWait.task_id)
-                .limit(PICK_PAGE)
-                .offset(page * PICK_PAGE)
+            bounds = (priority, PICK_PAGE, page * PICK_PAGE)
+            rows = await driver_fetch(
+                session, sqlite=(page_sqlite, (*tags, *bounds)), postgres=(_PAGE_POSTGRES, (tags, *bounds))
             )
-            if postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = list(await session.execute(query))
-            for row in rows:
+            for row in map(_decoded, rows):
                 candidate = with_running(agent, running)
                 query_of_row = _query_of(row)
                 if {r.tag for r in query_of_row.requirements} <= agent.tags.keys() and accepts(candidate, query_of_row):

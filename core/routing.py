@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     bindparam,
     cast,
@@ -41,7 +42,7 @@ from models.routing import (
     effective_trusts,
     evaluate,
 )
-from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
+from models.tables import Agent, AgentCapability, TaskAttempt, TaskWait, as_utc, utcnow
 from models.tasks import TaskStatus
 from models.workflow_io import RouteDecision, RouteOutcome, RouteRequest
 
@@ -53,9 +54,8 @@ def _epoch(column: Any, dialect: str) -> ColumnElement[Any]:
     return func.extract("epoch", column)
 
 
-async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: bool = True) -> list[Candidate]:
-    """Agents with their capability rows (those matching ``conditions``), as candidates with no live load yet."""
-    dialect = session.get_bind().dialect.name
+def _agents_query(dialect: str, *conditions: ColumnElement[bool], inner: bool) -> Select[Any]:
+    """Agents with their capability rows (those matching ``conditions``)."""
     query = select(
         Agent.id,
         Agent.endpoint_url,
@@ -72,7 +72,17 @@ async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: 
     )
     on = AgentCapability.agent_id == Agent.id
     query = query.join(AgentCapability, on) if inner else query.outerjoin(AgentCapability, on)
-    rows = await session.execute(query.where(*conditions))
+    return query.where(*conditions)
+
+
+@lru_cache(maxsize=4)
+def _one_agent_query(dialect: str) -> Select[Any]:
+    # Built once per dialect: a hand-over loads the releasing agent for every freed slot.
+    return _agents_query(dialect, Agent.id == bindparam("b_agent"), inner=False)
+
+
+def _candidates(rows: Iterable[Sequence[Any]]) -> list[Candidate]:
+    """Candidates with no live load yet, one per agent, from rows of ``_agents_query``."""
     tag_stats: dict[str, dict[str, TagStats]] = {}
     first_row: dict[str, tuple[str, str, int, float, float | None, float | None, float | None]] = {}
     for (
@@ -111,6 +121,14 @@ async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: 
                 registered_at=float(created or 0.0),
             )
         )
+    return candidates
+
+
+async def _load(session: AsyncSession, *conditions: ColumnElement[bool], inner: bool = True) -> list[Candidate]:
+    """Agents with their capability rows (those matching ``conditions``) and adaptive posteriors, as candidates
+    with no live load yet."""
+    query = _agents_query(session.get_bind().dialect.name, *conditions, inner=inner)
+    candidates = _candidates(await (await session.connection()).execute(query))
     await adaptive_state.attach(session, candidates)  # adaptive routing's posteriors (core/adaptive.py)
     return candidates
 
@@ -122,8 +140,10 @@ async def load_candidates(session: AsyncSession, tags: list[str], agent_id: str 
 
 
 async def load_agent(session: AsyncSession, agent_id: str) -> Candidate | None:
-    """One agent with all its capabilities (no live load), straight from the registry."""
-    found = await _load(session, Agent.id == agent_id, inner=False)
+    """One agent with all its capabilities, straight from the registry: no live load and no adaptive
+    posteriors (what the dispatch queue's filters need)."""
+    query = _one_agent_query(session.get_bind().dialect.name)
+    found = _candidates(await (await session.connection()).execute(query, {"b_agent": agent_id}))
     return found[0] if found else None
 
 
@@ -490,10 +510,10 @@ async def _queue_up(
     existing = await _assignment_of(session, request)
     if existing is not None:  # this attempt holds a slot already (handed over), which is why none looked free
         return existing
-    task = await session.get(Task, request.task_id)
+    task = await writes.task_to_queue(session, request.task_id)
     if task is not None and not TaskStatus(task.status).is_final:
         waiter = Waiter(
-            task_id=task.id,
+            task_id=request.task_id,
             attempt=request.attempt,
             workflow_id=task.workflow_id,
             client_id=task.client_id,
@@ -508,9 +528,7 @@ async def _queue_up(
         await enqueue(session, waiter, now.timestamp(), weights.get(task.client_id, 1.0))
         status_reason = f"waiting for an agent: {reason}"
         if task.status != TaskStatus.ROUTING.value or task.status_reason != status_reason:
-            task.status = TaskStatus.ROUTING.value
-            task.status_reason = status_reason
-            task.updated_at = now
+            await writes.set_waiting(session, request.task_id, status_reason, now)
     await _store_receipt(
         session, request, evaluation, RouteOutcome.ALL_BUSY, reason, (time.perf_counter() - started) * 1000
     )

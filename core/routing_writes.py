@@ -29,6 +29,10 @@ _RESERVE = (
     "ON CONFLICT (task_id, attempt) DO NOTHING RETURNING agent_id"
 )
 _LEAVE_QUEUE = "DELETE FROM task_waits WHERE task_id = {task}"
+_TASK_TO_QUEUE = (
+    "SELECT status, status_reason, workflow_id, client_id, priority, created_at FROM tasks WHERE id = {task}"
+)
+_SET_WAITING = "UPDATE tasks SET status = 'routing', status_reason = {reason}, updated_at = {now} WHERE id = {task}"
 _HANDED_OVER_RECEIPT = (
     "UPDATE routing_receipts SET outcome = 'assigned', winner_agent_id = {agent}, reason = {reason}, "
     "updated_at = {now} WHERE task_id = {task} AND attempt = {attempt}"
@@ -72,6 +76,8 @@ class _Sql:
     receipt: str
     leave_queue: str
     handed_over_receipt: str
+    task_to_queue: str
+    set_waiting: str
 
 
 def _build(postgres: bool) -> _Sql:
@@ -83,6 +89,8 @@ def _build(postgres: bool) -> _Sql:
         values = ", ".join(f"${i}{'::json' if c == 'candidates' else ''}" for i, c in enumerate(_RECEIPT_COLUMNS, 1))
         leave = _LEAVE_QUEUE.format(task="$1")
         handed = _HANDED_OVER_RECEIPT.format(agent="$1", reason="$2", now="$3", task="$4", attempt="$5")
+        to_queue = _TASK_TO_QUEUE.format(task="$1")
+        waiting = _SET_WAITING.format(reason="$1", now="$2", task="$3")
     else:  # ? placeholders, bound in order of appearance
         touch = _TOUCH_AGENT.format(now="?", agent="?")
         reserve = _RESERVE.format(task="?", attempt="?", agent="?", now="?", handover="?")
@@ -90,7 +98,9 @@ def _build(postgres: bool) -> _Sql:
         values = ", ".join("?" for _ in _RECEIPT_COLUMNS)
         leave = _LEAVE_QUEUE.format(task="?")
         handed = _HANDED_OVER_RECEIPT.format(agent="?", reason="?", now="?", task="?", attempt="?")
-    return _Sql(touch, reserve, start, _RECEIPT.format(values=values), leave, handed)
+        to_queue = _TASK_TO_QUEUE.format(task="?")
+        waiting = _SET_WAITING.format(reason="?", now="?", task="?")
+    return _Sql(touch, reserve, start, _RECEIPT.format(values=values), leave, handed, to_queue, waiting)
 
 
 _POSTGRES = _build(postgres=True)
@@ -126,6 +136,32 @@ def _codecs(session: AsyncSession) -> _Codecs:
     if found is None:
         found = _CODECS[dialect.name] = _Codecs(dialect)
     return found
+
+
+@dataclass(frozen=True)
+class TaskToQueue:
+    status: str
+    status_reason: str | None
+    workflow_id: str
+    client_id: str
+    priority: int
+    created_at: datetime | None
+
+
+async def task_to_queue(session: AsyncSession, task_id: str) -> TaskToQueue | None:
+    """What joining the dispatch queue needs to know of a task; None when the task row does not exist."""
+    key = (task_id,)
+    rows = await driver_fetch(session, sqlite=(_SQLITE.task_to_queue, key), postgres=(_POSTGRES.task_to_queue, key))
+    if not rows:
+        return None
+    status, reason, workflow_id, client_id, priority, created_at = rows[0]
+    return TaskToQueue(status, reason, workflow_id, client_id, priority, _codecs(session).created_at(created_at))
+
+
+async def set_waiting(session: AsyncSession, task_id: str, reason: str, now: datetime) -> None:
+    """The task waits in the dispatch queue (status ``routing``) for ``reason``."""
+    params = (reason, _codecs(session).time(now), task_id)
+    await driver_fetch(session, sqlite=(_SQLITE.set_waiting, params), postgres=(_POSTGRES.set_waiting, params))
 
 
 @dataclass(frozen=True)
