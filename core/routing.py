@@ -385,18 +385,21 @@ async def _store_receipt(
     )
 
 
+_ASSIGNMENT = (
+    "SELECT a.agent_id, g.endpoint_url FROM task_attempts a LEFT JOIN agents g ON g.id = a.agent_id "
+    "WHERE a.task_id = {task} AND a.attempt = {attempt}"
+)
+_ASSIGNMENT_SQLITE = _ASSIGNMENT.format(task="?", attempt="?")
+_ASSIGNMENT_POSTGRES = _ASSIGNMENT.format(task="$1", attempt="$2")
+
+
 async def _assignment_of(session: AsyncSession, request: RouteRequest) -> RouteDecision | None:
     """The agent this attempt was already given, when a retried or replayed routing step runs again."""
-    row = (
-        await session.execute(
-            select(TaskAttempt.agent_id, Agent.endpoint_url)
-            .outerjoin(Agent, Agent.id == TaskAttempt.agent_id)
-            .where(TaskAttempt.task_id == request.task_id, TaskAttempt.attempt == request.attempt)
-        )
-    ).first()
-    if row is None:
+    key = (request.task_id, request.attempt)
+    rows = await driver_fetch(session, sqlite=(_ASSIGNMENT_SQLITE, key), postgres=(_ASSIGNMENT_POSTGRES, key))
+    if not rows:
         return None
-    agent_id, endpoint = row
+    agent_id, endpoint = rows[0]
     return RouteDecision(
         outcome=RouteOutcome.ASSIGNED,
         agent_id=agent_id,
