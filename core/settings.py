@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Longer than the idle timeout of a load balancer in front (60 s on AWS ALB and many proxies): a server that
+    # closes an idle keep-alive connection first races the balancer's reuse of it, and the client gets a 502.
+    api_keepalive_seconds: int = Field(default=75, ge=1, le=3600)
     public_api_url: str = "http://127.0.0.1:8000"
     demo_agent_host: str = "127.0.0.1"
     demo_agent_port: int = 8001

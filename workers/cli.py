@@ -64,7 +64,12 @@ def cmd_api() -> None:
     _setup_logging()
     settings = get_settings()
     uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        timeout_keep_alive=settings.api_keepalive_seconds,
+        log_level="warning",
+        log_config=None,
     )
 
 
