@@ -380,10 +380,12 @@ async def throughput_section(report: Report, cfg: Config, stack: Stack, s1_worke
     )
     total_ratio = (sum(cpu_s2.values()) / max(1, tasks_s2)) / max(1e-9, sum(cpu_s1.values()) / max(1, tasks_s1))
     own_ms = (cpu_s2.get("worker", 0.0) + cpu_s2.get("api", 0.0)) * 1000 / max(1, tasks_s2)
+    slow = stack.slow_workflow_tasks("worker")
     report.add(
         f"**Goals**: CPU per AINS task at most 1.25 x S1's, all processes: {total_ratio:.2f} x "
         f"({'met' if total_ratio <= 1.25 else '**not met**'}); AINS's own processes (worker + API) at most 35 ms "
-        f"per task: {own_ms:.1f} ms ({'met' if own_ms <= 35 else '**not met**'}).",
+        f"per task: {own_ms:.1f} ms ({'met' if own_ms <= 35 else '**not met**'}); 'workflow task duration "
+        f"exceeded' warnings in the worker's log so far: {slow} ({'met' if slow == 0 else '**not met**'}).",
         "",
     )
     for name, error, out in profiles:

@@ -79,6 +79,7 @@ class BackendResult:
     b_share: float = float("nan")
     notes: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
+    slow_workflow_tasks: int = 0
 
 
 def _task(delay: float, **extra: Any) -> dict[str, Any]:
@@ -284,6 +285,7 @@ async def run_backend(
         api.stop()
         worker.stop()
         await db.dispose()
+    result.slow_workflow_tasks = stack.slow_workflow_tasks(worker.name)
     return result
 
 
@@ -371,6 +373,9 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         + " |",
         "| B's share of the slots while both had work (weight 1:1) | ≈ 0.5 | "
         + " | ".join(f"{r.b_share:.2f}" for r in results)
+        + " |",
+        "| 'workflow task duration exceeded' warnings in the worker's log, all scenarios | 0 | "
+        + " | ".join(str(r.slow_workflow_tasks) for r in results)
         + " |",
         "",
         "Method: one run per scenario and backend; rates from the registry's started_at / completed_at of the "

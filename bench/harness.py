@@ -242,6 +242,18 @@ class Stack:
         for name in reversed(list(self.procs)):
             self.procs[name].stop()
 
+    def slow_workflow_tasks(self, name: str) -> int:
+        """Warnings in process ``name``'s log that a workflow task ran past Temporal's 5 s deadline."""
+        log = self.logs / f"{name}.log"
+        if not log.exists():
+            return 0
+        with log.open(encoding="utf-8", errors="replace") as lines:
+            return sum(1 for line in lines if SLOW_WORKFLOW_TASK in line)
+
+
+# What the Temporal SDK logs (TMPRL1104) when a workflow task takes longer than 5 s.
+SLOW_WORKFLOW_TASK = "Workflow task duration exceeded"
+
 
 def say_to(prefix: str) -> Callable[[str], None]:
     def say(message: str) -> None:
