@@ -37,13 +37,6 @@ class _Calls:
         self.finished = 0
 
 
-def _calls(driver: Any) -> _Calls:
-    calls: _Calls | None = getattr(driver, "ains_calls", None)
-    if calls is None:
-        calls = driver.ains_calls = _Calls()
-    return calls
-
-
 def _counted(calls: _Calls, function: Any, *args: Any) -> _Outcome:
     try:
         outcome: _Outcome = function(*args)
@@ -113,7 +106,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _run(self, function: Any, operation: Any, parameters: Any) -> None:
         driver: Any = self._connection  # aiosqlite.Connection; _execute queues a call to its thread
-        calls = _calls(driver)
+        calls: _Calls = driver.ains_calls
         async with self._adapt_connection._execute_mutex:
             calls.issued += 1
             outcome: _Outcome = await driver._execute(_counted, calls, function, driver._conn, operation, parameters)
@@ -133,7 +126,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     def rollback(self) -> None:
         driver: Any = self._connection
-        calls = _calls(driver)
+        calls: _Calls = driver.ains_calls
         # Nothing to roll back: no statement is still running on the thread (one cancelled mid-flight may yet
         # open a transaction, so then the rollback is queued behind it as usual) and sqlite3 is in autocommit.
         # The pool's reset after every commit and every closed read is such a call.
@@ -147,7 +140,8 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         connection = super().connect(*arg, **kw)
-        connection.__class__ = OneHopConnection  # same slots; only the cursor class differs
+        connection.__class__ = OneHopConnection  # same slots; only the cursor class and rollback differ
+        connection._connection.ains_calls = _Calls()
         return connection
 
 
