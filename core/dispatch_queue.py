@@ -61,6 +61,8 @@ _NEXT_TAG_SQLITE = (
 # The queue's frontier: the smallest tag still waiting; with nothing waiting, the latest tag any client was given.
 _FRONTIER = "SELECT coalesce((SELECT min(vtag) FROM task_waits), (SELECT max(vtag) FROM fair_share_clocks), 0.0)"
 _WAITING_ATTEMPT = "SELECT attempt FROM task_waits WHERE task_id = {task}"
+_WAITING_ATTEMPT_SQLITE = _WAITING_ATTEMPT.format(task="?")
+_WAITING_ATTEMPT_POSTGRES = _WAITING_ATTEMPT.format(task="$1")
 _WAIT_COLUMNS = (
     "task_id",
     "attempt",
@@ -105,9 +107,7 @@ async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: flo
     core/routing_writes.py for why)."""
     key = (waiter.task_id,)
     existing = await driver_fetch(
-        session,
-        sqlite=(_WAITING_ATTEMPT.format(task="?"), key),
-        postgres=(_WAITING_ATTEMPT.format(task="$1"), key),
+        session, sqlite=(_WAITING_ATTEMPT_SQLITE, key), postgres=(_WAITING_ATTEMPT_POSTGRES, key)
     )
     if existing and existing[0][0] == waiter.attempt:
         return
