@@ -146,16 +146,19 @@ class MemorySampler:
         self._task.cancel()
 
 
+LOAD_GENERATOR = "bench client (load generator)"
+
+
 def cpu_snapshot(procs: list[Proc]) -> dict[str, float]:
     snap = {p.name: p.cpu_seconds() for p in procs}
     own = psutil.Process().cpu_times()
-    snap["bench client (load generator)"] = own.user + own.system
+    snap[LOAD_GENERATOR] = own.user + own.system
     return snap
 
 
 def _served(cpu: dict[str, float]) -> float:
     """CPU of the processes that serve the tasks (the load generator left out)."""
-    return sum(v for name, v in cpu.items() if not name.startswith("bench client"))
+    return sum(v for name, v in cpu.items() if name != LOAD_GENERATOR)
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

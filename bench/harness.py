@@ -34,6 +34,8 @@ ROOT = Path(__file__).absolute().parent.parent
 SIGNING_SECRET = "bench-signing-secret"
 BENCH_AGENT_ID = "bench-echo"
 STARTUP_TIMEOUT = 90.0
+# What the Temporal SDK logs (TMPRL1104) when a workflow task takes longer than 5 s.
+SLOW_WORKFLOW_TASK = "Workflow task duration exceeded"
 
 
 def free_port() -> int:
@@ -249,10 +251,6 @@ class Stack:
             return 0
         with log.open(encoding="utf-8", errors="replace") as lines:
             return sum(1 for line in lines if SLOW_WORKFLOW_TASK in line)
-
-
-# What the Temporal SDK logs (TMPRL1104) when a workflow task takes longer than 5 s.
-SLOW_WORKFLOW_TASK = "Workflow task duration exceeded"
 
 
 def say_to(prefix: str) -> Callable[[str], None]:
