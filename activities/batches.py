@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import timedelta
 
 from sqlalchemy import select
 from temporalio import activity
@@ -11,13 +12,14 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from core.batch_queue import queue_ahead, queue_wait_seconds
 from core.db import Database
+from core.dispatch import Dispatcher
 from core.settings import Settings
+from core.task_start import TASK_WORKFLOW_NAME, task_start_options
 from core.tasks import workflow_input
-from core.temporal import TASK_WORKFLOW_NAME
 from models.tables import Task, TaskDependency
 from models.workflow_io import BatchPage, BatchPageResult, TaskWorkflowInput
-from workflows.children import task_child_options
 
 # Workflow starts in flight at once per page: enough to hide the round trip, few enough to spare the server.
 START_CONCURRENCY = 32
@@ -28,18 +30,27 @@ class BatchActivities:
         self._db = db
         self._client = client
         self._settings = settings
+        self._dispatcher = Dispatcher(db, client, settings)
 
     @activity.defn(name="start_batch_tasks")
     async def start_batch_tasks(self, page: BatchPage) -> BatchPageResult:
         """Start the workflow of every task of the page that has none yet. Safe to retry: starts are idempotent.
 
+        When the page holds more tasks than their agents have free slots, they join the dispatch queue first
+        and their runs start delayed (core.batch_queue); the free slots are handed over before the starts.
         ``loaded`` tasks of the page all have a workflow afterwards; ``started`` of them got it from this call.
         """
         inputs = await self._load(page)
+        ahead = await queue_ahead(self._db, inputs, self._settings.client_weights)
+        if ahead.free_agent_ids:
+            await self._dispatcher.release(ahead.free_agent_ids, source="batch")
         gate = asyncio.Semaphore(START_CONCURRENCY)
 
         async def start(params: TaskWorkflowInput) -> bool:
             async with gate:
+                if params.task_id in ahead.task_ids:
+                    delay = timedelta(seconds=queue_wait_seconds(params))
+                    return await self._start(params.model_copy(update={"queued": True}), delay)
                 return await self._start(params)
 
         started = await asyncio.gather(*(start(params) for params in inputs))
@@ -70,13 +81,14 @@ class BatchActivities:
                     depends_on[task_id].append(dep)
         return [workflow_input(row, self._settings, depends_on[row.id]) for row in rows]
 
-    async def _start(self, params: TaskWorkflowInput) -> bool:
+    async def _start(self, params: TaskWorkflowInput, delay: timedelta | None = None) -> bool:
         try:
             await self._client.start_workflow(
                 TASK_WORKFLOW_NAME,
                 params,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                **task_child_options(params),
+                start_delay=delay,
+                **task_start_options(params),
             )
         except WorkflowAlreadyStartedError:
             return False

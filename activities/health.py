@@ -32,9 +32,7 @@ class HealthActivities:
             changes = await apply_health(session, problems)
         revived = [c.agent_id for c in changes if c.status == AgentStatus.AVAILABLE.value]
         if revived:
-            await Dispatcher(self._db, self._client, self._settings.priority_aging_seconds).release(
-                revived, source="agent"
-            )
+            await Dispatcher(self._db, self._client, self._settings).release(revived, source="agent")
         if changes:
             try:  # agent.unavailable events; they stay pending if Temporal refuses now
                 await dispatch_pending(self._db, self._client, self._settings)

@@ -62,9 +62,7 @@ class AppState:
         """Hand the agent's free slots to waiting tasks (it was registered, made available, revived or given
         more slots). Best effort: the dispatch reconciler hands out any slot this misses."""
         try:
-            await Dispatcher(self.db, await self.temporal(), self.settings.priority_aging_seconds).release(
-                [agent_id], source="agent"
-            )
+            await Dispatcher(self.db, await self.temporal(), self.settings).release([agent_id], source="agent")
         except Unavailable as exc:
             log.warning("agent %s changed; its free slots wait for the reconciler: %s", agent_id, exc.message)
 

@@ -66,6 +66,7 @@ class BackendResult:
     backend: str
     drain_rate: float = 0.0
     drain_worker_cpu_ms: float = 0.0
+    drain_cpu_ms: dict[str, float] = field(default_factory=dict)  # per drained task, by process
     idle_cpu_percent: float = 0.0
     idle_parts: dict[str, float] = field(default_factory=dict)
     high_wait: float = float("nan")
@@ -223,13 +224,16 @@ async def run_backend(
             await asyncio.sleep(1)
 
             say(f"{backend}: drain of {tasks}")
-            cpu0 = worker.cpu_seconds()
+            drain_procs = {"temporal": stack.procs["temporal"], "worker": worker, "api": api}
+            drain_procs["demo agent"] = stack.procs["demo-agent"]
+            cpu0 = {name: p.cpu_seconds() for name, p in drain_procs.items()}
             ids = await _batch(http, key, tasks, TASK_SECONDS)
             if profile_out is not None:
                 result.profile = await _profiled(worker, 15, profile_out)
             rows = await _wait_final(db, ids, timeout=tasks)
             result.drain_rate = _drain_rate(rows)
-            result.drain_worker_cpu_ms = (worker.cpu_seconds() - cpu0) * 1000 / tasks
+            result.drain_cpu_ms = {n: (p.cpu_seconds() - cpu0[n]) * 1000 / tasks for n, p in drain_procs.items()}
+            result.drain_worker_cpu_ms = result.drain_cpu_ms["worker"]
             say(f"{backend}: drained at {result.drain_rate:.1f} tasks/s")
 
             say(f"{backend}: idle wait ({tasks} waiting, slots held)")
@@ -351,6 +355,12 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         + " | ".join(f"{r.drain_rate:.1f}" for r in results)
         + " |",
         "| worker CPU per drained task (ms) | | " + " | ".join(f"{r.drain_worker_cpu_ms:.0f}" for r in results) + " |",
+        "| CPU per drained task by process, submit to last finish (ms) | | "
+        + " | ".join(
+            f"{sum(r.drain_cpu_ms.values()):.0f} ({', '.join(f'{k} {v:.1f}' for k, v in r.drain_cpu_ms.items())})"
+            for r in results
+        )
+        + " |",
         f"| CPU of api + worker while {tasks} wait and no slot frees (% of one core) | < 2 | "
         + " | ".join(
             f"{r.idle_cpu_percent:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in r.idle_parts.items())})" for r in results

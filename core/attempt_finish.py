@@ -52,7 +52,7 @@ class AttemptFinisher:
         self._db = db
         self._client = client
         self._settings = settings
-        self.dispatcher = Dispatcher(db, client, settings.priority_aging_seconds)
+        self.dispatcher = Dispatcher(db, client, settings)
 
     async def finish(self, record: AttemptRecord) -> FinishResult:
         """Record the attempt (trust, status) at most once, hand the agent's free slots over, and when the

@@ -8,6 +8,11 @@ the agent's row, counts its running attempts, picks one waiting task per free sl
 attempt) means a slot is never handed out twice, and the agent row lock means no agent is ever over its
 max_concurrency). After the commit each task is signalled its assignment and calls its agent at once.
 
+A task that joined the queue before its run started (a batch bigger than its agents' free slots: core.
+batch_queue) has a run started with a delay; a plain signal would not end that delay, so its hand-over starts
+the run by SignalWithStart with the assignment as the first signal (which also starts a run that was never
+created, say when the batch's worker died between queueing and starting).
+
 Crash safety: a reservation carries ``handover_pending`` until its signal is delivered. A worker killed in
 between leaves the flag set; the reconciler (``reconcile``, a Temporal Schedule) re-sends the signal, or
 releases the slot when the task is gone, and hands out slots that stayed free while tasks waited.
@@ -30,6 +35,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import routing_writes as writes
@@ -37,9 +43,12 @@ from core.db import Database
 from core.dispatch_queue import pick, with_running
 from core.metrics import observe_dispatch_repairs, observe_handovers, observe_queue_wait
 from core.routing import load_agent
+from core.settings import Settings
+from core.task_start import TASK_WORKFLOW_NAME, task_start_options
+from core.tasks import workflow_input
 from models.agents import kind_of_endpoint
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
-from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment
+from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment, TaskWorkflowInput
 
 log = logging.getLogger("ains.dispatch")
 
@@ -51,6 +60,18 @@ class HandOver:
     task_id: str
     workflow_id: str
     assignment: SlotAssignment
+    # Set when the hand-over must start the task's run (SignalWithStart): its input, should it not exist yet.
+    start: TaskWorkflowInput | None = None
+
+
+def _queued_input(task: Task, settings: Settings) -> TaskWorkflowInput:
+    """The input of a run started by its hand-over (queued ahead of its run, so it has no dependencies)."""
+    return workflow_input(task, settings).model_copy(update={"queued": True})
+
+
+async def _start_input(session: AsyncSession, task_id: str, settings: Settings) -> TaskWorkflowInput | None:
+    task = await session.get(Task, task_id)
+    return None if task is None else _queued_input(task, settings)
 
 
 async def _running(session: AsyncSession, agent_id: str) -> int:
@@ -64,7 +85,7 @@ async def _lock_agent(session: AsyncSession, agent_id: str) -> None:
         await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
 
 
-async def hand_over(session: AsyncSession, agent_id: str, aging_seconds: float) -> list[HandOver]:
+async def hand_over(session: AsyncSession, agent_id: str, settings: Settings) -> list[HandOver]:
     """Reserve this agent's free slots for the best-ranked waiting tasks it can serve (inside the caller's
     transaction); the tasks still have to be told (``Dispatcher.deliver``)."""
     await _lock_agent(session, agent_id)
@@ -76,13 +97,14 @@ async def hand_over(session: AsyncSession, agent_id: str, aging_seconds: float) 
     if free <= 0:
         return []
     now = utcnow()
-    picked = await pick(session, with_running(agent, running), free, now.timestamp(), aging_seconds)
+    aging = settings.priority_aging_seconds
+    picked = await pick(session, with_running(agent, running), free, now.timestamp(), aging)
     if not picked:
         return []
     await writes.touch_agent(session, agent_id, now)
     handed: list[HandOver] = []
     kind = kind_of_endpoint(agent.endpoint_url)
-    for position, (task_id, attempt, workflow_id, client_id, *_rest) in enumerate(picked, 1):
+    for position, (task_id, attempt, workflow_id, client_id, *_rest, start_on_handover) in enumerate(picked, 1):
         if not await writes.reserve_attempt(session, task_id, attempt, agent_id, now, handover=True):
             continue  # the task routed itself meanwhile (its own decision holds the attempt)
         started = await writes.start_task(session, task_id, attempt, agent_id, now)
@@ -103,6 +125,7 @@ async def hand_over(session: AsyncSession, agent_id: str, aging_seconds: float) 
                 assignment=SlotAssignment(
                     attempt=attempt, agent_id=agent_id, endpoint_url=agent.endpoint_url, agent_kind=kind, reason=reason
                 ),
+                start=await _start_input(session, task_id, settings) if start_on_handover else None,
             )
         )
     return handed
@@ -118,10 +141,14 @@ _ANYONE_WAITING = select(TaskWait.task_id).limit(1)  # built once: it runs after
 class Dispatcher:
     """Hands freed slots over and tells the tasks; one per process (workers, API, reconciler)."""
 
-    def __init__(self, db: Database, client: Client | None, aging_seconds: float) -> None:
+    def __init__(self, db: Database, client: Client | None, settings: Settings) -> None:
         self._db = db
         self._client = client
-        self._aging = aging_seconds
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     async def reserve(self, agent_ids: Iterable[str]) -> list[HandOver]:
         """The hand-overs of every named agent's free slots, committed (not yet delivered)."""
@@ -133,7 +160,7 @@ class Dispatcher:
             for attempt in range(DEADLOCK_RETRIES):
                 try:
                     async with self._db.transaction() as session:
-                        handed += await hand_over(session, agent_id, self._aging)
+                        handed += await hand_over(session, agent_id, self._settings)
                     break
                 except DBAPIError as exc:  # two releasers crossed on Postgres: one was rolled back, go again
                     if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
@@ -168,8 +195,20 @@ class Dispatcher:
         if self._client is None:
             return False
         try:
-            await self._client.get_workflow_handle(handed.workflow_id).signal(SLOT_ASSIGNED_SIGNAL, handed.assignment)
+            if handed.start is None:
+                handle = self._client.get_workflow_handle(handed.workflow_id)
+                await handle.signal(SLOT_ASSIGNED_SIGNAL, handed.assignment)
+            else:
+                await self._client.start_workflow(
+                    TASK_WORKFLOW_NAME,
+                    handed.start,
+                    start_signal=SLOT_ASSIGNED_SIGNAL,
+                    start_signal_args=[handed.assignment],
+                    **task_start_options(handed.start),
+                )
             return True
+        except WorkflowAlreadyStartedError:
+            return None  # its run is closed (cancelled, say) and its id may not be reused
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return None
@@ -205,9 +244,11 @@ class Dispatcher:
         return agents
 
 
-async def _stale_reservations(session: AsyncSession, before: datetime) -> list[HandOver]:
+async def _stale_reservations(session: AsyncSession, before: datetime, settings: Settings) -> list[HandOver]:
+    """Reservations never delivered. A first attempt's is re-sent by SignalWithStart: the task may have been
+    queued ahead of its run (delayed, or never started), and for a running run it is just the signal."""
     rows = await session.execute(
-        select(TaskAttempt.task_id, TaskAttempt.attempt, TaskAttempt.agent_id, Task.workflow_id, Agent.endpoint_url)
+        select(TaskAttempt.attempt, TaskAttempt.agent_id, Task, Agent.endpoint_url)
         .join(Task, Task.id == TaskAttempt.task_id)
         .outerjoin(Agent, Agent.id == TaskAttempt.agent_id)
         .where(
@@ -218,8 +259,8 @@ async def _stale_reservations(session: AsyncSession, before: datetime) -> list[H
     )
     return [
         HandOver(
-            task_id=task_id,
-            workflow_id=workflow_id,
+            task_id=task.id,
+            workflow_id=task.workflow_id,
             assignment=SlotAssignment(
                 attempt=attempt,
                 agent_id=agent_id,
@@ -227,8 +268,9 @@ async def _stale_reservations(session: AsyncSession, before: datetime) -> list[H
                 agent_kind=kind_of_endpoint(endpoint),
                 reason=f"handed over: agent {agent_id} freed a slot (re-sent by the dispatch reconciler)",
             ),
+            start=_queued_input(task, settings) if attempt == 1 else None,
         )
-        for task_id, attempt, agent_id, workflow_id, endpoint in rows
+        for attempt, agent_id, task, endpoint in rows.tuples()
     ]
 
 
@@ -264,7 +306,7 @@ async def reconcile(dispatcher: Dispatcher, db: Database, stale_seconds: float) 
     """Repair what a crash between reserving and signalling (or a lost wake-up) left behind."""
     before = utcnow() - timedelta(seconds=stale_seconds)
     async with db.session() as session:
-        stale = await _stale_reservations(session, before)
+        stale = await _stale_reservations(session, before, dispatcher.settings)
     gone = await dispatcher.deliver(stale) if stale else []
     freed = await dispatcher.release_orphans(gone) if gone else set()
     async with db.session() as session:

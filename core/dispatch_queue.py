@@ -43,6 +43,7 @@ class Waiter:
     excluded_agent_ids: list[str]
     failed_agent_ids: list[str]
     created: float
+    start_on_handover: bool = False  # its run was started delayed (TaskWorkflowInput.queued)
 
 
 # One statement per backend: the conflict update takes the client's row lock, so concurrent tasks of one
@@ -77,6 +78,7 @@ _WAIT_COLUMNS = (
     "created",
     "since",
     "vtag",
+    "start_on_handover",
 )
 _JSON_COLUMNS = ("requirements", "excluded_agent_ids", "failed_agent_ids")
 _WAIT = (
@@ -126,12 +128,13 @@ async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: flo
         waiter.created,
         now,
         await _fair_share_tag(session, waiter.client_id, weight),
+        waiter.start_on_handover,
     )
     await driver_fetch(session, sqlite=(_WAIT_SQLITE, values), postgres=(_WAIT_POSTGRES, values))
 
 
 def _query_of(row: Sequence[Any]) -> RoutingQuery:
-    _, _, _, _, requirements, min_trust, excluded, failed, _, _ = row
+    _, _, _, _, requirements, min_trust, excluded, failed, *_ = row
     return RoutingQuery(
         requirements=[parse_requirement(r) for r in requirements],
         strategy=Strategy.LEAST_LOADED,
@@ -144,7 +147,7 @@ def _query_of(row: Sequence[Any]) -> RoutingQuery:
 _HEADS = "SELECT priority, min(created) FROM task_waits WHERE tag {tags} GROUP BY priority"
 _PAGE = (
     "SELECT task_id, attempt, workflow_id, client_id, requirements, min_trust, excluded_agent_ids, "
-    "failed_agent_ids, created, vtag FROM task_waits WHERE tag {tags} AND priority = {priority} "
+    "failed_agent_ids, created, vtag, start_on_handover FROM task_waits WHERE tag {tags} AND priority = {priority} "
     "ORDER BY vtag, created, task_id LIMIT {limit} OFFSET {offset}"
 )
 _HEADS_POSTGRES = _HEADS.format(tags="= ANY($1::varchar[])")

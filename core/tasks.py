@@ -22,9 +22,10 @@ from core.dispatch_queue import waiting_view
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from core.json_safety import find_unsafe
 from core.settings import ALL_QUEUES, Settings
+from core.task_start import task_workflow_id
 from core.templates import count_use as count_template_use
 from core.templates import resolve as resolve_template
-from core.temporal import start_task_workflow, task_workflow_id
+from core.temporal import start_task_workflow
 from core.url_safety import UrlPolicy, check_url
 from models.common import Page
 from models.feedback import Objectives
@@ -279,7 +280,7 @@ async def submit_task(
     """
     task, created = await record_task(db, settings, client_id, spec, schedule_id=schedule_id)
     try:
-        await start_task_workflow(temporal, workflow_input(task, settings, spec.depends_on), settings)
+        await start_task_workflow(temporal, workflow_input(task, settings, spec.depends_on))
     except RPCError as exc:
         if created and spec.idempotency_key is None:
             # Nobody can retry this exact task, so do not leave a row that would never run.

@@ -216,6 +216,9 @@ class TaskWait(Base):
     created: Mapped[float] = mapped_column(Float)
     since: Mapped[float] = mapped_column(Float)
     vtag: Mapped[float] = mapped_column(Float)
+    # The task's run was started delayed (TaskWorkflowInput.queued): its hand-over must start it, by
+    # SignalWithStart, since a plain signal does not end a start delay.
+    start_on_handover: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     __table_args__ = (
         Index("ix_task_waits_tag_order", "tag", "priority", "vtag", "created"),

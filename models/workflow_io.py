@@ -68,6 +68,10 @@ class TaskWorkflowInput(BaseModel):
     adaptive: AdaptiveTuning | None = None
     # The task queue of its HTTP agent calls (Settings.agent_calls_queue); None: the agents queue (older runs).
     agent_calls_queue: str | None = None
+    # Joined the dispatch queue before its run started (a batch bigger than its agents' free slots): the run
+    # was started with a delay of its queue timeout, and a hand-over starts it at once with its assignment as
+    # the first signal (SignalWithStart), so its first attempt needs no routing step of its own.
+    queued: bool = False
 
 
 class RouteRequest(BaseModel):

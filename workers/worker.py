@@ -115,7 +115,7 @@ def build_workers(
         events = EventActivities(db, settings)
         scheduled = ScheduleActivities(db, settings)
         batches = BatchActivities(db, client, settings)
-        reconciler = DispatchActivities(db, Dispatcher(db, client, settings.priority_aging_seconds))
+        reconciler = DispatchActivities(db, Dispatcher(db, client, settings))
         workers.append(
             Worker(
                 client,

@@ -20,8 +20,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from core.task_start import task_start_options
     from models.workflow_io import BatchInput, BatchPage, BatchPageResult, TaskWorkflowInput
-    from workflows.children import task_child_options
     from workflows.task_workflow import TaskWorkflow
 
 RECORDED_SIGNAL = "batch_recorded"
@@ -113,7 +113,7 @@ class BatchWorkflow:
                 TaskWorkflow.run,
                 task,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                **task_child_options(task),
+                **task_start_options(task),
             )
         except WorkflowAlreadyStartedError:
             return False

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, Workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.compositions import CompositionActivities
+    from core.task_start import task_start_options
     from models.workflow_io import (
         TASK_FAILURE_TYPES,
         CompositionInput,
@@ -33,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowResult,
         task_result_of_failure,
     )
-    from workflows.children import task_child_options
     from workflows.task_workflow import TaskWorkflow
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
@@ -223,7 +223,7 @@ class CompositionWorkflow:
                 task,
                 # Cancelled (not terminated) with the composition, so each step records its own cancellation.
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                **task_child_options(task),
+                **task_start_options(task),
             )
         except WorkflowAlreadyStartedError:  # the step's task id was used before; never run a task twice
             return TaskWorkflowResult(

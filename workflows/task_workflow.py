@@ -112,7 +112,8 @@ class TaskWorkflow:
     @workflow.signal(name=SLOT_ASSIGNED_SIGNAL)
     def slot_assigned(self, assignment: SlotAssignment) -> None:
         """A releasing agent reserved its slot for this task's waiting attempt: call that agent now."""
-        if assignment.attempt == self._attempt:
+        # Before run() begins (a hand-over that started the run) the first attempt is the one meant.
+        if assignment.attempt == max(self._attempt, 1):
             self._assignment = assignment
         self._woken = True  # a v1 run routes again and finds the reservation
 
@@ -187,7 +188,10 @@ class TaskWorkflow:
         queue timeout. A long jittered re-check is only a safety net against a lost signal."""
         wait_seconds = params.queue_timeout_seconds
         limit = timedelta(seconds=params.policy.no_agent_wait_seconds if wait_seconds is None else wait_seconds)
-        deadline = workflow.now() + limit
+        # Queued ahead of its run (a batch): the first attempt has waited since the run was created, and its
+        # hand-over, when it came, started the run with the assignment already here.
+        queued_ahead = params.queued and attempt == 1
+        deadline = (workflow.info().workflow_start_time if queued_ahead else workflow.now()) + limit
         request = RouteRequest(
             task_id=params.task_id,
             attempt=attempt,
@@ -198,18 +202,22 @@ class TaskWorkflow:
             excluded_agent_ids=params.excluded_agent_ids,
             priority_aging_seconds=params.policy.priority_aging_seconds,
             adaptive=params.adaptive,
+            queued=queued_ahead,
         )
+        waiting_for = "its agents are busy"
         while True:
-            decision: RouteDecision = await _bookkeeping(RegistryActivities.route_task, request)
-            if decision.outcome is not RouteOutcome.ALL_BUSY:
-                return decision
-            request = request.model_copy(update={"queued": True})
+            if self._assignment is None:
+                decision: RouteDecision = await _bookkeeping(RegistryActivities.route_task, request)
+                if decision.outcome is not RouteOutcome.ALL_BUSY:
+                    return decision
+                request = request.model_copy(update={"queued": True})
+                waiting_for = decision.reason
             while self._assignment is None:
                 remaining = deadline - workflow.now()
                 if remaining <= timedelta(0):
                     return RouteDecision(
                         outcome=RouteOutcome.ALL_BUSY,
-                        reason=f"no capable agent became free within {limit.total_seconds():g}s: {decision.reason}",
+                        reason=f"no capable agent became free within {limit.total_seconds():g}s: {waiting_for}",
                     )
                 recheck = timedelta(
                     seconds=params.policy.dispatch_recheck_seconds * (0.75 + workflow.random().random() / 2)
@@ -435,7 +443,9 @@ class TaskWorkflow:
         )
 
     def _effective_priority(self, params: TaskWorkflowInput) -> float:
-        waited = (workflow.now() - workflow.info().start_time).total_seconds()
+        info = workflow.info()
+        since = info.workflow_start_time if params.queued else info.start_time  # a delayed run waited in the queue
+        waited = (workflow.now() - since).total_seconds()
         return effective_priority(params.priority, waited, params.policy.priority_aging_seconds)
 
     async def _wake_next(self, params: TaskWorkflowInput, agent_id: str) -> None:

@@ -7,79 +7,17 @@ in dispatch order; the reconciler repairs what a crash between reserving and sig
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
-import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from temporalio.api.enums.v1 import EventType
 
 from core.dispatch import Dispatcher
 from models.tables import TaskAttempt, TaskWait
-from tests.support.servers import RunningServer, serve
+from tests.support.counting_agent import CountingAgent, register_counting_agent, route_markers_and_signals
 from tests.support.stack import Stack, auth
-
-
-class CountingAgent:
-    """An HTTP agent that answers after ``delay`` seconds and records how many calls it held at once."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.in_flight = 0
-        self.most_at_once = 0
-        self.started: list[str] = []
-        self.started_at: dict[str, float] = {}
-        self.server: RunningServer | None = None
-
-    async def _run(self, request: Request) -> JSONResponse:
-        payload: dict[str, Any] = json.loads(await request.body())
-        self.in_flight += 1
-        self.most_at_once = max(self.most_at_once, self.in_flight)
-        self.started.append(payload["task_id"])
-        self.started_at[payload["task_id"]] = time.monotonic()
-        try:
-            await asyncio.sleep(payload["input"].get("delay_seconds", self.delay))
-        finally:
-            self.in_flight -= 1
-        return JSONResponse({"output": payload["input"]})
-
-    async def __aenter__(self) -> CountingAgent:
-        self.server = await serve(Starlette(routes=[Route("/run", self._run, methods=["POST"])]))
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self.server is not None
-        await self.server.stop()
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"{self.server.url}/run"
-
-
-async def _register(stack: Stack, url: str, max_concurrency: int) -> tuple[str, str]:
-    tag = f"cap-{uuid.uuid4().hex[:10]}"
-    agent_id = f"agent-{uuid.uuid4().hex[:10]}"
-    response = await stack.http.post(
-        "/v1/agents",
-        headers=auth(stack.admin_key),
-        json={
-            "id": agent_id,
-            "display_name": "counting agent",
-            "endpoint_url": url,
-            "capabilities": [{"tag": tag}],
-            "max_concurrency": max_concurrency,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return agent_id, tag
 
 
 async def _submit_all(stack: Stack, key: str, bodies: list[dict[str, Any]]) -> list[str]:
@@ -89,23 +27,9 @@ async def _submit_all(stack: Stack, key: str, bodies: list[dict[str, Any]]) -> l
     return ids
 
 
-async def _route_markers_and_signals(stack: Stack, workflow_id: str) -> tuple[int, int]:
-    client = await stack.temporal()
-    routes = signals = 0
-    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            details = event.marker_recorded_event_attributes.details
-            if "data" in details and b"route_task" in details["data"].payloads[0].data:
-                routes += 1
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            if event.workflow_execution_signaled_event_attributes.signal_name == "slot_assigned":
-                signals += 1
-    return routes, signals
-
-
 async def test_freed_slots_go_by_priority_and_a_woken_task_never_routes_again(stack: Stack) -> None:
     async with CountingAgent(delay=0.3) as agent:
-        _, tag = await _register(stack, agent.url, max_concurrency=1)
+        _, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
         blocker = (
             await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 6})
@@ -134,13 +58,13 @@ async def test_freed_slots_go_by_priority_and_a_woken_task_never_routes_again(st
         receipt = (await stack.http.get(f"/v1/tasks/{queued[1]}/routing", headers=auth(key))).json()["receipts"][0]
         assert receipt["outcome"] == "assigned" and receipt["reason"].startswith("handed over"), receipt
         view = (await stack.http.get(f"/v1/tasks/{queued[1]}", headers=auth(key))).json()
-        routes, signals = await _route_markers_and_signals(stack, view["workflow_id"])
+        routes, signals = await route_markers_and_signals(stack, view["workflow_id"])
         assert (routes, signals) == (1, 1), "woken by its hand-over, it called the agent without routing again"
 
 
 async def test_a_light_client_is_not_held_back_by_a_heavy_ones_backlog(stack: Stack) -> None:
     async with CountingAgent(delay=0.15) as agent:
-        _, tag = await _register(stack, agent.url, max_concurrency=1)
+        _, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         heavy, _ = await stack.new_key()
         light, _ = await stack.new_key()
         blocker = (
@@ -173,7 +97,7 @@ async def test_a_light_client_is_not_held_back_by_a_heavy_ones_backlog(stack: St
 
 async def test_cancelling_a_waiting_task_frees_nothing_it_did_not_hold(stack: Stack) -> None:
     async with CountingAgent(delay=0.1) as agent:
-        agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
         blocker = (
             await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 8})
@@ -202,7 +126,7 @@ async def test_a_reservation_whose_signal_was_lost_is_repaired_by_the_reconciler
     """The state a worker killed between committing a hand-over and signalling it leaves behind: the slot is
     reserved (handover_pending) and the task was never told. The reconciler re-sends the assignment."""
     async with CountingAgent(delay=0.1) as agent:
-        agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
         blocker = (
             await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
@@ -215,7 +139,7 @@ async def test_a_reservation_whose_signal_was_lost_is_repaired_by_the_reconciler
             attempt = await session.get(TaskAttempt, (blocker, 1))
             assert attempt is not None
             attempt.status = "cancelled"
-        handed = await Dispatcher(stack.db, None, stack.settings.priority_aging_seconds).reserve([agent_id])
+        handed = await Dispatcher(stack.db, None, stack.settings).reserve([agent_id])
         assert [h.task_id for h in handed] == [waiter]
         started = time.monotonic()
         done = await stack.wait_for(key, waiter, timeout=30)
@@ -229,7 +153,7 @@ async def test_a_reservation_whose_signal_was_lost_is_repaired_by_the_reconciler
 
 async def test_a_reservation_for_a_task_that_is_gone_is_released(stack: Stack) -> None:
     async with CountingAgent(delay=0.1) as agent:
-        agent_id, tag = await _register(stack, agent.url, max_concurrency=1)
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
         blocker = (
             await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
@@ -247,7 +171,7 @@ async def test_a_reservation_for_a_task_that_is_gone_is_released(stack: Stack) -
             attempt = await session.get(TaskAttempt, (blocker, 1))
             assert attempt is not None
             attempt.status = "cancelled"
-        handed = await Dispatcher(stack.db, None, stack.settings.priority_aging_seconds).reserve([agent_id])
+        handed = await Dispatcher(stack.db, None, stack.settings).reserve([agent_id])
         assert [h.task_id for h in handed] == [doomed], "the terminated task was first in line"
         done = await stack.wait_for(key, next_in_line, timeout=30)
         assert done["status"] == "succeeded", done
@@ -264,7 +188,7 @@ async def test_two_workers_never_put_an_agent_over_its_limit_and_survive_a_sigki
     if stack.backend != "postgres":
         pytest.skip("concurrent dispatchers apply to the Postgres registry")
     async with CountingAgent(delay=0.2) as agent:
-        agent_id, tag = await _register(stack, agent.url, max_concurrency=3)
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=3)
         key, _ = await stack.new_key()
         process = stack.spawn_worker_process()
         await asyncio.sleep(1.5)

@@ -79,7 +79,7 @@ async def test_priority_first_then_first_come_first_served(db: Database) -> None
     mid_first = await _queued(registry, db, "sum", priority=5)
     mid_second = await _queued(registry, db, "sum", priority=5)
     assert holder
-    order = await _drain(db, Dispatcher(db, None, 0.0), "solo", 4)
+    order = await _drain(db, Dispatcher(db, None, Settings(priority_aging_seconds=0.0)), "solo", 4)
     assert order == [high, mid_first, mid_second, low]
     async with db.session() as session:
         assert (await session.execute(select(func.count()).select_from(TaskWait))).scalar_one() == 0
@@ -105,7 +105,7 @@ async def test_a_low_priority_class_that_waited_long_enough_goes_first(db: Datab
     await _queued_or_running(registry, db, "sum")
     fresh_high = await _queued(registry, db, "sum", priority=8)
     old_low = await _queued(registry, db, "sum", priority=1, age=30)  # 1 + 30 levels, capped at 9.5
-    order = await _drain(db, Dispatcher(db, None, 1.0), "solo", 2)
+    order = await _drain(db, Dispatcher(db, None, Settings(priority_aging_seconds=1.0)), "solo", 2)
     assert order == [old_low, fresh_high]
 
 
@@ -115,7 +115,7 @@ async def test_clients_take_turns_within_a_priority(db: Database) -> None:
     await _queued_or_running(registry, db, "sum")
     heavy = [await _queued(registry, db, "sum", client="heavy") for _ in range(8)]
     light = [await _queued(registry, db, "sum", client="light") for _ in range(3)]
-    order = await _drain(db, Dispatcher(db, None, 0.0), "solo", 11)
+    order = await _drain(db, Dispatcher(db, None, Settings(priority_aging_seconds=0.0)), "solo", 11)
     positions = [order.index(t) for t in light]
     # The light client's tasks were queued behind 8 of the heavy one's, and still each waits at most one
     # heavy turn per turn of its own.
@@ -129,7 +129,7 @@ async def test_a_heavier_weight_gets_more_turns(db: Database) -> None:
     await _queued_or_running(registry, db, "sum")
     plain = [await _queued(registry, db, "sum", client="plain") for _ in range(6)]
     gold = [await _queued(registry, db, "sum", client="gold") for _ in range(6)]
-    order = await _drain(db, Dispatcher(db, None, 0.0), "solo", 8)
+    order = await _drain(db, Dispatcher(db, None, Settings(priority_aging_seconds=0.0)), "solo", 8)
     assert sum(t in gold for t in order) >= 5, order
     assert order[0] == plain[0]
 
@@ -140,7 +140,7 @@ async def test_a_slot_is_never_handed_out_twice(db: Database) -> None:
     await _queued_or_running(registry, db, "sum")
     await _queued_or_running(registry, db, "sum")
     waiting = [await _queued(registry, db, "sum") for _ in range(5)]
-    dispatcher = Dispatcher(db, None, 0.0)
+    dispatcher = Dispatcher(db, None, Settings(priority_aging_seconds=0.0))
     assert await dispatcher.reserve(["pair"]) == [], "no free slot: nothing handed over"
     await _finish_running(db, "pair")
     first = await dispatcher.reserve(["pair", "pair"])

@@ -12,7 +12,7 @@ from activities.agent_calls import AgentCallActivities
 from core.attempt_finish import AttemptFinisher
 from models.tables import TrustRecord
 from models.workflow_io import AgentCallRequest, CallOutcome
-from tests.api.test_dispatch import CountingAgent, _register
+from tests.support.counting_agent import CountingAgent, register_counting_agent
 from tests.support.stack import SIGNING_SECRET, Stack
 
 
@@ -23,7 +23,7 @@ async def _trust_records(stack: Stack, task_id: str) -> int:
 
 async def test_a_retried_call_after_its_attempt_was_recorded_does_not_call_the_agent_again(stack: Stack) -> None:
     async with CountingAgent(delay=0.0) as agent:
-        agent_id, tag = await _register(stack, agent.url, max_concurrency=2)
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
         key, _ = await stack.new_key()
         task = await stack.submit(key, required_capabilities=[tag], max_attempts=1, input={"n": 1})
         done = await stack.wait_for(key, task["id"])
@@ -55,7 +55,7 @@ async def test_a_retried_call_after_its_attempt_was_recorded_does_not_call_the_a
 
 async def test_a_call_recorded_in_its_activity_leaves_no_bookkeeping_step_in_the_history(stack: Stack) -> None:
     async with CountingAgent(delay=0.0) as agent:
-        _, tag = await _register(stack, agent.url, max_concurrency=2)
+        _, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
         key, _ = await stack.new_key()
         task = await stack.submit(key, required_capabilities=[tag])
         view = await stack.wait_for(key, task["id"])

@@ -1,0 +1,128 @@
+"""A batch bigger than its agents' free slots queues ahead of its runs (core.batch_queue), end to end.
+
+Its tasks join the dispatch queue before their runs start; the runs start delayed and a hand-over starts each
+one by SignalWithStart with its assignment, so a queued task never routes on its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from temporalio.api.enums.v1 import EventType
+
+from core.batch_queue import queue_ahead
+from core.dispatch import Dispatcher
+from core.tasks import workflow_input
+from models.tables import Task, TaskAttempt, TaskWait
+from tests.support.counting_agent import CountingAgent, register_counting_agent, route_markers_and_signals
+from tests.support.rows import task_row
+from tests.support.stack import Stack, auth
+
+
+async def _submit_batch(stack: Stack, key: str, tag: str, count: int, **extra: Any) -> list[str]:
+    items = [
+        {"type": "echo", "required_capabilities": [tag], "input": {"n": n}, "queue_timeout_seconds": 120, **extra}
+        for n in range(count)
+    ]
+    response = await stack.http.post("/v1/tasks/batch", headers=auth(key), json={"tasks": items})
+    assert response.status_code == 202, response.text
+    return [task["id"] for task in response.json()["tasks"]]
+
+
+async def _running_on(stack: Stack, agent_id: str) -> int:
+    async with stack.db.session() as session:
+        count = select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
+        return int((await session.execute(count)).scalar_one())
+
+
+async def test_a_batch_bigger_than_the_free_slots_drains_in_order_without_routing_each_task(stack: Stack) -> None:
+    async with CountingAgent(delay=0.1) as agent:
+        _, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
+        key, _ = await stack.new_key()
+        ids = await _submit_batch(stack, key, tag, 12)
+        for task_id in ids:
+            done = await stack.wait_for(key, task_id, timeout=60)
+            assert done["status"] == "succeeded", done
+        assert agent.most_at_once <= 2, "never over the agent's limit"
+        # One client, one priority: first in, first out (two calls at a time may reach the agent either way).
+        assert sorted(agent.started) == sorted(ids)
+        assert all(abs(agent.started.index(task_id) - n) <= 1 for n, task_id in enumerate(ids)), agent.started
+        last = ids[-1]
+        receipt = (await stack.http.get(f"/v1/tasks/{last}/routing", headers=auth(key))).json()["receipts"][0]
+        assert receipt["outcome"] == "assigned" and receipt["reason"].startswith("handed over"), receipt
+        workflow_id = (await stack.http.get(f"/v1/tasks/{last}", headers=auth(key))).json()["workflow_id"]
+        routes, signals = await route_markers_and_signals(stack, workflow_id)
+        assert (routes, signals) == (0, 1), "its run was started by its hand-over and routed nothing itself"
+        client = await stack.temporal()
+        kinds = [e.event_type async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+        assert kinds[:2] == [
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        ], "the assignment arrived with the start, before the first workflow task"
+
+
+async def test_a_queued_ahead_task_is_cancelled_at_once_and_the_rest_time_out_in_the_queue(stack: Stack) -> None:
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
+        key, _ = await stack.new_key()
+        blocker = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 30})
+        )["id"]
+        await stack.wait_for(key, blocker, {"running"})
+        submitted = time.monotonic()
+        cancelled, *rest = await _submit_batch(stack, key, tag, 3, queue_timeout_seconds=6)
+        await stack.wait_for(key, rest[-1], {"routing"})
+        view = (await stack.http.get(f"/v1/tasks/{rest[-1]}", headers=auth(key))).json()
+        assert view["waiting"]["position"] == 2 and view["waiting"]["waiting_total"] == 3, view["waiting"]
+        response = await stack.http.post(f"/v1/tasks/{cancelled}/cancel", headers=auth(key))
+        assert response.status_code == 202, response.text
+        assert (await stack.wait_for(key, cancelled, timeout=10))["status"] == "cancelled"
+        assert time.monotonic() - submitted < 6, "a delayed run is cancelled at once, not after its delay"
+        for task_id in rest:
+            done = await stack.wait_for(key, task_id, timeout=30)
+            assert done["status"] == "failed" and done["error_code"] == "no_agent_available", done
+        assert time.monotonic() - submitted >= 6, "they waited out their queue timeout"
+        async with stack.db.session() as session:
+            waiting = (await session.execute(select(TaskWait.task_id).where(TaskWait.task_id.in_(rest)))).all()
+        assert waiting == [], "nothing is left in the queue"
+        assert await _running_on(stack, agent_id) == 1 and agent.in_flight == 1, "the blocker keeps its slot"
+        assert agent.started == [blocker]
+        await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))
+
+
+async def test_a_queued_task_whose_run_never_started_is_started_by_its_hand_over(stack: Stack) -> None:
+    """A batch worker killed after queueing a page and before starting its runs: the reservation's delivery
+    (here re-sent by the reconciler, as after a crash between reserving and signalling) starts the run."""
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
+        key, client_id = await stack.new_key()
+        blocker = (
+            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
+        )["id"]
+        await stack.wait_for(key, blocker, {"running"})
+        task_ids = [f"orphan-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+        rows = [task_row(task_id, [tag], client_id=client_id) for task_id in task_ids]
+        for row in rows:
+            row.queue_timeout_seconds = 120
+        async with stack.db.transaction() as session:
+            session.add_all(rows)
+        async with stack.db.session() as session:
+            stored = [await session.get(Task, task_id) for task_id in task_ids]
+        inputs = [workflow_input(row, stack.settings) for row in stored if row is not None]
+        ahead = await queue_ahead(stack.db, inputs, {})
+        assert ahead.task_ids == set(task_ids) and ahead.free_agent_ids == []
+        async with stack.db.transaction() as session:  # the blocker's slot frees, as when its agent answers
+            attempt = await session.get(TaskAttempt, (blocker, 1))
+            assert attempt is not None
+            attempt.status = "cancelled"
+        handed = await Dispatcher(stack.db, None, stack.settings).reserve([agent_id])
+        assert [h.task_id for h in handed] == task_ids[:1] and handed[0].start is not None
+        for task_id in task_ids:
+            done = await stack.wait_for(key, task_id, timeout=40)
+            assert done["status"] == "succeeded", done
+        assert agent.started[1:] == task_ids
+        assert await _running_on(stack, agent_id) == 0, "no slot leaked (the blocker's was freed above)"
+        await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))

@@ -1,0 +1,87 @@
+"""An HTTP agent on 127.0.0.1 that counts the calls it holds at once, and what a task's history shows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from temporalio.api.enums.v1 import EventType
+
+from tests.support.servers import RunningServer, serve
+from tests.support.stack import Stack, auth
+
+
+class CountingAgent:
+    """An HTTP agent that answers after ``delay`` seconds and records how many calls it held at once."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most_at_once = 0
+        self.started: list[str] = []
+        self.started_at: dict[str, float] = {}
+        self.server: RunningServer | None = None
+
+    async def _run(self, request: Request) -> JSONResponse:
+        payload: dict[str, Any] = json.loads(await request.body())
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        self.started.append(payload["task_id"])
+        self.started_at[payload["task_id"]] = time.monotonic()
+        try:
+            await asyncio.sleep(payload["input"].get("delay_seconds", self.delay))
+        finally:
+            self.in_flight -= 1
+        return JSONResponse({"output": payload["input"]})
+
+    async def __aenter__(self) -> CountingAgent:
+        self.server = await serve(Starlette(routes=[Route("/run", self._run, methods=["POST"])]))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        await self.server.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"{self.server.url}/run"
+
+
+async def register_counting_agent(stack: Stack, url: str, max_concurrency: int) -> tuple[str, str]:
+    tag = f"cap-{uuid.uuid4().hex[:10]}"
+    agent_id = f"agent-{uuid.uuid4().hex[:10]}"
+    response = await stack.http.post(
+        "/v1/agents",
+        headers=auth(stack.admin_key),
+        json={
+            "id": agent_id,
+            "display_name": "counting agent",
+            "endpoint_url": url,
+            "capabilities": [{"tag": tag}],
+            "max_concurrency": max_concurrency,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return agent_id, tag
+
+
+async def route_markers_and_signals(stack: Stack, workflow_id: str) -> tuple[int, int]:
+    client = await stack.temporal()
+    routes = signals = 0
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details
+            if "data" in details and b"route_task" in details["data"].payloads[0].data:
+                routes += 1
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            if event.workflow_execution_signaled_event_attributes.signal_name == "slot_assigned":
+                signals += 1
+    return routes, signals
