@@ -1,11 +1,12 @@
 """A batch bigger than its agents' free slots joins the dispatch queue before its task runs start.
 
 Each of those tasks would otherwise start its run, route, find the agents busy, queue up and sleep: a workflow
-task, a routing local activity and a timer per task before it has done anything. Queued here instead (in
-pages, with the same rows, status and receipt routing writes), their runs start *delayed* by the queue timeout:
-a hand-over starts a run at once by SignalWithStart with its assignment (core.dispatch), and a run whose delay
-runs out routes once and fails as timed out in the queue unless a slot is free. The free slots the agents had
-are handed out right away, in dispatch order, like any freed slot.
+task, a routing local activity and a timer per task before it has done anything. Queued here instead (the
+queue rows, statuses and receipts routing would write, in a few statements for a whole page), their runs
+start *delayed* by the queue timeout: a hand-over starts a run at once by SignalWithStart with its assignment
+(core.dispatch), and a run whose delay runs out routes once and fails as timed out in the queue unless a
+slot is free. The free slots the agents had are handed out right away, in dispatch order, like any freed
+slot.
 
 Tasks with dependencies, and tasks allowed to wait only briefly, start and route as usual; so do the tasks of
 a batch that the free slots can take at once (each is routed by its own strategy).
@@ -13,21 +14,23 @@ a batch that the free slots can take at once (each is routed by its own strategy
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.db import Database
-from core.routing import choose, queue_up
+from core.dispatch_queue import Waiter, enqueue_many
+from core.routing import Choice, choose, receipt_values
 from models.routing import Strategy
+from models.tables import RoutingReceipt, Task, TaskAttempt, as_utc, utcnow
+from models.tasks import TaskStatus
 from models.workflow_io import RouteOutcome, RouteRequest, TaskWorkflowInput
 
 # A task that may wait only this long or less starts its run at once (a delayed start buys it nothing).
 MIN_QUEUE_WAIT_SECONDS = 5.0
-# Tasks queued per transaction: on SQLite a transaction holds the one write lock, which recording attempts
-# needs too, so a page of a batch is queued in short steps.
-QUEUE_CHUNK = 50
 
 _Group = tuple[tuple[str, ...], float | None, tuple[str, ...]]
 
@@ -70,12 +73,68 @@ def _request(task: TaskWorkflowInput) -> RouteRequest:
     )
 
 
+async def _queue(
+    session: AsyncSession, tasks: Sequence[TaskWorkflowInput], choice: Choice, reason: str, weights: Mapping[str, float]
+) -> list[str]:
+    """The rows, statuses and receipts routing would write for each task that waits, for all at once; returns
+    the tasks now waiting (not those finished or already given a slot, as by a retried page)."""
+    ids = [task.task_id for task in tasks]
+    rows = {
+        row.id: row
+        for row in await session.execute(
+            select(Task.id, Task.status, Task.workflow_id, Task.client_id, Task.priority, Task.created_at).where(
+                Task.id.in_(ids)
+            )
+        )
+    }
+    assigned = select(TaskAttempt.task_id).where(TaskAttempt.task_id.in_(ids), TaskAttempt.attempt == 1)
+    holding = set((await session.execute(assigned)).scalars())
+    fresh = [
+        task
+        for task in tasks
+        if task.task_id in rows and task.task_id not in holding and not TaskStatus(rows[task.task_id].status).is_final
+    ]
+    if not fresh:
+        return []
+    now = utcnow()
+    waiters = [
+        Waiter(
+            task_id=task.task_id,
+            attempt=1,
+            workflow_id=rows[task.task_id].workflow_id,
+            client_id=rows[task.task_id].client_id,
+            priority=rows[task.task_id].priority,
+            requirements=list(task.required_capabilities),
+            min_trust=task.min_trust,
+            excluded_agent_ids=list(task.excluded_agent_ids),
+            failed_agent_ids=[],
+            created=(as_utc(rows[task.task_id].created_at) or now).timestamp(),
+            start_on_handover=True,
+        )
+        for task in fresh
+    ]
+    await enqueue_many(session, waiters, now.timestamp(), weights)
+    queued = [task.task_id for task in fresh]
+    await session.execute(
+        update(Task)
+        .where(Task.id.in_(queued))
+        .values(status=TaskStatus.ROUTING.value, status_reason=f"waiting for an agent: {reason}", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(RoutingReceipt).where(RoutingReceipt.task_id.in_(queued), RoutingReceipt.attempt == 1))
+    receipt = receipt_values(_request(fresh[0]), choice.evaluation, RouteOutcome.ALL_BUSY, reason, 0.0)
+    await session.execute(
+        insert(RoutingReceipt),
+        [{**receipt, "task_id": task.task_id, "strategy": task.routing_strategy} for task in fresh],
+    )
+    return queued
+
+
 async def queue_ahead(db: Database, tasks: Sequence[TaskWorkflowInput], weights: Mapping[str, float]) -> QueuedAhead:
     """Queue the tasks of every group bigger than its agents' free slots (or behind others already waiting)."""
     queued: set[str] = set()
     free_agents: list[str] = []
     for group in _groups(tasks).values():
-        started = time.perf_counter()
         async with db.session() as session:
             probe = _request(group[0]).model_copy(update={"strategy": Strategy.LEAST_LOADED.value})
             choice = await choose(session, probe)
@@ -91,13 +150,7 @@ async def queue_ahead(db: Database, tasks: Sequence[TaskWorkflowInput], weights:
             f"capable agent(s), {choice.live.others_waiting} task(s) already waiting; slots go in dispatch order "
             "(priority, fair share, age)"
         )
-        for begin in range(0, len(group), QUEUE_CHUNK):
-            async with db.transaction() as session:
-                for task in group[begin : begin + QUEUE_CHUNK]:
-                    decision = await queue_up(
-                        session, _request(task), evaluation, reason, started, weights, start_on_handover=True
-                    )
-                    if decision.outcome is RouteOutcome.ALL_BUSY:
-                        queued.add(task.task_id)
+        async with db.transaction() as session:
+            queued.update(await _queue(session, group, choice, reason, weights))
         free_agents += [c.agent_id for c in free]
     return QueuedAhead(frozenset(queued), list(dict.fromkeys(free_agents)))

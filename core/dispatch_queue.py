@@ -7,14 +7,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, literal, or_, select, tuple_
+from sqlalchemy import and_, func, insert, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import driver_fetch
@@ -131,6 +132,49 @@ async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: flo
         waiter.start_on_handover,
     )
     await driver_fetch(session, sqlite=(_WAIT_SQLITE, values), postgres=(_WAIT_POSTGRES, values))
+
+
+async def enqueue_many(
+    session: AsyncSession, waiters: Sequence[Waiter], now: float, weights: Mapping[str, float]
+) -> None:
+    """``enqueue`` for many tasks at once (a batch joining the queue): tasks already waiting keep their place;
+    each client's new tasks take consecutive turns, allotted by one clock update per client."""
+    ids = [w.task_id for w in waiters]
+    waiting = set((await session.execute(select(TaskWait.task_id).where(TaskWait.task_id.in_(ids)))).scalars())
+    by_client: dict[str, list[Waiter]] = defaultdict(list)
+    for waiter in waiters:
+        if waiter.task_id not in waiting:
+            by_client[waiter.client_id].append(waiter)
+    if not by_client:
+        return
+    frontier = float((await driver_fetch(session, sqlite=(_FRONTIER, ()), postgres=(_FRONTIER, ())))[0][0])
+    rows: list[dict[str, Any]] = []
+    for client_id, group in by_client.items():
+        step = 1.0 / weights.get(client_id, 1.0)
+        span = (client_id, frontier, step * len(group))
+        last = await driver_fetch(session, sqlite=(_NEXT_TAG_SQLITE, span), postgres=(_NEXT_TAG_POSTGRES, span))
+        first = float(last[0][0]) - step * (len(group) - 1)
+        for turn, waiter in enumerate(group):
+            tags = sorted({parse_requirement(r).tag for r in waiter.requirements})
+            rows.append(
+                {
+                    "task_id": waiter.task_id,
+                    "attempt": waiter.attempt,
+                    "workflow_id": waiter.workflow_id,
+                    "client_id": client_id,
+                    "priority": waiter.priority,
+                    "tag": tags[0] if tags else "",
+                    "requirements": waiter.requirements,
+                    "min_trust": waiter.min_trust,
+                    "excluded_agent_ids": waiter.excluded_agent_ids,
+                    "failed_agent_ids": waiter.failed_agent_ids,
+                    "created": waiter.created,
+                    "since": now,
+                    "vtag": first + turn * step,
+                    "start_on_handover": waiter.start_on_handover,
+                }
+            )
+    await session.execute(insert(TaskWait), rows)
 
 
 def _query_of(row: Sequence[Any]) -> RoutingQuery:

@@ -362,27 +362,31 @@ class CandidateCache:
         self.snapshot.touch(agent_id, at)
 
 
+def receipt_values(
+    request: RouteRequest, evaluation: Evaluation, outcome: RouteOutcome, reason: str, ms: float
+) -> dict[str, Any]:
+    """A routing receipt's row: the decision, its reason and every candidate's report."""
+    now = utcnow()
+    return {
+        "task_id": request.task_id,
+        "attempt": request.attempt,
+        "strategy": str(request.strategy),
+        "outcome": outcome.value,
+        "winner_agent_id": evaluation.winner.agent_id if evaluation.winner else None,
+        "reason": reason,
+        "candidates": [r.as_dict() for r in evaluation.reports],
+        "candidates_total": evaluation.total,
+        "duration_ms": round(ms, 3),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def _store_receipt(
     session: AsyncSession, request: RouteRequest, evaluation: Evaluation, outcome: RouteOutcome, reason: str, ms: float
 ) -> None:
     """One row per (task, attempt), updated in place while the task waits: a single upsert."""
-    now = utcnow()
-    await writes.upsert_receipt(
-        session,
-        {
-            "task_id": request.task_id,
-            "attempt": request.attempt,
-            "strategy": str(request.strategy),
-            "outcome": outcome.value,
-            "winner_agent_id": evaluation.winner.agent_id if evaluation.winner else None,
-            "reason": reason,
-            "candidates": [r.as_dict() for r in evaluation.reports],
-            "candidates_total": evaluation.total,
-            "duration_ms": round(ms, 3),
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    await writes.upsert_receipt(session, receipt_values(request, evaluation, outcome, reason, ms))
 
 
 _ASSIGNMENT = (
@@ -501,18 +505,15 @@ class RouteStep:
     free_agent_ids: list[str]
 
 
-async def queue_up(
+async def _queue_up(
     session: AsyncSession,
     request: RouteRequest,
     evaluation: Evaluation,
     reason: str,
     started: float,
     weights: Mapping[str, float],
-    start_on_handover: bool = False,
 ) -> RouteDecision:
-    """Wait for a slot: a row in the dispatch queue, the task's status and its receipt, in this transaction.
-
-    ``start_on_handover``: the task's run is yet to start (core.batch_queue), so its hand-over starts it."""
+    """Wait for a slot: a row in the dispatch queue, the task's status and its receipt, in this transaction."""
     existing = await _assignment_of(session, request)
     if existing is not None:  # this attempt holds a slot already (handed over), which is why none looked free
         return existing
@@ -529,7 +530,6 @@ async def queue_up(
             excluded_agent_ids=list(request.excluded_agent_ids),
             failed_agent_ids=list(request.failed_agent_ids),
             created=(as_utc(task.created_at) or utcnow()).timestamp(),
-            start_on_handover=start_on_handover,
         )
         now = utcnow()
         await enqueue(session, waiter, now.timestamp(), weights.get(task.client_id, 1.0))
@@ -564,7 +564,7 @@ async def route_attempt(
     if evaluation.winner is None:
         if evaluation.waiting_is_useful and candidates:
             reason = f"{len(candidates)} capable agent(s), none free now: {evaluation.summary()}"
-            return RouteStep(await queue_up(session, request, evaluation, reason, started, weights), [])
+            return RouteStep(await _queue_up(session, request, evaluation, reason, started, weights), [])
         if not candidates:
             reason = f"no registered agent offers {', '.join(request.required_capabilities)}"
         else:
@@ -578,7 +578,7 @@ async def route_attempt(
             f"queued: {live.others_waiting} other task(s) wait for these agents; "
             "their free slots go in dispatch order (priority, fair share, age)"
         )
-        decision = await queue_up(session, request, evaluation, reason, started, weights)
+        decision = await _queue_up(session, request, evaluation, reason, started, weights)
         return RouteStep(decision, free if decision.outcome is RouteOutcome.ALL_BUSY else [])
 
     winner = evaluation.winner

@@ -10,12 +10,14 @@ from sqlalchemy import func, select
 
 from activities.registry import RegistryActivities
 from core.agents import register_agent
+from core.batch_queue import queue_ahead
 from core.db import Database
 from core.dispatch import Dispatcher
 from core.settings import Settings
+from core.tasks import workflow_input
 from models.agents import AgentCreate, Capability
 from models.tables import Task, TaskAttempt, TaskWait, utcnow
-from models.workflow_io import RouteOutcome, RouteRequest
+from models.workflow_io import RouteOutcome, RouteRequest, TaskWorkflowInput
 from tests.support.rows import task_row
 
 
@@ -156,3 +158,34 @@ async def test_a_slot_is_never_handed_out_twice(db: Database) -> None:
             await session.execute(select(func.count()).where(TaskAttempt.handover_pending.is_(True)))
         ).scalar_one()
     assert running == 2 and pending == 2, "reserved, not yet told"
+
+
+async def _batch_rows(db: Database, tag: str, client: str, count: int) -> list[TaskWorkflowInput]:
+    rows = [task_row(f"tsk_{uuid.uuid4().hex}", [tag], client_id=client) for _ in range(count)]
+    for row in rows:
+        row.queue_timeout_seconds = 600
+    async with db.transaction() as session:
+        session.add_all(rows)
+    settings = Settings()
+    return [workflow_input(row, settings) for row in rows]
+
+
+async def test_a_batch_queued_ahead_takes_the_turns_its_tasks_would_take_one_by_one(db: Database) -> None:
+    registry = _registry(db, weights={"gold": 2.0})
+    await _agent(db, "solo", "sum")
+    await _queued_or_running(registry, db, "sum")
+    plain = [await _queued(registry, db, "sum", client="plain") for _ in range(2)]
+    gold = await _batch_rows(db, "sum", "gold", 4)
+    ahead = await queue_ahead(db, gold, {"gold": 2.0})
+    assert ahead.task_ids == {t.task_id for t in gold} and ahead.free_agent_ids == []
+    again = await queue_ahead(db, gold, {"gold": 2.0})  # a retried page keeps every task's place
+    assert again.task_ids == ahead.task_ids
+    async with db.session() as session:
+        waits = {w.task_id: w for w in (await session.execute(select(TaskWait))).scalars()}
+        statuses = set((await session.execute(select(Task.status).where(Task.id.in_(ahead.task_ids)))).scalars())
+    assert all(waits[t.task_id].start_on_handover for t in gold) and statuses == {"routing"}
+    order = await _drain(db, Dispatcher(db, None, Settings(priority_aging_seconds=0.0)), "solo", 6)
+    # Tags as one-by-one enqueues give them: plain 1, 2; gold (weight 2) from the frontier 1 in steps of 0.5:
+    # 1.5, 2.0 (after plain's 2.0, which came first), 2.5, 3.0.
+    gold_ids = [t.task_id for t in gold]
+    assert order == [plain[0], gold_ids[0], plain[1], *gold_ids[1:]], order
