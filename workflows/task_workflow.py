@@ -204,6 +204,8 @@ class TaskWorkflow:
             adaptive=params.adaptive,
             queued=queued_ahead,
         )
+        if self._assignment is not None and self._assignment.attempt != attempt:
+            self._assignment = None  # a re-sent assignment of an earlier attempt (the reconciler after a crash)
         waiting_for = "its agents are busy"
         while True:
             if self._assignment is None:

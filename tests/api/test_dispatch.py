@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from core.dispatch import Dispatcher
 from models.tables import TaskAttempt, TaskWait
+from models.workflow_io import SlotAssignment
 from tests.support.counting_agent import CountingAgent, register_counting_agent, route_markers_and_signals
 from tests.support.stack import Stack, auth
 
@@ -210,3 +211,27 @@ async def test_two_workers_never_put_an_agent_over_its_limit_and_survive_a_sigki
                 )
             ).scalar_one()
         assert running == 0, "no slot leaked"
+
+
+async def test_an_assignment_re_sent_during_the_call_is_not_reused_by_the_next_attempt(stack: Stack) -> None:
+    """The reconciler re-sends an assignment whose delivery it could not confirm (a worker killed after the
+    signal, before clearing the flag); arriving while the attempt's call runs, it must not stand in for the
+    next attempt's routing."""
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
+        key, _ = await stack.new_key()
+        task = await stack.submit(
+            key, required_capabilities=[tag], max_attempts=2, input={"delay_seconds": 2, "fail": True}
+        )
+        await stack.wait_for(key, task["id"], {"running"})
+        client = await stack.temporal()
+        stale = SlotAssignment(attempt=1, agent_id=agent_id, endpoint_url=agent.url, reason="re-sent (test)")
+        await client.get_workflow_handle(task["workflow_id"]).signal("slot_assigned", stale)
+        done = await stack.wait_for(key, task["id"], timeout=30)
+        assert done["status"] == "failed" and done["attempts"] == 2, done
+        receipts = (await stack.http.get(f"/v1/tasks/{task['id']}/routing", headers=auth(key))).json()["receipts"]
+        assert [r["attempt"] for r in receipts] == [1, 2], "the second attempt was routed, not handed the stale slot"
+        assert receipts[1]["outcome"] == "assigned" and "re-sent" not in receipts[1]["reason"], receipts[1]
+        async with stack.db.session() as session:
+            second = await session.get(TaskAttempt, (task["id"], 2))
+        assert second is not None and second.status != "running", "the second attempt held and released its slot"

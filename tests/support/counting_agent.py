@@ -19,7 +19,8 @@ from tests.support.stack import Stack, auth
 
 
 class CountingAgent:
-    """An HTTP agent that answers after ``delay`` seconds and records how many calls it held at once."""
+    """An HTTP agent that answers after ``delay`` seconds (or the input's ``delay_seconds``; 500 when the input
+    says ``fail``) and records how many calls it held at once."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
@@ -39,6 +40,8 @@ class CountingAgent:
             await asyncio.sleep(payload["input"].get("delay_seconds", self.delay))
         finally:
             self.in_flight -= 1
+        if payload["input"].get("fail"):
+            return JSONResponse({"error": "asked to fail"}, status_code=500)
         return JSONResponse({"output": payload["input"]})
 
     async def __aenter__(self) -> CountingAgent:
