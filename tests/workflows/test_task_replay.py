@@ -35,6 +35,10 @@ V2 = [
     "task_with_dependency_v2.json",
 ]
 
+# Recorded with the one-step TaskWorkflow (history_version 3): a batch task queued ahead of its run, whose run was
+# started delayed and then by its hand-over (SignalWithStart, the assignment as the first signal).
+V3 = ["task_queued_ahead_v3.json"]
+
 
 # Workers run workflows unsandboxed in production (AINS_WORKFLOW_SANDBOX, off by default) and sandboxed in the
 # test suite: every history replays the same under both runners.
@@ -42,7 +46,7 @@ RUNNERS = {"sandboxed": SandboxedWorkflowRunner, "unsandboxed": UnsandboxedWorkf
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-@pytest.mark.parametrize("name", V1 + V2)
+@pytest.mark.parametrize("name", V1 + V2 + V3)
 async def test_a_task_recorded_by_an_earlier_workflow_version_replays(name: str, runner: str) -> None:
     history = WorkflowHistory.from_json(f"task-{name}", (HISTORIES / name).read_text())
     replayer = Replayer(
