@@ -5,15 +5,16 @@ runs, by TaskWorkflow's finish_attempt local activity."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.attempts import record_attempt
-from core.db import Database
+from core.db import Database, driver_fetch
 from core.dependencies import waiting_dependents
 from core.dispatch import Dispatcher
-from core.events import emit_task_event
+from core.events import dispatch_pending, emit_task_event
 from core.settings import Settings
 from models.workflow_io import (
     DEPENDENCY_FINISHED_SIGNAL,
@@ -47,6 +48,29 @@ def recorded_result(
     )
 
 
+# What may follow a recorded attempt, read in one statement once it is committed (it was four reads, each in
+# its own session): a waiting task (hand the slot over), an unfinished dependent (signal it), a callback or
+# webhook subscription (record the event), webhook deliveries not yet started (a trust tier change, say).
+_FOLLOW_UPS = (
+    "SELECT EXISTS (SELECT 1 FROM task_waits), "
+    "EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on_id = {task} "
+    "AND t.status NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out')), "
+    "EXISTS (SELECT 1 FROM tasks t WHERE t.id = {task} AND (coalesce(t.callback_url, '') <> '' "
+    "OR EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.client_id = t.client_id))), "
+    "EXISTS (SELECT 1 FROM webhook_deliveries WHERE dispatched_at IS NULL)"
+)
+_FOLLOW_UPS_SQLITE = _FOLLOW_UPS.format(task="?1")
+_FOLLOW_UPS_POSTGRES = _FOLLOW_UPS.format(task="$1")
+
+
+@dataclass(frozen=True)
+class FollowUps:
+    someone_waits: bool
+    dependents_wait: bool
+    listened: bool
+    deliveries_pending: bool
+
+
 class AttemptFinisher:
     def __init__(self, db: Database, client: Client | None, settings: Settings) -> None:
         self._db = db
@@ -59,9 +83,20 @@ class AttemptFinisher:
         task is done run its follow-ups."""
         async with self._db.transaction() as session:
             applied = await record_attempt(session, record)
-        await self.dispatcher.release([record.agent_id], source="attempt")
-        done = await self.after_final(record.task_id, record.task_status) if record.final else True
+        follow = await self._follow_ups(record.task_id)
+        if follow.someone_waits:
+            await self.dispatcher.release([record.agent_id], source="attempt", someone_waits=True)
+        done = await self.after_final(record.task_id, record.task_status, follow) if record.final else True
         return FinishResult(applied=applied, followups_done=done)
+
+    async def _follow_ups(self, task_id: str) -> FollowUps:
+        async with self._db.session() as session:
+            row = (
+                await driver_fetch(
+                    session, sqlite=(_FOLLOW_UPS_SQLITE, (task_id,)), postgres=(_FOLLOW_UPS_POSTGRES, (task_id,))
+                )
+            )[0]
+        return FollowUps(*(bool(value) for value in row))
 
     async def finish_call(self, request: AgentCallRequest, result: AgentCallResult) -> AgentCallResult:
         """``result`` with the attempt recorded when the request asks for it. A recording that fails (the
@@ -76,13 +111,17 @@ class AttemptFinisher:
             return result
         return result.model_copy(update={"finished": finished})
 
-    async def after_final(self, task_id: str, status: str) -> bool:
+    async def after_final(self, task_id: str, status: str, follow: FollowUps | None = None) -> bool:
         """Notify dependents and emit the event; False when either failed (the workflow then runs them as
-        separate local activities with their own retries)."""
+        separate local activities with their own retries). ``follow``: what was read after the final commit."""
         try:
-            await self.notify(task_id)
-            if self._client is not None:
+            follow = follow or await self._follow_ups(task_id)
+            if follow.dependents_wait:
+                await self.notify(task_id)
+            if self._client is not None and follow.listened:
                 await emit_task_event(self._db, self._client, self._settings, task_id, status)
+            elif self._client is not None and follow.deliveries_pending:
+                await dispatch_pending(self._db, self._client, self._settings)
         except Exception as exc:  # Temporal or the DB unavailable: left to the workflow's fallback
             log.warning("follow-ups of task %s not done here: %s", task_id, exc)
             return False

@@ -150,11 +150,14 @@ class Dispatcher:
     def settings(self) -> Settings:
         return self._settings
 
-    async def reserve(self, agent_ids: Iterable[str]) -> list[HandOver]:
-        """The hand-overs of every named agent's free slots, committed (not yet delivered)."""
+    async def reserve(self, agent_ids: Iterable[str], someone_waits: bool | None = None) -> list[HandOver]:
+        """The hand-overs of every named agent's free slots, committed (not yet delivered). ``someone_waits``:
+        the caller has just read whether any task waits (read here otherwise)."""
         handed: list[HandOver] = []
         agents = list(dict.fromkeys(agent_ids))
-        if not agents or not await self._anyone_waiting():
+        if someone_waits is None:
+            someone_waits = await self._anyone_waiting()
+        if not agents or not someone_waits:
             return handed  # the common case: one cheap read, no lock
         for agent_id in agents:
             for attempt in range(DEADLOCK_RETRIES):
@@ -171,9 +174,11 @@ class Dispatcher:
         async with self._db.session() as session:
             return (await session.execute(_ANYONE_WAITING)).first() is not None
 
-    async def release(self, agent_ids: Iterable[str], source: str, keep: str | None = None) -> list[HandOver]:
+    async def release(
+        self, agent_ids: Iterable[str], source: str, keep: str | None = None, someone_waits: bool | None = None
+    ) -> list[HandOver]:
         """Hand the agents' free slots over and signal each task, except ``keep`` (the caller itself)."""
-        handed = await self.reserve(agent_ids)
+        handed = await self.reserve(agent_ids, someone_waits)
         if handed:
             observe_handovers(source, len(handed))
             await self.deliver(handed, keep=keep)
