@@ -17,7 +17,7 @@ from core.batch_queue import queue_ahead
 from core.dispatch import Dispatcher
 from core.tasks import workflow_input
 from models.tables import Task, TaskAttempt, TaskWait
-from tests.support.counting_agent import CountingAgent, register_counting_agent, route_markers_and_signals
+from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
 from tests.support.rows import task_row
 from tests.support.stack import Stack, auth
 
@@ -68,10 +68,7 @@ async def test_a_queued_ahead_task_is_cancelled_at_once_and_the_rest_time_out_in
     async with CountingAgent(delay=0.1) as agent:
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
-        blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 30})
-        )["id"]
-        await stack.wait_for(key, blocker, {"running"})
+        blocker = await hold_slot(stack, key, tag, 30)
         submitted = time.monotonic()
         cancelled, *rest = await _submit_batch(stack, key, tag, 3, queue_timeout_seconds=6)
         await stack.wait_for(key, rest[-1], {"routing"})
@@ -99,10 +96,7 @@ async def test_a_queued_task_whose_run_never_started_is_started_by_its_hand_over
     async with CountingAgent(delay=0.1) as agent:
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, client_id = await stack.new_key()
-        blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
-        )["id"]
-        await stack.wait_for(key, blocker, {"running"})
+        blocker = await hold_slot(stack, key, tag, 60)
         task_ids = [f"orphan-{uuid.uuid4().hex[:12]}" for _ in range(2)]
         rows = [task_row(task_id, [tag], client_id=client_id) for task_id in task_ids]
         for row in rows:

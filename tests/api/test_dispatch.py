@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from core.dispatch import Dispatcher
 from models.tables import TaskAttempt, TaskWait
 from models.workflow_io import SlotAssignment
-from tests.support.counting_agent import CountingAgent, register_counting_agent, route_markers_and_signals
+from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
 from tests.support.stack import Stack, auth
 
 
@@ -32,10 +32,7 @@ async def test_freed_slots_go_by_priority_and_a_woken_task_never_routes_again(st
     async with CountingAgent(delay=0.3) as agent:
         _, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
-        blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 6})
-        )["id"]
-        await stack.wait_for(key, blocker, {"running"})
+        await hold_slot(stack, key, tag, 6)
         queued = await _submit_all(
             stack,
             key,
@@ -68,12 +65,7 @@ async def test_a_light_client_is_not_held_back_by_a_heavy_ones_backlog(stack: St
         _, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         heavy, _ = await stack.new_key()
         light, _ = await stack.new_key()
-        blocker = (
-            await stack.submit(
-                heavy, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 4}
-            )
-        )["id"]
-        await stack.wait_for(heavy, blocker, {"running"})
+        await hold_slot(stack, heavy, tag, 4)
         backlog = await asyncio.gather(
             *(stack.submit(heavy, required_capabilities=[tag], queue_timeout_seconds=120) for _ in range(16))
         )
@@ -100,10 +92,7 @@ async def test_cancelling_a_waiting_task_frees_nothing_it_did_not_hold(stack: St
     async with CountingAgent(delay=0.1) as agent:
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
-        blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 8})
-        )["id"]
-        await stack.wait_for(key, blocker, {"running"})
+        await hold_slot(stack, key, tag, 8)
         waiter = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
         later = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
         await stack.wait_for(key, later, {"routing"})
@@ -129,10 +118,7 @@ async def test_a_reservation_whose_signal_was_lost_is_repaired_by_the_reconciler
     async with CountingAgent(delay=0.1) as agent:
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
-        blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
-        )["id"]
-        await stack.wait_for(key, blocker, {"running"})
+        blocker = await hold_slot(stack, key, tag, 60)
         waiter = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"w": 1}))["id"]
         await stack.wait_for(key, waiter, {"routing"})
         # Free the slot the way the agent finishing would, but reserve it without telling anyone.
@@ -156,10 +142,7 @@ async def test_a_reservation_for_a_task_that_is_gone_is_released(stack: Stack) -
     async with CountingAgent(delay=0.1) as agent:
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, _ = await stack.new_key()
-        blocker = (
-            await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": 60})
-        )["id"]
-        await stack.wait_for(key, blocker, {"running"})
+        blocker = await hold_slot(stack, key, tag, 60)
         doomed = (await stack.submit(key, required_capabilities=[tag], queue_timeout_seconds=120))["id"]
         await stack.wait_for(key, doomed, {"routing"})
         client = await stack.temporal()

@@ -88,3 +88,13 @@ async def route_markers_and_signals(stack: Stack, workflow_id: str) -> tuple[int
             if event.workflow_execution_signaled_event_attributes.signal_name == "slot_assigned":
                 signals += 1
     return routes, signals
+
+
+async def hold_slot(stack: Stack, key: str, tag: str, seconds: float) -> str:
+    """Submit a task that holds one of the agent's slots for ``seconds`` (its call sleeps); returns its id once
+    it runs."""
+    task = await stack.submit(
+        key, required_capabilities=[tag], queue_timeout_seconds=120, input={"delay_seconds": seconds}
+    )
+    await stack.wait_for(key, task["id"], {"running"})
+    return str(task["id"])
