@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.batch_queue import queue_ahead, queue_wait_seconds
+from core.batch_queue import QueuedAhead, queue_ahead, queue_wait_seconds
 from core.db import Database
 from core.dispatch import Dispatcher
 from core.settings import Settings
@@ -41,7 +41,11 @@ class BatchActivities:
         ``loaded`` tasks of the page all have a workflow afterwards; ``started`` of them got it from this call.
         """
         inputs = await self._load(page)
-        ahead = await queue_ahead(self._db, inputs, self._settings.client_weights)
+        ahead = (
+            await queue_ahead(self._db, inputs, self._settings.client_weights)
+            if self._settings.batch_queue_ahead
+            else QueuedAhead(frozenset(), [])
+        )
         if ahead.free_agent_ids:
             await self._dispatcher.release(ahead.free_agent_ids, source="batch")
         gate = asyncio.Semaphore(START_CONCURRENCY)

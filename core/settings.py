@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # A waiting task re-checks the registry itself this often (jittered by +-25 %), only as a safety net:
     # slots are handed over by signal.
     dispatch_fallback_recheck_seconds: float = Field(default=300.0, ge=1)
+    # A batch bigger than its agents' free slots joins the dispatch queue before its runs start (core.batch_queue);
+    # off: every batch task starts its run at once and routes itself, by its own strategy.
+    batch_queue_ahead: bool = True
 
     # Scheduled agent health check (a Temporal Schedule): pings health URLs, expires stale heartbeats.
     health_check_interval_seconds: float = Field(default=30.0, ge=1)

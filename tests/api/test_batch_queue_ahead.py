@@ -120,3 +120,20 @@ async def test_a_queued_task_whose_run_never_started_is_started_by_its_hand_over
         assert agent.started[1:] == task_ids
         assert await _running_on(stack, agent_id) == 0, "no slot leaked (the blocker's was freed above)"
         await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))
+
+
+async def test_with_queue_ahead_turned_off_each_batch_task_starts_at_once_and_routes_itself(stack: Stack) -> None:
+    stack.settings.batch_queue_ahead = False  # the worker runs in this process, on this very Settings object
+    try:
+        async with CountingAgent(delay=0.1) as agent:
+            _, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
+            key, _ = await stack.new_key()
+            ids = await _submit_batch(stack, key, tag, 6)
+            for task_id in ids:
+                assert (await stack.wait_for(key, task_id, timeout=60))["status"] == "succeeded"
+            assert agent.most_at_once <= 2
+            workflow_id = (await stack.http.get(f"/v1/tasks/{ids[-1]}", headers=auth(key))).json()["workflow_id"]
+            routes, _ = await route_markers_and_signals(stack, workflow_id)
+            assert routes == 1, "its run started with the batch and routed (then waited for its hand-over)"
+    finally:
+        stack.settings.batch_queue_ahead = True
