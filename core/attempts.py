@@ -265,6 +265,11 @@ async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> li
         return []
     now = utcnow()
     status = TaskStatus(change.status)
+    if status.is_final:
+        # Leave the queue before the task's row is written: a hand-over locks the waiting row first and the
+        # task's row after, so the same order here cannot deadlock with one picking this task (Postgres; it
+        # did when a thousand waiting tasks were cancelled at once).
+        await session.execute(delete(TaskWait).where(TaskWait.task_id == change.task_id))
     task.status = status.value
     task.status_reason = change.reason
     task.updated_at = now
@@ -274,7 +279,7 @@ async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> li
     if status.is_final:
         task.completed_at = now
         observe_task_finished(task.type, status.value, (now - (as_utc(task.created_at) or now)).total_seconds())
-        # A cancelled or abandoned task releases the slot its running attempt held, and leaves the queue.
+        # A cancelled or abandoned task releases the slot its running attempt held (it left the queue above).
         released = await session.execute(
             update(TaskAttempt)
             .where(TaskAttempt.task_id == change.task_id, TaskAttempt.status == "running")
@@ -282,7 +287,6 @@ async def set_task_status(session: AsyncSession, change: TaskStatusUpdate) -> li
             .returning(TaskAttempt.agent_id)
         )
         agents = [agent_id for (agent_id,) in released]
-        await session.execute(delete(TaskWait).where(TaskWait.task_id == change.task_id))
         await session.flush()
         return agents
     await session.flush()
