@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.batch_queue import QueuedAhead, queue_ahead, queue_wait_seconds
+from core.batch_queue import QueuedAhead, queue_ahead
 from core.db import Database
 from core.dispatch import Dispatcher
 from core.settings import Settings
@@ -53,7 +53,7 @@ class BatchActivities:
         async def start(params: TaskWorkflowInput) -> bool:
             async with gate:
                 if params.task_id in ahead.task_ids:
-                    delay = timedelta(seconds=queue_wait_seconds(params))
+                    delay = timedelta(seconds=params.queue_wait_seconds())
                     return await self._start(params.model_copy(update={"queued": True}), delay)
                 return await self._start(params)
 

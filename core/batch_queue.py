@@ -35,12 +35,6 @@ MIN_QUEUE_WAIT_SECONDS = 5.0
 _Group = tuple[tuple[str, ...], float | None, tuple[str, ...]]
 
 
-def queue_wait_seconds(task: TaskWorkflowInput) -> float:
-    """How long the task may wait for an agent: its own queue timeout, else the policy's."""
-    own = task.queue_timeout_seconds
-    return task.policy.no_agent_wait_seconds if own is None else own
-
-
 @dataclass(frozen=True)
 class QueuedAhead:
     """The tasks now waiting in the dispatch queue, and the capable agents that have free slots to hand out."""
@@ -53,7 +47,7 @@ def _groups(tasks: Sequence[TaskWorkflowInput]) -> dict[_Group, list[TaskWorkflo
     """The tasks that may queue ahead, by what makes an agent eligible for them."""
     groups: dict[_Group, list[TaskWorkflowInput]] = defaultdict(list)
     for task in tasks:
-        if task.depends_on or queue_wait_seconds(task) < MIN_QUEUE_WAIT_SECONDS:
+        if task.depends_on or task.queue_wait_seconds() < MIN_QUEUE_WAIT_SECONDS:
             continue
         key = (tuple(sorted(task.required_capabilities)), task.min_trust, tuple(sorted(task.excluded_agent_ids)))
         groups[key].append(task)

@@ -37,8 +37,7 @@ def task_execution_timeout(task: TaskWorkflowInput) -> timedelta:
         if task.retry is not None
         else task.policy.retry_backoff_seconds * DEFAULT_BACKOFF_FACTOR
     )
-    queue_wait = max(task.queue_timeout_seconds or 0.0, task.policy.no_agent_wait_seconds)
-    timeout = timedelta(seconds=task.max_attempts * (task.timeout_seconds + backoff) + queue_wait)
+    timeout = timedelta(seconds=task.max_attempts * (task.timeout_seconds + backoff) + task.queue_wait_seconds())
     timeout += TASK_EXECUTION_SLACK
     return max(timeout, DEPENDENCY_WAIT) if task.depends_on else timeout
 

@@ -73,6 +73,11 @@ class TaskWorkflowInput(BaseModel):
     # the first signal (SignalWithStart), so its first attempt needs no routing step of its own.
     queued: bool = False
 
+    def queue_wait_seconds(self) -> float:
+        """How long an attempt may wait for an agent: the task's own queue timeout, else the policy's."""
+        own = self.queue_timeout_seconds
+        return self.policy.no_agent_wait_seconds if own is None else own
+
 
 class RouteRequest(BaseModel):
     task_id: str

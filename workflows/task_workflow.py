@@ -186,8 +186,7 @@ class TaskWorkflow:
     async def _assignment_for(self, params: TaskWorkflowInput, attempt: int, failed_agents: list[str]) -> RouteDecision:
         """Route; while every capable agent is busy, wait passively for a hand-over (a signal), up to the
         queue timeout. A long jittered re-check is only a safety net against a lost signal."""
-        wait_seconds = params.queue_timeout_seconds
-        limit = timedelta(seconds=params.policy.no_agent_wait_seconds if wait_seconds is None else wait_seconds)
+        limit = timedelta(seconds=params.queue_wait_seconds())
         # Queued ahead of its run (a batch): the first attempt has waited since the run was created, and its
         # hand-over, when it came, started the run with the assignment already here.
         queued_ahead = params.queued and attempt == 1
@@ -350,8 +349,7 @@ class TaskWorkflow:
         """Route; while capable agents exist but are all busy or down, wait up to the policy's limit."""
         waited = timedelta(0)
         poll = BUSY_POLL_INITIAL
-        wait_seconds = params.queue_timeout_seconds
-        limit = timedelta(seconds=params.policy.no_agent_wait_seconds if wait_seconds is None else wait_seconds)
+        limit = timedelta(seconds=params.queue_wait_seconds())
         reported: str | None = None
         while True:
             decision = await workflow.execute_local_activity_method(
