@@ -16,6 +16,7 @@ from core.dependencies import waiting_dependents
 from core.dispatch import Dispatcher
 from core.events import dispatch_pending, emit_task_event
 from core.settings import Settings
+from models.tasks import FINAL_STATUSES
 from models.workflow_io import (
     DEPENDENCY_FINISHED_SIGNAL,
     AgentCallRequest,
@@ -54,7 +55,7 @@ def recorded_result(
 _FOLLOW_UPS = (
     "SELECT EXISTS (SELECT 1 FROM task_waits), "
     "EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on_id = {task} "
-    "AND t.status NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out')), "
+    f"AND t.status NOT IN ({', '.join(sorted(repr(status.value) for status in FINAL_STATUSES))})), "
     "EXISTS (SELECT 1 FROM tasks t WHERE t.id = {task} AND (coalesce(t.callback_url, '') <> '' "
     "OR EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.client_id = t.client_id))), "
     "EXISTS (SELECT 1 FROM webhook_deliveries WHERE dispatched_at IS NULL)"

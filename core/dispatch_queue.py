@@ -92,15 +92,21 @@ _WAIT_POSTGRES = _WAIT.format(
 _WAIT_SQLITE = _WAIT.format(values=", ".join("?" for _ in _WAIT_COLUMNS))
 
 
-async def _fair_share_tag(session: AsyncSession, client_id: str, weight: float) -> float:
-    """The next tag of ``client_id``: after its previous one, and no earlier than the queue's frontier."""
+async def _fair_share_tags(session: AsyncSession, client_id: str, weight: float, count: int = 1) -> list[float]:
+    """The next ``count`` tags of ``client_id``, one turn (1 / weight) apart: after its previous one, and no
+    earlier than the queue's frontier; allotted by one clock update."""
     frontier = float((await driver_fetch(session, sqlite=(_FRONTIER, ()), postgres=(_FRONTIER, ())))[0][0])
-    rows = await driver_fetch(
-        session,
-        sqlite=(_NEXT_TAG_SQLITE, (client_id, frontier, 1.0 / weight)),
-        postgres=(_NEXT_TAG_POSTGRES, (client_id, frontier, 1.0 / weight)),
+    step = 1.0 / weight
+    span = (client_id, frontier, step * count)
+    last = float(
+        (await driver_fetch(session, sqlite=(_NEXT_TAG_SQLITE, span), postgres=(_NEXT_TAG_POSTGRES, span)))[0][0]
     )
-    return float(rows[0][0])
+    return [last - step * (count - 1 - turn) for turn in range(count)]
+
+
+def _index_tag(requirements: Sequence[str]) -> str:
+    """The waiting row's index tag: the first of its required tags, sorted."""
+    return min((parse_requirement(r).tag for r in requirements), default="")
 
 
 async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: float) -> None:
@@ -114,21 +120,20 @@ async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: flo
     )
     if existing and existing[0][0] == waiter.attempt:
         return
-    tags = sorted({parse_requirement(r).tag for r in waiter.requirements})
     values = (
         waiter.task_id,
         waiter.attempt,
         waiter.workflow_id,
         waiter.client_id,
         waiter.priority,
-        tags[0] if tags else "",
+        _index_tag(waiter.requirements),
         orjson.dumps(waiter.requirements).decode(),
         waiter.min_trust,
         orjson.dumps(waiter.excluded_agent_ids).decode(),
         orjson.dumps(waiter.failed_agent_ids).decode(),
         waiter.created,
         now,
-        await _fair_share_tag(session, waiter.client_id, weight),
+        (await _fair_share_tags(session, waiter.client_id, weight))[0],
         waiter.start_on_handover,
     )
     await driver_fetch(session, sqlite=(_WAIT_SQLITE, values), postgres=(_WAIT_POSTGRES, values))
@@ -147,15 +152,10 @@ async def enqueue_many(
             by_client[waiter.client_id].append(waiter)
     if not by_client:
         return
-    frontier = float((await driver_fetch(session, sqlite=(_FRONTIER, ()), postgres=(_FRONTIER, ())))[0][0])
     rows: list[dict[str, Any]] = []
     for client_id, group in by_client.items():
-        step = 1.0 / weights.get(client_id, 1.0)
-        span = (client_id, frontier, step * len(group))
-        last = await driver_fetch(session, sqlite=(_NEXT_TAG_SQLITE, span), postgres=(_NEXT_TAG_POSTGRES, span))
-        first = float(last[0][0]) - step * (len(group) - 1)
-        for turn, waiter in enumerate(group):
-            tags = sorted({parse_requirement(r).tag for r in waiter.requirements})
+        tags = await _fair_share_tags(session, client_id, weights.get(client_id, 1.0), len(group))
+        for waiter, vtag in zip(group, tags, strict=True):
             rows.append(
                 {
                     "task_id": waiter.task_id,
@@ -163,14 +163,14 @@ async def enqueue_many(
                     "workflow_id": waiter.workflow_id,
                     "client_id": client_id,
                     "priority": waiter.priority,
-                    "tag": tags[0] if tags else "",
+                    "tag": _index_tag(waiter.requirements),
                     "requirements": waiter.requirements,
                     "min_trust": waiter.min_trust,
                     "excluded_agent_ids": waiter.excluded_agent_ids,
                     "failed_agent_ids": waiter.failed_agent_ids,
                     "created": waiter.created,
                     "since": now,
-                    "vtag": first + turn * step,
+                    "vtag": vtag,
                     "start_on_handover": waiter.start_on_handover,
                 }
             )
