@@ -9,23 +9,11 @@ from typing import Any
 import pytest
 
 from tests.faults.faultkit import MidResponseCloser, ledger
-from tests.support.stack import Stack, auth
+from tests.support.stack import Stack
 
 
 async def _register(stack: Stack, url: str, tag: str) -> str:
-    agent_id = f"agent-{uuid.uuid4().hex[:10]}"
-    response = await stack.http.post(
-        "/v1/agents",
-        headers=auth(stack.admin_key),
-        json={
-            "id": agent_id,
-            "display_name": "fault test agent",
-            "endpoint_url": url,
-            "capabilities": [{"tag": tag, "version": "1.0"}],
-            "max_concurrency": 10,
-        },
-    )
-    assert response.status_code == 201, response.text
+    agent_id, _ = await stack.register_agent(tag=tag, endpoint_url=url)
     return agent_id
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,7 +14,7 @@ from starlette.routing import Route
 from temporalio.api.enums.v1 import EventType
 
 from tests.support.servers import RunningServer, serve
-from tests.support.stack import Stack, auth
+from tests.support.stack import Stack
 
 
 class CountingAgent:
@@ -59,21 +58,8 @@ class CountingAgent:
 
 
 async def register_counting_agent(stack: Stack, url: str, max_concurrency: int) -> tuple[str, str]:
-    tag = f"cap-{uuid.uuid4().hex[:10]}"
-    agent_id = f"agent-{uuid.uuid4().hex[:10]}"
-    response = await stack.http.post(
-        "/v1/agents",
-        headers=auth(stack.admin_key),
-        json={
-            "id": agent_id,
-            "display_name": "counting agent",
-            "endpoint_url": url,
-            "capabilities": [{"tag": tag}],
-            "max_concurrency": max_concurrency,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return agent_id, tag
+    """Registers the agent at ``url`` with a capability tag unique to the caller; returns (agent_id, tag)."""
+    return await stack.register_agent(max_concurrency=max_concurrency, endpoint_url=url)
 
 
 async def route_markers_and_signals(stack: Stack, workflow_id: str) -> tuple[int, int]:
