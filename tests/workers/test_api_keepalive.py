@@ -16,8 +16,26 @@ IDLE_SECONDS = 6.5  # past uvicorn's default of 5 s
 
 
 def _get_health(conn: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body): a single recv may end before the body, whose bytes
+    would then be read as the next request's response."""
     conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    return conn.recv(65536)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data  # closed by the server
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
