@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import timedelta
 
 from sqlalchemy import select
 from temporalio import activity
@@ -36,9 +35,10 @@ class BatchActivities:
     async def start_batch_tasks(self, page: BatchPage) -> BatchPageResult:
         """Start the workflow of every task of the page that has none yet. Safe to retry: starts are idempotent.
 
-        When the page holds more tasks than their agents have free slots, they join the dispatch queue first
-        and their runs start delayed (core.batch_queue); the free slots are handed over before the starts.
-        ``loaded`` tasks of the page all have a workflow afterwards; ``started`` of them got it from this call.
+        When the page holds more tasks than their agents have free slots, they join the dispatch queue instead
+        and each one's run starts when it is handed a slot (core.batch_queue); the free slots are handed over
+        at once. ``loaded`` tasks of the page all have a run or a place in the queue afterwards; ``started`` of
+        them got a run from this call.
         """
         inputs = await self._load(page)
         ahead = (
@@ -52,12 +52,9 @@ class BatchActivities:
 
         async def start(params: TaskWorkflowInput) -> bool:
             async with gate:
-                if params.task_id in ahead.task_ids:
-                    delay = timedelta(seconds=params.queue_wait_seconds())
-                    return await self._start(params.model_copy(update={"queued": True}), delay)
                 return await self._start(params)
 
-        started = await asyncio.gather(*(start(params) for params in inputs))
+        started = await asyncio.gather(*(start(params) for params in inputs if params.task_id not in ahead.task_ids))
         # Every task of the page now has its workflow, whether started here or earlier (say by a retry).
         return BatchPageResult(loaded=len(inputs), started=sum(started))
 
@@ -85,13 +82,12 @@ class BatchActivities:
                     depends_on[task_id].append(dep)
         return [workflow_input(row, self._settings, depends_on[row.id]) for row in rows]
 
-    async def _start(self, params: TaskWorkflowInput, delay: timedelta | None = None) -> bool:
+    async def _start(self, params: TaskWorkflowInput) -> bool:
         try:
             await self._client.start_workflow(
                 TASK_WORKFLOW_NAME,
                 params,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                start_delay=delay,
                 **task_start_options(params),
             )
         except WorkflowAlreadyStartedError:

@@ -17,4 +17,6 @@ class DispatchActivities:
     @activity.defn(name="reconcile_dispatch")
     async def reconcile_dispatch(self, params: ReconcileInput) -> ReconcileResult:
         repairs = await reconcile(self._dispatcher, self._db, params.after_seconds)
-        return ReconcileResult(resent=repairs.resent, released=repairs.released, handed_over=repairs.handed_over)
+        return ReconcileResult(
+            resent=repairs.resent, released=repairs.released, handed_over=repairs.handed_over, expired=repairs.expired
+        )

@@ -2,11 +2,12 @@
 
 Each of those tasks would otherwise start its run, route, find the agents busy, queue up and sleep: a workflow
 task, a routing local activity and a timer per task before it has done anything. Queued here instead (the
-queue rows, statuses and receipts routing would write, in a few statements for a whole page), their runs
-start *delayed* by the queue timeout: a hand-over starts a run at once by SignalWithStart with its assignment
-(core.dispatch), and a run whose delay runs out routes once and fails as timed out in the queue unless a
-slot is free. The free slots the agents had are handed out right away, in dispatch order, like any freed
-slot.
+queue rows, statuses and receipts routing would write, in a few statements for a whole page), they have no
+run while they wait: a hand-over starts a task's run with its assignment (core.dispatch), so waiting costs
+Temporal nothing and a thousand waiting tasks are a thousand rows. A task whose queue timeout runs out
+(``task_waits.expires``) has its run started by the dispatch reconciler, and it routes once and fails as
+no_agent_available unless a slot is free; cancelling one starts its run to cancel it (core.tasks). The free
+slots the agents had are handed out right away, in dispatch order, like any freed slot.
 
 Tasks with dependencies, and tasks allowed to wait only briefly, start and route as usual; so do the tasks of
 a batch that the free slots can take at once (each is routed by its own strategy).
@@ -91,6 +92,7 @@ async def _queue(
     if not fresh:
         return []
     now = utcnow()
+    created = {task.task_id: (as_utc(rows[task.task_id].created_at) or now).timestamp() for task in fresh}
     waiters = [
         Waiter(
             task_id=task.task_id,
@@ -102,8 +104,9 @@ async def _queue(
             min_trust=task.min_trust,
             excluded_agent_ids=list(task.excluded_agent_ids),
             failed_agent_ids=[],
-            created=(as_utc(rows[task.task_id].created_at) or now).timestamp(),
+            created=created[task.task_id],
             start_on_handover=True,
+            expires=created[task.task_id] + task.queue_wait_seconds(),
         )
         for task in fresh
     ]

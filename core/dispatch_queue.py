@@ -44,7 +44,8 @@ class Waiter:
     excluded_agent_ids: list[str]
     failed_agent_ids: list[str]
     created: float
-    start_on_handover: bool = False  # its run was started delayed (TaskWorkflowInput.queued)
+    start_on_handover: bool = False  # queued ahead of its run (TaskWorkflowInput.queued): no run yet
+    expires: float | None = None  # epoch seconds: a task without a run has waited its queue timeout (the reconciler)
 
 
 # One statement per backend: the conflict update takes the client's row lock, so concurrent tasks of one
@@ -80,6 +81,7 @@ _WAIT_COLUMNS = (
     "since",
     "vtag",
     "start_on_handover",
+    "expires",
 )
 _JSON_COLUMNS = ("requirements", "excluded_agent_ids", "failed_agent_ids")
 _WAIT = (
@@ -135,6 +137,7 @@ async def enqueue(session: AsyncSession, waiter: Waiter, now: float, weight: flo
         now,
         (await _fair_share_tags(session, waiter.client_id, weight))[0],
         waiter.start_on_handover,
+        waiter.expires,
     )
     await driver_fetch(session, sqlite=(_WAIT_SQLITE, values), postgres=(_WAIT_POSTGRES, values))
 
@@ -172,6 +175,7 @@ async def enqueue_many(
                     "since": now,
                     "vtag": vtag,
                     "start_on_handover": waiter.start_on_handover,
+                    "expires": waiter.expires,
                 }
             )
     await session.execute(insert(TaskWait), rows)

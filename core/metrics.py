@@ -97,7 +97,8 @@ HANDOVERS = Counter(
 )
 DISPATCH_REPAIRS = Counter(
     "ains_dispatch_repairs",
-    "Repairs by the dispatch reconciler: signals re-sent, slots released, idle slots handed over",
+    "Work of the dispatch reconciler: signals re-sent, slots released, idle slots handed over, queued tasks "
+    "whose queue timeout ran out (their runs started to fail them)",
     ["kind"],
     registry=DOMAIN_REGISTRY,
 )
@@ -109,8 +110,8 @@ def observe_handovers(source: str, count: int) -> None:
     HANDOVERS.labels(source=source).inc(count)
 
 
-def observe_dispatch_repairs(resent: int, released: int, handed_over: int) -> None:
-    for kind, count in (("resent", resent), ("released", released), ("handed_over", handed_over)):
+def observe_dispatch_repairs(resent: int, released: int, handed_over: int, expired: int = 0) -> None:
+    for kind, count in (("resent", resent), ("released", released), ("handed_over", handed_over), ("expired", expired)):
         if count:
             DISPATCH_REPAIRS.labels(kind=kind).inc(count)
 

@@ -1,7 +1,7 @@
 """How a task's TaskWorkflow is started: one set of options, whoever starts it.
 
 The API (a task submitted on its own), the batch activity, batch and composition workflows (children) and the
-dispatcher (a hand-over that starts a run delayed in the dispatch queue) all start task workflows with these
+dispatcher (a hand-over that starts the run of a task queued ahead of it) all start task workflows with these
 options. Deterministic and free of I/O, so workflows import it too.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -14,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.adaptive import tuning_for
 from core.db import Database
@@ -30,7 +31,7 @@ from core.url_safety import UrlPolicy, check_url
 from models.common import Page
 from models.feedback import Objectives
 from models.routing import Strategy
-from models.tables import RoutingReceipt, Task, TaskDependency, as_utc, utcnow
+from models.tables import RoutingReceipt, Task, TaskDependency, TaskWait, as_utc, utcnow
 from models.tasks import (
     CandidateView,
     RoutingReceiptView,
@@ -40,9 +41,12 @@ from models.tasks import (
     TaskStatus,
     TaskView,
 )
-from models.workflow_io import ONE_STEP_ATTEMPTS, ExecutionPolicy, RetrySpec, TaskWorkflowInput
+from models.workflow_io import ONE_STEP_ATTEMPTS, ExecutionPolicy, RetrySpec, SlotAssignment, TaskWorkflowInput
 
 MAX_PAGE_SIZE = 500
+# Cancelling a task whose run does not exist yet (just handed a slot, its start under way): tries and pause.
+CANCEL_TRIES = 4
+CANCEL_RETRY_SECONDS = 0.25
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b6f3c8e-5c1e-4a7b-9a59-2f1d0c7e8a11")
 
 
@@ -136,6 +140,15 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
         history_version=ONE_STEP_ATTEMPTS,
         adaptive=tuning_for(task.objectives, settings) if strategy == Strategy.ADAPTIVE.value else None,
         agent_calls_queue=ALL_QUEUES[settings.agent_calls_queue],
+    )
+
+
+def queued_input(task: Task, settings: Settings, assignment: SlotAssignment | None = None) -> TaskWorkflowInput:
+    """The input of a run started for a task queued ahead of it (core.batch_queue): by its hand-over, with the
+    slot as ``assignment``; without one when its queue timeout ran out (the dispatch reconciler) or to cancel it.
+    Such a task has no dependencies; its queue timeout counts from its creation."""
+    return workflow_input(task, settings).model_copy(
+        update={"queued": True, "queued_since": as_utc(task.created_at), "assignment": assignment}
     )
 
 
@@ -366,11 +379,30 @@ async def cancel_task(
     view = await get_task(db, settings, task_id, client_id)
     if view.status.is_final:
         raise Conflict(f"task {task_id!r} already finished with status {view.status.value}")
-    try:
-        await temporal.get_workflow_handle(view.workflow_id).cancel()
-    except RPCError as exc:
-        raise Unavailable(f"could not reach Temporal to cancel the task: {exc.message}") from exc
-    return view
+    handle = temporal.get_workflow_handle(view.workflow_id)
+    for attempt in range(CANCEL_TRIES):
+        try:
+            await handle.cancel()
+            return view
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise Unavailable(f"could not reach Temporal to cancel the task: {exc.message}") from exc
+        # No run yet: a task queued ahead of its run is cancelled by its run (started here to be cancelled,
+        # which records the status and frees what it holds); a task just handed a slot is being started.
+        if not await _start_queued_run(db, temporal, settings, task_id):
+            await asyncio.sleep(CANCEL_RETRY_SECONDS * (attempt + 1))
+    raise Unavailable(f"task {task_id!r} has no workflow run to cancel yet; try again shortly")
+
+
+async def _start_queued_run(db: Database, temporal: Client, settings: Settings, task_id: str) -> bool:
+    """Start the run of a task waiting in the dispatch queue without one; False when it is not such a task."""
+    async with db.session() as session:
+        task = await session.get(Task, task_id)
+        waits = await session.get(TaskWait, task_id)
+    if task is None or waits is None or not waits.start_on_handover:
+        return False
+    await start_task_workflow(temporal, queued_input(task, settings))
+    return True
 
 
 async def task_routing(db: Database, settings: Settings, task_id: str, client_id: str | None) -> TaskRoutingView:

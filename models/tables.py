@@ -216,13 +216,17 @@ class TaskWait(Base):
     created: Mapped[float] = mapped_column(Float)
     since: Mapped[float] = mapped_column(Float)
     vtag: Mapped[float] = mapped_column(Float)
-    # The task's run was started delayed (TaskWorkflowInput.queued): its hand-over must start it, by
-    # SignalWithStart, since a plain signal does not end a start delay.
+    # Queued ahead of its run (TaskWorkflowInput.queued): the run does not exist yet, or (rows written before
+    # migration 0011) was started delayed; its hand-over starts it with the assignment (core.dispatch).
     start_on_handover: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Epoch seconds when a task without a run has waited its queue timeout: the dispatch reconciler then starts
+    # its run, which fails it unless a slot is free. None when a run keeps its own deadline.
+    expires: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_task_waits_tag_order", "tag", "priority", "vtag", "created"),
         Index("ix_task_waits_vtag", "vtag"),
+        Index("ix_task_waits_expires", "expires"),
     )
 
 

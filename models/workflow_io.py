@@ -6,6 +6,7 @@ They stay small: task input and output live in the registry DB, workflows carry 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -49,6 +50,16 @@ class AdaptiveTuning(BaseModel):
     exploration_cap: float = 0.25
 
 
+class SlotAssignment(BaseModel):
+    """Given to a waiting task by whoever freed a slot (a signal, or its run's input): the slot is reserved (the attempt row exists)."""
+
+    attempt: int
+    agent_id: str
+    endpoint_url: str
+    agent_kind: str = "http"
+    reason: str
+
+
 class TaskWorkflowInput(BaseModel):
     task_id: str
     client_id: str
@@ -68,10 +79,15 @@ class TaskWorkflowInput(BaseModel):
     adaptive: AdaptiveTuning | None = None
     # The task queue of its HTTP agent calls (Settings.agent_calls_queue); None: the agents queue (older runs).
     agent_calls_queue: str | None = None
-    # Joined the dispatch queue before its run started (a batch bigger than its agents' free slots): the run
-    # was started with a delay of its queue timeout, and a hand-over starts it at once with its assignment as
-    # the first signal (SignalWithStart), so its first attempt needs no routing step of its own.
+    # Joined the dispatch queue before its run started (a batch bigger than its agents' free slots, core.
+    # batch_queue). Its run starts when a hand-over gives it a slot, with the slot as ``assignment``, so its
+    # first attempt needs no routing step of its own; or, with no assignment, when its queue timeout ran out
+    # (the dispatch reconciler) or it is cancelled. Runs started before migration 0011 were started delayed
+    # and got their assignment as a signal (SignalWithStart).
     queued: bool = False
+    # When a queued task began to wait (its creation): its first attempt's queue timeout counts from here.
+    queued_since: datetime | None = None
+    assignment: SlotAssignment | None = None
 
     def queue_wait_seconds(self) -> float:
         """How long an attempt may wait for an agent: the task's own queue timeout, else the policy's."""
@@ -117,16 +133,6 @@ DEPENDENCY_FINISHED_SIGNAL = "dependency_finished"
 SLOT_FREED_SIGNAL = "slot_freed"  # polled runs recorded before hand-over dispatch
 
 
-class SlotAssignment(BaseModel):
-    """Signalled to a waiting task by whoever freed a slot: the slot is reserved (the attempt row exists)."""
-
-    attempt: int
-    agent_id: str
-    endpoint_url: str
-    agent_kind: str = "http"
-    reason: str
-
-
 class TaskFinish(BaseModel):
     """A final status reached outside an attempt outcome (no agent, cancelled), with what follows from it."""
 
@@ -144,6 +150,7 @@ class ReconcileResult(BaseModel):
     resent: int
     released: int
     handed_over: int
+    expired: int = 0  # queued tasks without a run whose queue timeout ran out: their runs started
 
 
 class AgentCallRequest(BaseModel):

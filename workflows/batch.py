@@ -40,7 +40,7 @@ class BatchWorkflow:
     def __init__(self) -> None:
         self._recorded: bool | None = None
         self._started = 0  # task workflows started by this run
-        self._ensured = 0  # tasks whose workflow exists (started now, earlier, or by a retried page)
+        self._ensured = 0  # tasks with a run (started now, earlier, or by a retried page) or a place in the queue
 
     @workflow.signal(name=RECORDED_SIGNAL)
     def batch_recorded(self, committed: bool) -> None:
@@ -49,7 +49,8 @@ class BatchWorkflow:
 
     @workflow.run
     async def run(self, batch: BatchInput) -> int:
-        """How many of the batch's tasks have their workflow (running or done) once this run is through."""
+        """How many of the batch's tasks have their run (running or done) or wait in the dispatch queue for a slot
+        that will start it (core.batch_queue) once this run is through."""
         if batch.tasks:
             return await self._run_legacy(batch)
         if batch.new_tasks:
@@ -94,7 +95,9 @@ class BatchWorkflow:
         self._started += result.started
         self._ensured += result.loaded
         total = batch.new_tasks + len(batch.existing_task_ids)
-        workflow.set_current_details(f"{self._ensured} of {total} task(s) running ({self._started} started here)")
+        workflow.set_current_details(
+            f"{self._ensured} of {total} task(s) started or queued for a slot ({self._started} started here)"
+        )
         return result.loaded
 
     # --- batches accepted by earlier versions, which carried every task's input -------------------------

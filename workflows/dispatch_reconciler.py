@@ -27,6 +27,6 @@ class DispatchReconcileWorkflow:
         )
         workflow.set_current_details(
             f"re-sent {result.resent} assignment(s), released {result.released} slot(s), "
-            f"handed over {result.handed_over} idle slot(s)"
+            f"handed over {result.handed_over} idle slot(s), started {result.expired} expired queued task(s)"
         )
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -129,6 +129,8 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
         self._one_step = params.history_version >= ONE_STEP_ATTEMPTS
+        if params.assignment is not None and self._assignment is None:
+            self._assignment = params.assignment  # started by its hand-over (queued ahead: core.batch_queue)
         if not self._one_step and not workflow.patched(DISPATCH_PATCH):
             return await self._run_v1(params)
         try:
@@ -187,10 +189,10 @@ class TaskWorkflow:
         """Route; while every capable agent is busy, wait passively for a hand-over (a signal), up to the
         queue timeout. A long jittered re-check is only a safety net against a lost signal."""
         limit = timedelta(seconds=params.queue_wait_seconds())
-        # Queued ahead of its run (a batch): the first attempt has waited since the run was created, and its
+        # Queued ahead of its run (a batch): the first attempt has waited since the task was queued, and its
         # hand-over, when it came, started the run with the assignment already here.
         queued_ahead = params.queued and attempt == 1
-        deadline = (workflow.info().workflow_start_time if queued_ahead else workflow.now()) + limit
+        deadline = (self._queued_since(params) if queued_ahead else workflow.now()) + limit
         request = RouteRequest(
             task_id=params.task_id,
             attempt=attempt,
@@ -442,9 +444,14 @@ class TaskWorkflow:
             retry_policy=REGISTRY_RETRY,
         )
 
+    @staticmethod
+    def _queued_since(params: TaskWorkflowInput) -> datetime:
+        """When a task queued ahead of its run began to wait (runs started delayed, before queued_since: the
+        run's creation)."""
+        return params.queued_since or workflow.info().workflow_start_time
+
     def _effective_priority(self, params: TaskWorkflowInput) -> float:
-        info = workflow.info()
-        since = info.workflow_start_time if params.queued else info.start_time  # a delayed run waited in the queue
+        since = self._queued_since(params) if params.queued else workflow.info().start_time
         waited = (workflow.now() - since).total_seconds()
         return effective_priority(params.priority, waited, params.policy.priority_aging_seconds)
 

@@ -1,20 +1,26 @@
 """A batch bigger than its agents' free slots queues ahead of its runs (core.batch_queue), end to end.
 
-Its tasks join the dispatch queue before their runs start; the runs start delayed and a hand-over starts each
-one by SignalWithStart with its assignment, so a queued task never routes on its own.
+Its tasks join the dispatch queue with no run; a hand-over starts each one's run with its assignment in the
+input, so a queued task never routes on its own. Runs started delayed by an earlier version still get theirs by
+SignalWithStart.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.batch_queue import queue_ahead
 from core.dispatch import Dispatcher
+from core.task_start import TASK_WORKFLOW_NAME, task_start_options
 from core.tasks import workflow_input
 from models.tables import Task, TaskAttempt, TaskWait
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
@@ -40,7 +46,7 @@ async def _running_on(stack: Stack, agent_id: str) -> int:
 
 async def test_a_batch_bigger_than_the_free_slots_drains_in_order_without_routing_each_task(stack: Stack) -> None:
     async with CountingAgent(delay=0.1) as agent:
-        _, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
         key, _ = await stack.new_key()
         ids = await _submit_batch(stack, key, tag, 12)
         for task_id in ids:
@@ -55,13 +61,17 @@ async def test_a_batch_bigger_than_the_free_slots_drains_in_order_without_routin
         assert receipt["outcome"] == "assigned" and receipt["reason"].startswith("handed over"), receipt
         workflow_id = (await stack.http.get(f"/v1/tasks/{last}", headers=auth(key))).json()["workflow_id"]
         routes, signals = await route_markers_and_signals(stack, workflow_id)
-        assert (routes, signals) == (0, 1), "its run was started by its hand-over and routed nothing itself"
+        assert (routes, signals) == (0, 0), "its run was started by its hand-over and routed nothing itself"
         client = await stack.temporal()
-        kinds = [e.event_type async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
-        assert kinds[:2] == [
+        events = [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+        assert [e.event_type for e in events[:3]] == [
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-        ], "the assignment arrived with the start, before the first workflow task"
+            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        ]
+        started = json.loads(events[0].workflow_execution_started_event_attributes.input.payloads[0].data)
+        assert started["assignment"]["agent_id"] == agent_id and started["assignment"]["attempt"] == 1, started
+        assert started["queued"] is True, "the slot came in the run's input"
 
 
 async def test_a_queued_ahead_task_is_cancelled_at_once_and_the_rest_time_out_in_the_queue(stack: Stack) -> None:
@@ -74,14 +84,18 @@ async def test_a_queued_ahead_task_is_cancelled_at_once_and_the_rest_time_out_in
         await stack.wait_for(key, rest[-1], {"routing"})
         view = (await stack.http.get(f"/v1/tasks/{rest[-1]}", headers=auth(key))).json()
         assert view["waiting"]["position"] == 2 and view["waiting"]["waiting_total"] == 3, view["waiting"]
+        client = await stack.temporal()
+        with pytest.raises(RPCError) as missing:
+            await client.get_workflow_handle(view["workflow_id"]).describe()
+        assert missing.value.status is RPCStatusCode.NOT_FOUND, "a queued task has no run while it waits"
         response = await stack.http.post(f"/v1/tasks/{cancelled}/cancel", headers=auth(key))
         assert response.status_code == 202, response.text
         assert (await stack.wait_for(key, cancelled, timeout=10))["status"] == "cancelled"
-        assert time.monotonic() - submitted < 6, "a delayed run is cancelled at once, not after its delay"
+        assert time.monotonic() - submitted < 6, "a queued task without a run is cancelled at once"
         for task_id in rest:
             done = await stack.wait_for(key, task_id, timeout=30)
             assert done["status"] == "failed" and done["error_code"] == "no_agent_available", done
-        assert time.monotonic() - submitted >= 6, "they waited out their queue timeout"
+        assert time.monotonic() - submitted >= 6, "they waited out their queue timeout (then the reconciler ran)"
         async with stack.db.session() as session:
             waiting = (await session.execute(select(TaskWait.task_id).where(TaskWait.task_id.in_(rest)))).all()
         assert waiting == [], "nothing is left in the queue"
@@ -91,8 +105,8 @@ async def test_a_queued_ahead_task_is_cancelled_at_once_and_the_rest_time_out_in
 
 
 async def test_a_queued_task_whose_run_never_started_is_started_by_its_hand_over(stack: Stack) -> None:
-    """A batch worker killed after queueing a page and before starting its runs: the reservation's delivery
-    (here re-sent by the reconciler, as after a crash between reserving and signalling) starts the run."""
+    """A hand-over whose worker died between reserving the slot and starting the run: the reconciler's re-send
+    of the reservation starts it, and the next hand-over starts the other task's run."""
     async with CountingAgent(delay=0.1) as agent:
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, client_id = await stack.new_key()
@@ -137,3 +151,41 @@ async def test_with_queue_ahead_turned_off_each_batch_task_starts_at_once_and_ro
             assert routes == 1, "its run started with the batch and routed (then waited for its hand-over)"
     finally:
         stack.settings.batch_queue_ahead = True
+
+
+async def test_a_run_started_delayed_by_an_earlier_version_is_started_by_its_hand_over(stack: Stack) -> None:
+    """Before migration 0011 a queued task's run was started delayed by its queue timeout. After an upgrade its
+    hand-over finds that run and ends the delay by SignalWithStart: the task runs now, not when the delay ends."""
+    async with CountingAgent(delay=0.1) as agent:
+        agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
+        key, client_id = await stack.new_key()
+        blocker = await hold_slot(stack, key, tag, 60)
+        task_id = f"delayed-{uuid.uuid4().hex[:12]}"
+        row = task_row(task_id, [tag], client_id=client_id)
+        row.queue_timeout_seconds = 120
+        async with stack.db.transaction() as session:
+            session.add(row)
+        async with stack.db.session() as session:
+            stored = await session.get(Task, task_id)
+        assert stored is not None
+        params = workflow_input(stored, stack.settings)
+        assert (await queue_ahead(stack.db, [params], {})).task_ids == {task_id}
+        client = await stack.temporal()
+        delayed = params.model_copy(update={"queued": True})  # as the earlier version started it
+        await client.start_workflow(
+            TASK_WORKFLOW_NAME, delayed, start_delay=timedelta(seconds=120), **task_start_options(delayed)
+        )
+        async with stack.db.transaction() as session:  # the blocker's slot frees, as when its agent answers
+            attempt = await session.get(TaskAttempt, (blocker, 1))
+            assert attempt is not None
+            attempt.status = "cancelled"
+        started = time.monotonic()
+        handed = await Dispatcher(stack.db, client, stack.settings).release([agent_id], source="test")
+        assert [h.task_id for h in handed] == [task_id]
+        done = await stack.wait_for(key, task_id, timeout=30)
+        assert done["status"] == "succeeded", done
+        assert time.monotonic() - started < 20, "the hand-over ended the start delay"
+        routes, signals = await route_markers_and_signals(stack, stored.workflow_id)
+        assert (routes, signals) == (0, 1), "the assignment arrived as a signal to the existing run"
+        assert await _running_on(stack, agent_id) == 0
+        await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))
