@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.attempts import record_attempt
 from core.db import Database, driver_fetch
 from core.dependencies import waiting_dependents
-from core.dispatch import Dispatcher
+from core.dispatch import Dispatcher, HandOver, hand_over
 from core.events import dispatch_pending, emit_task_event
 from core.settings import Settings
 from models.tasks import FINAL_STATUSES
@@ -49,8 +50,8 @@ def recorded_result(
     )
 
 
-# What may follow a recorded attempt, read in one statement once it is committed (it was four reads, each in
-# its own session): a waiting task (hand the slot over), an unfinished dependent (signal it), a callback or
+# What may follow a recorded attempt, read in one statement in its transaction (it was four reads, each in its
+# own session): a waiting task (hand the slot over), an unfinished dependent (signal it), a callback or
 # webhook subscription (record the event), webhook deliveries not yet started (a trust tier change, say).
 _FOLLOW_UPS = (
     "SELECT EXISTS (SELECT 1 FROM task_waits), "
@@ -72,6 +73,15 @@ class FollowUps:
     deliveries_pending: bool
 
 
+async def _follow_ups(session: AsyncSession, task_id: str) -> FollowUps:
+    row = (
+        await driver_fetch(
+            session, sqlite=(_FOLLOW_UPS_SQLITE, (task_id,)), postgres=(_FOLLOW_UPS_POSTGRES, (task_id,))
+        )
+    )[0]
+    return FollowUps(*(bool(value) for value in row))
+
+
 class AttemptFinisher:
     def __init__(self, db: Database, client: Client | None, settings: Settings) -> None:
         self._db = db
@@ -80,24 +90,24 @@ class AttemptFinisher:
         self.dispatcher = Dispatcher(db, client, settings)
 
     async def finish(self, record: AttemptRecord) -> FinishResult:
-        """Record the attempt (trust, status) at most once, hand the agent's free slots over, and when the
-        task is done run its follow-ups."""
-        async with self._db.transaction() as session:
+        """Record the attempt (trust, status) at most once and hand the freed slot over, in one transaction;
+        then tell the task it went to, and when this task is done run its follow-ups."""
+
+        async def record_and_hand_over(session: AsyncSession) -> tuple[bool, FollowUps, list[HandOver]]:
             applied = await record_attempt(session, record)
-        follow = await self._follow_ups(record.task_id)
-        if follow.someone_waits:
-            await self.dispatcher.release([record.agent_id], source="attempt", someone_waits=True)
+            follow = await _follow_ups(session, record.task_id)
+            handed = await hand_over(session, record.agent_id, self._settings) if follow.someone_waits else []
+            return applied, follow, handed
+
+        applied, follow, handed = await self.dispatcher.in_one_transaction(record_and_hand_over)
+        if handed:
+            await self.dispatcher.announce(handed, source="attempt")
+        else:
+            # A task may have begun to wait after this transaction read the queue and checked for a free slot
+            # before it committed (Postgres): look once more, now that the freed slot is visible to everyone.
+            await self.dispatcher.release([record.agent_id], source="attempt")
         done = await self.after_final(record.task_id, record.task_status, follow) if record.final else True
         return FinishResult(applied=applied, followups_done=done)
-
-    async def _follow_ups(self, task_id: str) -> FollowUps:
-        async with self._db.session() as session:
-            row = (
-                await driver_fetch(
-                    session, sqlite=(_FOLLOW_UPS_SQLITE, (task_id,)), postgres=(_FOLLOW_UPS_POSTGRES, (task_id,))
-                )
-            )[0]
-        return FollowUps(*(bool(value) for value in row))
 
     async def finish_call(self, request: AgentCallRequest, result: AgentCallResult) -> AgentCallResult:
         """``result`` with the attempt recorded when the request asks for it. A recording that fails (the
@@ -116,7 +126,9 @@ class AttemptFinisher:
         """Notify dependents and emit the event; False when either failed (the workflow then runs them as
         separate local activities with their own retries). ``follow``: what was read after the final commit."""
         try:
-            follow = follow or await self._follow_ups(task_id)
+            if follow is None:
+                async with self._db.session() as session:
+                    follow = await _follow_ups(session, task_id)
             if follow.dependents_wait:
                 await self.notify(task_id)
             if self._client is not None and follow.listened:

@@ -29,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -56,6 +58,7 @@ from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment, TaskWorkflo
 log = logging.getLogger("ains.dispatch")
 
 DEADLOCK_RETRIES = 3
+T = TypeVar("T")
 # Queued tasks whose queue timeout ran out, started per reconciler round (the rest in the next rounds).
 EXPIRED_PER_ROUND = 500
 
@@ -147,39 +150,43 @@ class Dispatcher:
     def settings(self) -> Settings:
         return self._settings
 
-    async def reserve(self, agent_ids: Iterable[str], someone_waits: bool | None = None) -> list[HandOver]:
-        """The hand-overs of every named agent's free slots, committed (not yet delivered). ``someone_waits``:
-        the caller has just read whether any task waits (read here otherwise)."""
+    async def in_one_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``work`` in one write transaction, run again from the start when Postgres rolled it back as the victim
+        of a deadlock (two releasers crossed); ``work`` must be safe to repeat."""
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                async with self._db.transaction() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable: the last deadlock is raised")
+
+    async def reserve(self, agent_ids: Iterable[str]) -> list[HandOver]:
+        """The hand-overs of every named agent's free slots, committed (not yet delivered)."""
         handed: list[HandOver] = []
         agents = list(dict.fromkeys(agent_ids))
-        if someone_waits is None:
-            someone_waits = await self._anyone_waiting()
-        if not agents or not someone_waits:
+        if not agents or not await self._anyone_waiting():
             return handed  # the common case: one cheap read, no lock
         for agent_id in agents:
-            for attempt in range(DEADLOCK_RETRIES):
-                try:
-                    async with self._db.transaction() as session:
-                        handed += await hand_over(session, agent_id, self._settings)
-                    break
-                except DBAPIError as exc:  # two releasers crossed on Postgres: one was rolled back, go again
-                    if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
-                        raise
+            handed += await self.in_one_transaction(partial(hand_over, agent_id=agent_id, settings=self._settings))
         return handed
 
     async def _anyone_waiting(self) -> bool:
         async with self._db.session() as session:
             return (await session.execute(_ANYONE_WAITING)).first() is not None
 
-    async def release(
-        self, agent_ids: Iterable[str], source: str, keep: str | None = None, someone_waits: bool | None = None
-    ) -> list[HandOver]:
+    async def release(self, agent_ids: Iterable[str], source: str, keep: str | None = None) -> list[HandOver]:
         """Hand the agents' free slots over and signal each task, except ``keep`` (the caller itself)."""
-        handed = await self.reserve(agent_ids, someone_waits)
+        handed = await self.reserve(agent_ids)
+        await self.announce(handed, source, keep)
+        return handed
+
+    async def announce(self, handed: Sequence[HandOver], source: str, keep: str | None = None) -> None:
+        """Deliver committed hand-overs (``release``, or a caller that reserved inside its own transaction)."""
         if handed:
             observe_handovers(source, len(handed))
             await self.deliver(handed, keep=keep)
-        return handed
 
     async def deliver(self, handed: Sequence[HandOver], keep: str | None = None) -> list[HandOver]:
         """Signal each assignment; the delivered ones (and ``keep``'s) lose their pending flag. Returns the
