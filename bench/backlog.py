@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench import api_latency, profile
@@ -49,7 +50,7 @@ from core.db import Database
 from core.keys import create_key
 from models.agents import AgentCreate, AgentUpdate, Capability
 from models.keys import ApiKeyCreate, Scope
-from models.tables import Task
+from models.tables import Task, TaskAttempt
 
 RESULTS = Path(__file__).parent / "results" / "BACKLOG.md"
 # The CI and development Postgres (AINS_BENCH_DATABASE_URL overrides); a scratch database is made in it.
@@ -85,6 +86,7 @@ class BackendResult:
     notes: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
     slow_workflow_tasks: int = 0
+    handover_stages: dict[str, float] = field(default_factory=dict)  # medians (ms), see _handover_stages
 
 
 def _task(delay: float, **extra: Any) -> dict[str, Any]:
@@ -205,6 +207,49 @@ async def _prepare(stack: Stack, database_url: str) -> tuple[Database, str]:
     return db, other.key
 
 
+HANDOVER_SAMPLE = 60
+STAGES = (
+    "slot reserved → run started (hand-over commit, eager start RPC)",
+    "run started → agent call's activity started (first workflow task, eager activity)",
+    "activity started → attempt recorded (task row read, HTTP call, record + hand-over transaction)",
+    "of which the agent's HTTP call itself (duration_ms)",
+)
+
+
+async def _handover_stages(db: Database, client: Client, ids: list[str]) -> dict[str, float]:
+    """Where one hand-over's time goes: medians over tasks from the middle of a drain (each started by the
+    hand-over of a slot another task freed), from the registry's attempt rows and the runs' histories."""
+    middle = ids[len(ids) // 3 : 2 * len(ids) // 3]
+    sample = middle[:: max(1, len(middle) // HANDOVER_SAMPLE)][:HANDOVER_SAMPLE]
+    async with db.session() as session:
+        attempts = {
+            a.task_id: a
+            for a in (
+                await session.execute(
+                    select(TaskAttempt).where(TaskAttempt.task_id.in_(sample), TaskAttempt.attempt == 1)
+                )
+            ).scalars()
+        }
+    stages: list[list[float]] = [[] for _ in STAGES]
+    for task_id in sample:
+        attempt = attempts.get(task_id)
+        if attempt is None or attempt.finished_at is None:
+            continue
+        first: dict[int, float] = {}
+        async for event in client.get_workflow_handle(f"task-{task_id}").fetch_history_events():
+            first.setdefault(event.event_type, event.event_time.ToDatetime().replace(tzinfo=UTC).timestamp())
+        run_started = first.get(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+        call_started = first.get(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+        if run_started is None or call_started is None:
+            continue
+        reserved, recorded = _epoch(attempt.started_at), _epoch(attempt.finished_at)
+        stages[0].append((run_started - reserved) * 1000)
+        stages[1].append((call_started - run_started) * 1000)
+        stages[2].append((recorded - call_started) * 1000)
+        stages[3].append(attempt.duration_ms or 0.0)
+    return {name: statistics.median(values) for name, values in zip(STAGES, stages, strict=True) if values}
+
+
 async def _profiled(worker: Proc, seconds: float, out: Path) -> list[str]:
     error = await profile.record(worker.pid, seconds, out)
     if error is not None:
@@ -240,6 +285,7 @@ async def run_backend(
                 result.drain_rates.append(_drain_rate(rows))
                 cpu_runs.append({n: (p.cpu_seconds() - cpu0[n]) * 1000 / tasks for n, p in drain_procs.items()})
                 say(f"{backend}: drained at {result.drain_rates[-1]:.1f} tasks/s")
+            result.handover_stages = await _handover_stages(db, await Client.connect(stack.temporal_address), ids)
             result.drain_rate = statistics.median(result.drain_rates)
             result.drain_cpu_ms = {n: statistics.median(c[n] for c in cpu_runs) for n in drain_procs}
             result.drain_worker_cpu_ms = result.drain_cpu_ms["worker"]
@@ -403,6 +449,25 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         "Reproduce: `.venv/bin/python -m bench.backlog`.",
         "",
     ]
+    if any(r.handover_stages for r in results):
+        lines += [
+            f"Where a hand-over's time goes (medians over up to {HANDOVER_SAMPLE} tasks from the middle third of "
+            "the last drain, ms; the registry's attempt times and the runs' Temporal histories, one clock). With "
+            f"{SLOTS} slots, each slot turns over every {SLOTS} / drain rate seconds, so the first three rows "
+            "add up to one turn:",
+            "",
+            "| stage | " + " | ".join(r.backend for r in results) + " |",
+            "|---|" + "---|" * len(results),
+        ]
+        for stage in STAGES:
+            cells = [f"{r.handover_stages[stage]:.1f}" if stage in r.handover_stages else "n/a" for r in results]
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+        lines.append(
+            "| one slot turn, from the drain rate | "
+            + " | ".join(f"{SLOTS / r.drain_rates[-1] * 1000:.0f}" if r.drain_rates else "n/a" for r in results)
+            + " |"
+        )
+        lines.append("")
     for r in results:
         if r.profile:
             lines += [f"Worker profile during the {r.backend} drain (share of busy samples):", "", "```"]
