@@ -34,6 +34,7 @@ bench: install
 # Long fault scenarios (SIGKILL the worker during 200 running tasks); the short ones run in `make test`.
 chaos: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench.chaos
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench.chaos --scenario queued
 
 clean:
 	rm -rf $(VENV) .ains .pytest_cache .mypy_cache .ruff_cache

@@ -454,7 +454,7 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
             f"Where a hand-over's time goes (medians over up to {HANDOVER_SAMPLE} tasks from the middle third of "
             "the last drain, ms; the registry's attempt times and the runs' Temporal histories, one clock). With "
             f"{SLOTS} slots, each slot turns over every {SLOTS} / drain rate seconds, so the first three rows "
-            "add up to one turn:",
+            "make up most of one turn (the rest: commits and hand-offs between them):",
             "",
             "| stage | " + " | ".join(r.backend for r in results) + " |",
             "|---|" + "---|" * len(results),
