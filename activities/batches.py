@@ -55,7 +55,7 @@ class BatchActivities:
                 return await self._start(params)
 
         started = await asyncio.gather(*(start(params) for params in inputs if params.task_id not in ahead.task_ids))
-        # Every task of the page now has its workflow, whether started here or earlier (say by a retry).
+        # Every task of the page now has its run (started here or earlier, say by a retry) or waits in the queue.
         return BatchPageResult(loaded=len(inputs), started=sum(started))
 
     async def _load(self, page: BatchPage) -> list[TaskWorkflowInput]:
