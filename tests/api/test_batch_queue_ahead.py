@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.batch_queue import queue_ahead
 from core.dispatch import Dispatcher
+from core.metrics import DOMAIN_REGISTRY
 from core.task_start import TASK_WORKFLOW_NAME, task_start_options
 from core.tasks import workflow_input
 from models.tables import Task, TaskAttempt, TaskWait
@@ -92,10 +93,13 @@ async def test_a_queued_ahead_task_is_cancelled_at_once_and_the_rest_time_out_in
         assert response.status_code == 202, response.text
         assert (await stack.wait_for(key, cancelled, timeout=10))["status"] == "cancelled"
         assert time.monotonic() - submitted < 6, "a queued task without a run is cancelled at once"
+        expired_before = DOMAIN_REGISTRY.get_sample_value("ains_dispatch_repairs_total", {"kind": "expired"}) or 0.0
         for task_id in rest:
             done = await stack.wait_for(key, task_id, timeout=30)
             assert done["status"] == "failed" and done["error_code"] == "no_agent_available", done
-        assert time.monotonic() - submitted >= 6, "they waited out their queue timeout (then the reconciler ran)"
+        assert time.monotonic() - submitted >= 6, "they waited out their queue timeout"
+        expired = DOMAIN_REGISTRY.get_sample_value("ains_dispatch_repairs_total", {"kind": "expired"}) or 0.0
+        assert expired - expired_before >= len(rest), "the reconciler started their runs when their time ran out"
         async with stack.db.session() as session:
             waiting = (await session.execute(select(TaskWait.task_id).where(TaskWait.task_id.in_(rest)))).all()
         assert waiting == [], "nothing is left in the queue"
