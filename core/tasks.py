@@ -44,8 +44,9 @@ from models.tasks import (
 from models.workflow_io import ONE_STEP_ATTEMPTS, ExecutionPolicy, RetrySpec, SlotAssignment, TaskWorkflowInput
 
 MAX_PAGE_SIZE = 500
-# Cancelling a task whose run does not exist yet (just handed a slot, its start under way): tries and pause.
-CANCEL_TRIES = 4
+# Cancelling a task whose run does not exist yet (just handed a slot, its start under way): tries, and the
+# pause before try n + 1 (n x this; 2.5 s in all).
+CANCEL_TRIES = 5
 CANCEL_RETRY_SECONDS = 0.25
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b6f3c8e-5c1e-4a7b-9a59-2f1d0c7e8a11")
 
@@ -387,6 +388,8 @@ async def cancel_task(
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise Unavailable(f"could not reach Temporal to cancel the task: {exc.message}") from exc
+        if attempt == CANCEL_TRIES - 1:
+            break
         # No run yet: a task queued ahead of its run is cancelled by its run (started here to be cancelled,
         # which records the status and frees what it holds); a task just handed a slot is being started.
         if not await _start_queued_run(db, temporal, settings, task_id):
