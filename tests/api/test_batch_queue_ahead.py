@@ -21,9 +21,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.batch_queue import queue_ahead
 from core.dispatch import Dispatcher
 from core.metrics import DOMAIN_REGISTRY
-from core.task_start import TASK_WORKFLOW_NAME, task_start_options
+from core.task_start import TASK_WORKFLOW_NAME, task_start_options, task_workflow_id
 from core.tasks import workflow_input
 from models.tables import Task, TaskAttempt, TaskWait
+from models.workflow_io import TaskWorkflowInput
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
 from tests.support.rows import task_row
 from tests.support.stack import Stack, auth
@@ -43,6 +44,33 @@ async def _running_on(stack: Stack, agent_id: str) -> int:
     async with stack.db.session() as session:
         count = select(func.count()).where(TaskAttempt.agent_id == agent_id, TaskAttempt.status == "running")
         return int((await session.execute(count)).scalar_one())
+
+
+async def _queued_without_run(
+    stack: Stack, client_id: str, tag: str, prefix: str, count: int
+) -> list[TaskWorkflowInput]:
+    """Tasks written and queued ahead as a batch page would be, without the batch activity (so no run is started
+    and no free slot is handed out): what a worker that died after queueing them leaves behind."""
+    task_ids = [f"{prefix}-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    rows = [task_row(task_id, [tag], client_id=client_id) for task_id in task_ids]
+    for row in rows:
+        row.queue_timeout_seconds = 120
+    async with stack.db.transaction() as session:
+        session.add_all(rows)
+    async with stack.db.session() as session:
+        stored = [await session.get(Task, task_id) for task_id in task_ids]
+    inputs = [workflow_input(row, stack.settings) for row in stored if row is not None]
+    ahead = await queue_ahead(stack.db, inputs, {})
+    assert ahead.task_ids == set(task_ids) and ahead.free_agent_ids == []
+    return inputs
+
+
+async def _free_slot_of(stack: Stack, task_id: str) -> None:
+    """The task's attempt stops holding its slot, as when its agent answers (nothing is handed over yet)."""
+    async with stack.db.transaction() as session:
+        attempt = await session.get(TaskAttempt, (task_id, 1))
+        assert attempt is not None
+        attempt.status = "cancelled"
 
 
 async def test_a_batch_bigger_than_the_free_slots_drains_in_order_without_routing_each_task(stack: Stack) -> None:
@@ -115,21 +143,8 @@ async def test_a_queued_task_whose_run_never_started_is_started_by_its_hand_over
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, client_id = await stack.new_key()
         blocker = await hold_slot(stack, key, tag, 60)
-        task_ids = [f"orphan-{uuid.uuid4().hex[:12]}" for _ in range(2)]
-        rows = [task_row(task_id, [tag], client_id=client_id) for task_id in task_ids]
-        for row in rows:
-            row.queue_timeout_seconds = 120
-        async with stack.db.transaction() as session:
-            session.add_all(rows)
-        async with stack.db.session() as session:
-            stored = [await session.get(Task, task_id) for task_id in task_ids]
-        inputs = [workflow_input(row, stack.settings) for row in stored if row is not None]
-        ahead = await queue_ahead(stack.db, inputs, {})
-        assert ahead.task_ids == set(task_ids) and ahead.free_agent_ids == []
-        async with stack.db.transaction() as session:  # the blocker's slot frees, as when its agent answers
-            attempt = await session.get(TaskAttempt, (blocker, 1))
-            assert attempt is not None
-            attempt.status = "cancelled"
+        task_ids = [params.task_id for params in await _queued_without_run(stack, client_id, tag, "orphan", 2)]
+        await _free_slot_of(stack, blocker)
         handed = await Dispatcher(stack.db, None, stack.settings).reserve([agent_id])
         assert [h.task_id for h in handed] == task_ids[:1] and handed[0].start is not None
         for task_id in task_ids:
@@ -164,32 +179,21 @@ async def test_a_run_started_delayed_by_an_earlier_version_is_started_by_its_han
         agent_id, tag = await register_counting_agent(stack, agent.url, max_concurrency=1)
         key, client_id = await stack.new_key()
         blocker = await hold_slot(stack, key, tag, 60)
-        task_id = f"delayed-{uuid.uuid4().hex[:12]}"
-        row = task_row(task_id, [tag], client_id=client_id)
-        row.queue_timeout_seconds = 120
-        async with stack.db.transaction() as session:
-            session.add(row)
-        async with stack.db.session() as session:
-            stored = await session.get(Task, task_id)
-        assert stored is not None
-        params = workflow_input(stored, stack.settings)
-        assert (await queue_ahead(stack.db, [params], {})).task_ids == {task_id}
+        (params,) = await _queued_without_run(stack, client_id, tag, "delayed", 1)
+        task_id = params.task_id
         client = await stack.temporal()
         delayed = params.model_copy(update={"queued": True})  # as the earlier version started it
         await client.start_workflow(
             TASK_WORKFLOW_NAME, delayed, start_delay=timedelta(seconds=120), **task_start_options(delayed)
         )
-        async with stack.db.transaction() as session:  # the blocker's slot frees, as when its agent answers
-            attempt = await session.get(TaskAttempt, (blocker, 1))
-            assert attempt is not None
-            attempt.status = "cancelled"
+        await _free_slot_of(stack, blocker)
         started = time.monotonic()
         handed = await Dispatcher(stack.db, client, stack.settings).release([agent_id], source="test")
         assert [h.task_id for h in handed] == [task_id]
         done = await stack.wait_for(key, task_id, timeout=30)
         assert done["status"] == "succeeded", done
         assert time.monotonic() - started < 20, "the hand-over ended the start delay"
-        routes, signals = await route_markers_and_signals(stack, stored.workflow_id)
+        routes, signals = await route_markers_and_signals(stack, task_workflow_id(task_id))
         assert (routes, signals) == (0, 1), "the assignment arrived as a signal to the existing run"
         assert await _running_on(stack, agent_id) == 0
         await stack.http.post(f"/v1/tasks/{blocker}/cancel", headers=auth(key))
