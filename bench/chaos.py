@@ -90,18 +90,7 @@ async def run(tasks: int, delay: float, out: Path, queued: bool = False) -> int:
             await asyncio.sleep(1)
             stack.start_worker("worker-2", **tuning)
             started = time.monotonic()
-            while time.monotonic() - started < 180:
-                async with db.session() as session:
-                    final = (
-                        await session.execute(
-                            select(func.count())
-                            .select_from(Task)
-                            .where(Task.id.in_(ids), Task.completed_at.is_not(None))
-                        )
-                    ).scalar_one()
-                if final == tasks:
-                    break
-                await asyncio.sleep(0.5)
+            final = await _wait_until_done(db, ids, tasks, timeout=180)
             recovery = time.monotonic() - started
             say(f"{final}/{tasks} tasks final {recovery:.1f}s after the restart")
             calls = (await agent.get("/calls")).json()
@@ -215,9 +204,9 @@ async def _wait_until_at_agent(agent: httpx.AsyncClient, ids: list[str], count: 
         await asyncio.sleep(0.1)
 
 
-async def _wait_until_done(db: Database, ids: list[str], count: int) -> int:
-    """How many of the tasks are final, once ``count`` are (or after a minute)."""
-    deadline = time.monotonic() + 60
+async def _wait_until_done(db: Database, ids: list[str], count: int, timeout: float = 60) -> int:
+    """How many of the tasks are final, once ``count`` are (or after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
     while True:
         async with db.session() as session:
             done = (
