@@ -49,6 +49,9 @@ class AgentCallActivities:
         self._connect_timeout = connect_timeout
 
     async def _heartbeat_until_done(self, call: asyncio.Task[AgentCallResult]) -> None:
+        if activity.info().is_local:  # an inline call: the workflow task's own timeout watches this worker
+            await asyncio.wait({call})
+            return
         # The first heartbeat goes out after one interval, not at once: a call that answers sooner (most do)
         # costs no heartbeat RPC at all, and the interval is well inside the heartbeat timeout.
         while not call.done():
@@ -133,6 +136,13 @@ class AgentCallActivities:
                 duration_ms=elapsed(),
             )
         if response.status_code == ACCEPTED_LATER:  # the agent finishes later through /v1/agent-calls
+            if activity.info().is_local:
+                return AgentCallResult(
+                    outcome=CallOutcome.FAILURE,
+                    error=f"agent answered HTTP {ACCEPTED_LATER} to a call without {COMPLETION_TOKEN_HEADER}: a call "
+                    "that carries no completion token must be answered within the call",
+                    duration_ms=elapsed(),
+                )
             activity.raise_complete_async()
         if response.status_code >= 300:
             return AgentCallResult(
@@ -167,8 +177,11 @@ def request_body(task_id: str, attempt: int, task_type: str, task_input: dict[st
 
 
 def _completion_headers() -> dict[str, str]:
-    """What an agent needs to accept the call (202) and complete it later through the API."""
+    """What an agent needs to accept the call (202) and complete it later through the API; an inline call (a
+    local activity) has no task token to complete, so it offers none."""
     info = activity.info()
+    if info.is_local:
+        return {}
     timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 0.0
     return {COMPLETION_TOKEN_HEADER: encode_token(info.task_token), HEARTBEAT_TIMEOUT_HEADER: f"{timeout:g}"}
 

@@ -85,6 +85,7 @@ class RegistryActivities:
             endpoint_url=mine.endpoint_url,
             reason=mine.reason,
             agent_kind=mine.agent_kind,
+            agent_avg_response_ms=mine.agent_avg_response_ms,
         )
 
     @activity.defn(name="finish_attempt")

@@ -124,7 +124,12 @@ async def hand_over(session: AsyncSession, agent_id: str, settings: Settings) ->
         if attempt == 1:
             observe_queue_wait(started.task_type, (now - (as_utc(started.created_at) or now)).total_seconds())
         assignment = SlotAssignment(
-            attempt=attempt, agent_id=agent_id, endpoint_url=agent.endpoint_url, agent_kind=kind, reason=reason
+            attempt=attempt,
+            agent_id=agent_id,
+            endpoint_url=agent.endpoint_url,
+            agent_kind=kind,
+            reason=reason,
+            agent_avg_response_ms=agent.avg_response_ms,
         )
         start = await _start_input(session, task_id, settings, assignment) if start_on_handover else None
         handed.append(HandOver(task_id=task_id, workflow_id=workflow_id, assignment=assignment, start=start))
@@ -288,7 +293,7 @@ async def _stale_reservations(session: AsyncSession, before: datetime, settings:
     """Reservations never delivered. A first attempt's is re-sent as a start (``Dispatcher._signal``): the task
     may have been queued ahead of its run; for a run that exists it is just the signal."""
     rows = await session.execute(
-        select(TaskAttempt.attempt, TaskAttempt.agent_id, Task, Agent.endpoint_url)
+        select(TaskAttempt.attempt, TaskAttempt.agent_id, Task, Agent.endpoint_url, Agent.avg_response_ms)
         .join(Task, Task.id == TaskAttempt.task_id)
         .outerjoin(Agent, Agent.id == TaskAttempt.agent_id)
         .where(
@@ -298,13 +303,14 @@ async def _stale_reservations(session: AsyncSession, before: datetime, settings:
         )
     )
     handed: list[HandOver] = []
-    for attempt, agent_id, task, endpoint in rows.tuples():
+    for attempt, agent_id, task, endpoint, avg_response_ms in rows.tuples():
         assignment = SlotAssignment(
             attempt=attempt,
             agent_id=agent_id,
             endpoint_url=endpoint or "",
             agent_kind=kind_of_endpoint(endpoint),
             reason=f"handed over: agent {agent_id} freed a slot (re-sent by the dispatch reconciler)",
+            agent_avg_response_ms=avg_response_ms,
         )
         start = queued_input(task, settings, assignment) if attempt == 1 else None
         handed.append(HandOver(task_id=task.id, workflow_id=task.workflow_id, assignment=assignment, start=start))

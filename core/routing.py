@@ -390,7 +390,7 @@ async def _store_receipt(
 
 
 _ASSIGNMENT = (
-    "SELECT a.agent_id, g.endpoint_url FROM task_attempts a LEFT JOIN agents g ON g.id = a.agent_id "
+    "SELECT a.agent_id, g.endpoint_url, g.avg_response_ms FROM task_attempts a LEFT JOIN agents g ON g.id = a.agent_id "
     "WHERE a.task_id = {task} AND a.attempt = {attempt}"
 )
 _ASSIGNMENT_SQLITE = _ASSIGNMENT.format(task="?", attempt="?")
@@ -403,13 +403,14 @@ async def _assignment_of(session: AsyncSession, request: RouteRequest) -> RouteD
     rows = await driver_fetch(session, sqlite=(_ASSIGNMENT_SQLITE, key), postgres=(_ASSIGNMENT_POSTGRES, key))
     if not rows:
         return None
-    agent_id, endpoint = rows[0]
+    agent_id, endpoint, avg_response_ms = rows[0]
     return RouteDecision(
         outcome=RouteOutcome.ASSIGNED,
         agent_id=agent_id,
         endpoint_url=endpoint,
         reason="already assigned to this attempt",
         agent_kind=kind_of_endpoint(endpoint),
+        agent_avg_response_ms=avg_response_ms,
     )
 
 
@@ -601,5 +602,6 @@ async def route_attempt(
         endpoint_url=winner.endpoint_url,
         reason=reason,
         agent_kind=kind_of_endpoint(winner.endpoint_url),
+        agent_avg_response_ms=winner.avg_response_ms,
     )
     return RouteStep(decision, [])

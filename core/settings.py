@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     agent_calls_queue: Literal["orchestration", "agents"] = "orchestration"
     # Concurrent agent calls per worker process, on whichever queue runs them.
     agent_call_concurrency: int = Field(default=500, ge=1)
+    # With calls on the orchestration queue, an HTTP agent whose mean response time is at most this many ms is
+    # called inline: a local activity of the workflow task that routed the attempt (or started the run handed
+    # its slot), not an activity task. That saves a trip through Temporal per call (measured 2026-12-07: README,
+    # "Inline agent calls"). Agents not yet measured, slower, or LLM agents take the queue; 0 turns it off.
+    agent_inline_call_max_ms: float = Field(default=1000.0, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     no_agent_wait_seconds: float = Field(default=300.0, ge=0)
     worker_sticky_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -238,6 +243,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ains.db').resolve()}"
+
+    def inline_call_max_ms(self) -> float:
+        """The inline-call limit tasks are started with: 0 (off) when calls have a worker pool of their own."""
+        return self.agent_inline_call_max_ms if self.agent_calls_queue == "orchestration" else 0.0
 
     def workflow_ui_link(self, workflow_id: str) -> str:
         return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"

@@ -124,6 +124,7 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
             no_agent_wait_seconds=settings.no_agent_wait_seconds,
             priority_aging_seconds=settings.priority_aging_seconds,
             dispatch_recheck_seconds=settings.dispatch_fallback_recheck_seconds,
+            inline_call_max_ms=settings.inline_call_max_ms(),
         ),
         task_id=task.id,
         client_id=task.client_id,

@@ -22,6 +22,8 @@ class ExecutionPolicy(BaseModel):
     priority_aging_seconds: float = 60.0
     # A task waiting for a hand-over re-checks the registry itself this often (jittered), as a safety net.
     dispatch_recheck_seconds: float = 300.0
+    # HTTP agents whose mean response time is at most this are called inline (a local activity); 0: never.
+    inline_call_max_ms: float = 0.0
 
 
 class RetrySpec(BaseModel):
@@ -58,6 +60,7 @@ class SlotAssignment(BaseModel):
     endpoint_url: str
     agent_kind: str = "http"
     reason: str
+    agent_avg_response_ms: float | None = None  # the agent's mean response time when the slot was handed over
 
 
 class TaskWorkflowInput(BaseModel):
@@ -126,6 +129,15 @@ class RouteDecision(BaseModel):
     endpoint_url: str | None = None
     reason: str
     agent_kind: str = "http"
+    agent_avg_response_ms: float | None = None  # the chosen agent's mean response time (see calls_inline)
+
+
+def calls_inline(agent_kind: str, agent_avg_response_ms: float | None, policy: ExecutionPolicy) -> bool:
+    """Whether the agent call runs inline, as a local activity of the workflow task that decided it, rather
+    than as an activity task: for HTTP agents known to answer within the policy's limit. It saves the activity's
+    trip through Temporal (schedule, start, complete, and the workflow task that follows) on every call."""
+    limit = policy.inline_call_max_ms
+    return agent_kind == "http" and limit > 0 and agent_avg_response_ms is not None and agent_avg_response_ms <= limit
 
 
 SLOT_ASSIGNED_SIGNAL = "slot_assigned"

@@ -144,6 +144,8 @@ def build_workers(
                     calls.call_agent,
                 ],
                 max_concurrent_activities=settings.agent_call_concurrency if calls_here else None,
+                # Inline calls (a fast agent's, models.workflow_io.calls_inline) are local activities here.
+                max_concurrent_local_activities=settings.agent_call_concurrency if calls_here else None,
                 sticky_queue_schedule_to_start_timeout=sticky,
                 graceful_shutdown_timeout=grace,
             )

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowResult,
         WakeRequest,
         attempt_record,
+        calls_inline,
         status_after,
     )
 
@@ -169,7 +170,8 @@ class TaskWorkflow:
                 record=self._one_step,
                 last_attempt=attempt == params.max_attempts,
             )
-            result = await self._call_agent(params, call, decision.agent_kind)
+            inline = calls_inline(decision.agent_kind, decision.agent_avg_response_ms, params.policy)
+            result = await self._call_agent(params, call, decision.agent_kind, inline)
             record = attempt_record(call, result)
             finished = result.finished
             if finished is None:  # not recorded in the call (an older run, a failed recording, async completion)
@@ -237,6 +239,7 @@ class TaskWorkflow:
                     endpoint_url=handed.endpoint_url,
                     reason=handed.reason,
                     agent_kind=handed.agent_kind,
+                    agent_avg_response_ms=handed.agent_avg_response_ms,
                 )
 
     async def _finish(
@@ -392,10 +395,22 @@ class TaskWorkflow:
             waited += pause
             poll = min(poll * 2, BUSY_POLL_MAX)
 
-    async def _call_agent(self, params: TaskWorkflowInput, request: AgentCallRequest, kind: str) -> AgentCallResult:
+    async def _call_agent(
+        self, params: TaskWorkflowInput, request: AgentCallRequest, kind: str, inline: bool = False
+    ) -> AgentCallResult:
         started = workflow.now()
         attempt, agent_id = request.attempt, request.agent_id
         try:
+            if inline:
+                # A fast HTTP agent, called inside this workflow task (calls_inline): no activity task. A worker
+                # lost mid-call is noticed by the workflow task's timeout, and the call is made again on replay.
+                return await workflow.execute_local_activity_method(
+                    AgentCallActivities.call_agent,
+                    request,
+                    start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
+                    retry_policy=AGENT_CALL_RETRY,
+                    summary=f"call agent {agent_id} inline (attempt {attempt})",
+                )
             if kind == "llm":
                 # An llm agent: activities.llm_calls.call_llm on its own queue, same timeouts, retries and result.
                 llm_result: AgentCallResult = await workflow.execute_activity(
