@@ -88,8 +88,12 @@ class AgentCallActivities:
         finally:
             if not call.done():  # cancelled by the workflow or the worker shutting down
                 call.cancel()
-        return await self._finish(
-            request, await by_reference_if_large(self._db, request.task_id, request.attempt, call.result())
+        # Shielded: an answer that arrived is recorded and its slot handed over even if this activity is cancelled
+        # meanwhile (an inline call reaching its limit, a cancelled task), rather than left half done.
+        return await asyncio.shield(
+            self._finish(
+                request, await by_reference_if_large(self._db, request.task_id, request.attempt, call.result())
+            )
         )
 
     async def _finish(self, request: AgentCallRequest, result: AgentCallResult) -> AgentCallResult:

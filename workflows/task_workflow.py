@@ -7,6 +7,7 @@ activities (cheap on the Temporal server); the agent call is a regular activity 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
@@ -65,6 +66,10 @@ DEPENDENCY_RECHECK = timedelta(minutes=10)
 AGENT_CALL_MARGIN = timedelta(seconds=15)
 # Retries here only cover a lost worker; agent failures come back as results and are re-routed instead.
 AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+# An inline call holds its workflow task open: past this it is handed to the queue (below the SDK's 5 s warning
+# for a long workflow task, with room for the routing step in the same task).
+INLINE_CALL_LIMIT = timedelta(seconds=3)
+INLINE_CALL_RETRY = RetryPolicy(maximum_attempts=1)  # the queue's delivery is the retry
 # Runs recorded before hand-over dispatch polled while they waited (they replay on the v1 path).
 BUSY_POLL_INITIAL = timedelta(seconds=1)
 BUSY_POLL_MAX = timedelta(seconds=30)
@@ -402,15 +407,11 @@ class TaskWorkflow:
         attempt, agent_id = request.attempt, request.agent_id
         try:
             if inline:
-                # A fast HTTP agent, called inside this workflow task (calls_inline): no activity task. A worker
-                # lost mid-call is noticed by the workflow task's timeout, and the call is made again on replay.
-                return await workflow.execute_local_activity_method(
-                    AgentCallActivities.call_agent,
-                    request,
-                    start_to_close_timeout=timedelta(seconds=params.timeout_seconds) + AGENT_CALL_MARGIN,
-                    retry_policy=AGENT_CALL_RETRY,
-                    summary=f"call agent {agent_id} inline (attempt {attempt})",
-                )
+                inline_result = await self._call_inline(request)
+                if inline_result is not None:
+                    return inline_result
+                spent = math.ceil((workflow.now() - started).total_seconds())
+                request = request.model_copy(update={"timeout_seconds": max(1, request.timeout_seconds - spent)})
             if kind == "llm":
                 # An llm agent: activities.llm_calls.call_llm on its own queue, same timeouts, retries and result.
                 llm_result: AgentCallResult = await workflow.execute_activity(
@@ -449,6 +450,31 @@ class TaskWorkflow:
                 duration_ms=elapsed_ms,
                 error_code=PLATFORM_ERROR,
             )
+
+    async def _call_inline(self, request: AgentCallRequest) -> AgentCallResult | None:
+        """A fast HTTP agent's call inside this workflow task (calls_inline): no activity task. A worker lost
+        mid-call is noticed by the workflow task's timeout and the call is made again on replay. None when the
+        agent has not answered within INLINE_CALL_LIMIT, or the call failed on our side: the caller delivers it
+        again through the queue, with its retries, under the same task id and attempt (which agents deduplicate:
+        the SDK answers from its first run)."""
+        try:
+            result: AgentCallResult = await workflow.execute_local_activity_method(
+                AgentCallActivities.call_agent,
+                request,
+                start_to_close_timeout=INLINE_CALL_LIMIT,
+                retry_policy=INLINE_CALL_RETRY,
+                summary=f"call agent {request.agent_id} inline (attempt {request.attempt})",
+            )
+        # A replay reads the outcome from the call's marker, where it is not wrapped in an ActivityError.
+        except TemporalTimeoutError:
+            return None
+        except CancelledError as err:
+            raise asyncio.CancelledError from err
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise
+            return None
+        return result
 
     async def _set_status(self, task_id: str, status: TaskStatus, reason: str | None, code: str | None) -> None:
         await workflow.execute_local_activity_method(

@@ -24,15 +24,20 @@ from tests.support.stack import Stack
 
 @dataclass
 class HeaderAgent:
-    """Answers each call with its input, or 202 when the input says ``answer_later`` (as a long-running agent
-    would); remembers whether each call carried a completion token."""
+    """Answers each call with its input after the input's ``delay_seconds``, or 202 when the input says
+    ``answer_later`` (as a long-running agent would); remembers whether each call carried a completion token,
+    and how often each (task, attempt) was delivered."""
 
     tokens: dict[str, bool] = field(default_factory=dict)
+    deliveries: dict[tuple[str, int], int] = field(default_factory=dict)
     server: RunningServer | None = None
 
     async def _run(self, request: Request) -> JSONResponse:
         payload: dict[str, Any] = json.loads(await request.body())
         self.tokens[payload["task_id"]] = COMPLETION_TOKEN_HEADER in request.headers
+        key = (payload["task_id"], payload["attempt"])
+        self.deliveries[key] = self.deliveries.get(key, 0) + 1
+        await asyncio.sleep(payload["input"].get("delay_seconds", 0))
         if payload["input"].get("answer_later"):
             return JSONResponse({"accepted": True}, status_code=202)
         return JSONResponse({"echo": payload["input"]})
@@ -114,3 +119,24 @@ async def test_an_agent_answering_202_to_an_inline_call_fails_the_attempt_with_t
     view = await stack.wait_for(key, task["id"])
     assert view["status"] == "failed", view
     assert f"answered HTTP 202 to a call without {COMPLETION_TOKEN_HEADER}" in view["error"], view["error"]
+
+
+async def test_an_inline_call_past_its_limit_is_delivered_again_through_the_queue_and_recorded_once(
+    stack: Stack, header_agent: HeaderAgent
+) -> None:
+    agent_id, tag = await stack.register_agent(endpoint_url=header_agent.url)
+    key, _ = await stack.new_key()
+    await _measure(stack, key, tag)
+
+    task = await stack.submit(key, required_capabilities=[tag], input={"delay_seconds": 4}, max_attempts=1)
+    view = await stack.wait_for(key, task["id"])
+    assert view["status"] == "succeeded", view
+    assert view["result"] == {"echo": {"delay_seconds": 4}}
+    types = _types(await _history(stack, task["id"]))
+    # Inline first (no activity task), cut at INLINE_CALL_LIMIT (3 s), then the same attempt through the queue.
+    assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+    assert types.index(EventType.EVENT_TYPE_MARKER_RECORDED) < types.index(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    assert header_agent.deliveries[(task["id"], 1)] == 2
+    assert header_agent.tokens[task["id"]] is True, "the queued delivery offers a completion token again"
+    trust = await stack.trust(agent_id)
+    assert trust["total_tasks"] == 2, "one trust record per attempt, however often it was delivered"

@@ -37,7 +37,13 @@ V2 = [
 
 # Recorded with the one-step TaskWorkflow (history_version 3): a batch task queued ahead of its run, whose run was
 # started delayed and then by its hand-over (SignalWithStart, the assignment as the first signal).
-V3 = ["task_queued_ahead_v3.json"]
+V3 = [
+    "task_queued_ahead_v3.json",
+    # A measured fast agent called inline (a local activity, no activity task), and an inline call that outlasted
+    # INLINE_CALL_LIMIT and was delivered again through the queue.
+    "task_called_inline_v3.json",
+    "task_inline_call_past_its_limit_v3.json",
+]
 
 
 # Workers run workflows unsandboxed in production (AINS_WORKFLOW_SANDBOX, off by default) and sandboxed in the
