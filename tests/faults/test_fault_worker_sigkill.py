@@ -69,13 +69,20 @@ async def test_sigkill_worker_during_20_running_tasks(stack: Stack, call_path: s
         assert book["agent_totals"] == {agent_id: TASKS + warm_up}
         trust = await stack.trust(agent_id)
         assert trust["total_tasks"] == TASKS + warm_up
+        # The path the calls took: through the queue while the agent was not measured (repeats answered from the
+        # agent's first runs then measure it fast, so tasks routed after the restart may go inline), else inline.
         client = await stack.temporal()
-        scheduled = [
-            event
-            async for event in client.get_workflow_handle(f"task-{ids[0]}").fetch_history_events()
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        queued = [
+            i
+            for i in ids
+            if any(
+                [
+                    event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                    async for event in client.get_workflow_handle(f"task-{i}").fetch_history_events()
+                ]
+            )
         ]
-        assert bool(scheduled) == (call_path == "queue")
+        assert bool(queued) == (call_path == "queue"), queued
         async with httpx.AsyncClient(base_url=stack.demo_url) as http:
             calls = (await http.get("/calls")).json()
         per_task = Counter({i: calls.get(f"{i}:1", 0) for i in ids})
