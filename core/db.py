@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.sqlite_driver import one_hop_dbapi
+from core.sqlite_write_turn import SqliteWriteTurn
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITE_OPTION = "ains_write"
@@ -114,6 +115,8 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size)
+        path = make_url(url).database if is_sqlite(url) else None
+        self._write_turn = SqliteWriteTurn(path) if path and path != ":memory:" else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
@@ -126,8 +129,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction, committed on exit."""
-        async with self._write_sessions() as session, session.begin():
+        """A write transaction, committed on exit (on SQLite, in this writer's turn: core.sqlite_write_turn)."""
+        if self._write_turn is None:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_turn.turn(), self._write_sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> None:
@@ -136,3 +143,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._write_turn is not None:
+            self._write_turn.close()
+            self._write_turn = None
