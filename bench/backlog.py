@@ -210,8 +210,8 @@ async def _prepare(stack: Stack, database_url: str) -> tuple[Database, str]:
 HANDOVER_SAMPLE = 60
 STAGES = (
     "slot reserved → run started (hand-over commit, eager start RPC)",
-    "run started → agent call's activity started (first workflow task, eager activity)",
-    "activity started → attempt recorded (task row read, HTTP call, record + hand-over transaction)",
+    "run started → agent call started (inline: the first workflow task; else its eager activity)",
+    "call started → attempt recorded (task row read, HTTP call, record + hand-over transaction)",
     "of which the agent's HTTP call itself (duration_ms)",
 )
 
@@ -239,7 +239,10 @@ async def _handover_stages(db: Database, client: Client, ids: list[str]) -> dict
         async for event in client.get_workflow_handle(f"task-{task_id}").fetch_history_events():
             first.setdefault(event.event_type, event.event_time.ToDatetime().replace(tzinfo=UTC).timestamp())
         run_started = first.get(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
-        call_started = first.get(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+        # An inline call (a local activity) begins as soon as its run's first workflow task does.
+        call_started = first.get(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) or first.get(
+            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+        )
         if run_started is None or call_started is None:
             continue
         reserved, recorded = _epoch(attempt.started_at), _epoch(attempt.finished_at)
