@@ -107,10 +107,10 @@ async def _completed(db: Database, ids: list[str]) -> dict[str, tuple[str, float
 STAGES = [
     ("submit", "client call → workflow started (S2: auth, DB insert, start RPC)"),
     ("wft_wait", "first workflow task waits in its queue"),
-    ("first_wft", "first workflow task (S2: includes routing, a local activity)"),
-    ("act_wait", "activity task waits in its queue"),
+    ("first_wft", "first workflow task (S2: routing, a local activity; an inline call and its recording too)"),
+    ("act_wait", "activity task waits in its queue (S2: calls that took the queue)"),
     ("activity", "activity runs (S2: reading the task row, the agent call, recording the attempt)"),
-    ("finish", "activity done → workflow completed (S2: the final search-attribute upsert)"),
+    ("finish", "activity (S2 inline: first workflow task) done → workflow completed"),
 ]
 
 
@@ -125,23 +125,26 @@ async def breakdown(client: Client, samples: list[Sample], limit: int = 40) -> d
             started = times[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED][0]
             wft_scheduled = times[EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED][0]
             wft_started = times[EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED][0]
-            act_scheduled = times[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED][0]
-            act_started = times[EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED][0]
-            act_completed = times[EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED][0]
             completed = times[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED][0]
         except (KeyError, IndexError):
             continue
-        values = {
-            "submit": started - sample.t0_wall,
-            "wft_wait": wft_started - wft_scheduled,
-            "first_wft": act_scheduled - wft_started,
-            "act_wait": act_started - act_scheduled,
-            "activity": act_completed - act_started,
-            "finish": completed - act_completed,
-        }
+        values = {"submit": started - sample.t0_wall, "wft_wait": wft_started - wft_scheduled}
+        if EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED in times:
+            act_scheduled = times[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED][0]
+            act_started = times[EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED][0]
+            act_completed = times[EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED][0]
+            values |= {
+                "first_wft": act_scheduled - wft_started,
+                "act_wait": act_started - act_scheduled,
+                "activity": act_completed - act_started,
+                "finish": completed - act_completed,
+            }
+        else:  # an inline call: routing, the call and its recording all happen in the first workflow task
+            wft_completed = times[EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED][0]
+            values |= {"first_wft": wft_completed - wft_started, "finish": completed - wft_completed}
         for name, seconds in values.items():
             per_stage[name].append(seconds * 1000)
-    return {name: median(values) for name, values in per_stage.items()}
+    return {name: median(values) for name, values in per_stage.items() if values}
 
 
 async def db_breakdown(db: Database, samples: list[Sample]) -> dict[str, float]:
