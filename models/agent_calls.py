@@ -1,7 +1,8 @@
 """The agent-call protocol beyond the signed request: long-running calls completed later through the API.
 
-AINS sends every call with ``X-AINS-Completion-Token`` (the Temporal task token of the call, url-safe base64)
-and ``X-AINS-Heartbeat-Timeout`` (seconds). An agent that answers **202** has accepted the call and will finish
+AINS sends a call through the queue with ``X-AINS-Completion-Token`` (the Temporal task token of the call,
+url-safe base64) and ``X-AINS-Heartbeat-Timeout`` (seconds); an inline call (a fast agent's, a local activity)
+carries neither and must be answered within the call. An agent that answers **202** has accepted the call and will finish
 it later: it heartbeats (``POST /v1/agent-calls/heartbeat``) more often than the heartbeat timeout and ends
 with ``POST /v1/agent-calls/complete``, both signed like AINS's own requests (``X-AINS-Timestamp`` and
 ``X-AINS-Signature`` over the raw body with the agent signing secret). The task's workflow waits durably

@@ -19,7 +19,7 @@ to fail a call with a message; AINS then re-routes the task.
 
 ``@agent.capability(..., long_running=True)`` accepts the call at once (HTTP 202) and finishes it later through
 the API (``models.agent_calls``): the SDK heartbeats for it, ``await call.progress(...)`` reports progress, and
-a cancelled task cancels the function.
+a cancelled task cancels the function. A call without a completion token (an inline call) is answered within it.
 """
 
 from __future__ import annotations

@@ -65,21 +65,30 @@ def _types(events: list[Any]) -> list[int]:
     return [event.event_type for event in events]
 
 
-async def _measure(stack: Stack, key: str, tag: str) -> str:
-    """One call that measures the agent, then a wait until routing's snapshot of the registry has its time."""
+@dataclass
+class Measured:
+    agent_id: str
+    tag: str
+    key: str
+    first_task: str
+
+
+async def _measured_agent(stack: Stack, agent: HeaderAgent) -> Measured:
+    """The agent registered and called once, which measures it, then a wait until routing's snapshot of the
+    registry has its time."""
+    agent_id, tag = await stack.register_agent(endpoint_url=agent.url)
+    key, _ = await stack.new_key()
     task = await stack.submit(key, required_capabilities=[tag], input={"n": 1})
     assert (await stack.wait_for(key, task["id"]))["status"] == "succeeded"
     await asyncio.sleep(stack.settings.routing_cache_ttl_seconds + 0.5)
-    return str(task["id"])
+    return Measured(agent_id, tag, key, str(task["id"]))
 
 
 async def test_a_measured_fast_agent_is_called_inline_without_an_activity_task(
     stack: Stack, header_agent: HeaderAgent
 ) -> None:
-    agent_id, tag = await stack.register_agent(endpoint_url=header_agent.url)
-    key, _ = await stack.new_key()
-
-    first = await _measure(stack, key, tag)
+    measured = await _measured_agent(stack, header_agent)
+    agent_id, tag, key, first = measured.agent_id, measured.tag, measured.key, measured.first_task
     # Not measured yet: the first call takes the task queue and offers a completion token.
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED in _types(await _history(stack, first))
     assert header_agent.tokens[first] is True
@@ -111,11 +120,10 @@ async def test_a_measured_fast_agent_is_called_inline_without_an_activity_task(
 async def test_an_agent_answering_202_to_an_inline_call_fails_the_attempt_with_the_reason(
     stack: Stack, header_agent: HeaderAgent
 ) -> None:
-    _, tag = await stack.register_agent(endpoint_url=header_agent.url)
-    key, _ = await stack.new_key()
-    await _measure(stack, key, tag)
+    measured = await _measured_agent(stack, header_agent)
+    key = measured.key
 
-    task = await stack.submit(key, required_capabilities=[tag], input={"answer_later": True}, max_attempts=1)
+    task = await stack.submit(key, required_capabilities=[measured.tag], input={"answer_later": True}, max_attempts=1)
     view = await stack.wait_for(key, task["id"])
     assert view["status"] == "failed", view
     assert f"answered HTTP 202 to a call without {COMPLETION_TOKEN_HEADER}" in view["error"], view["error"]
@@ -124,11 +132,10 @@ async def test_an_agent_answering_202_to_an_inline_call_fails_the_attempt_with_t
 async def test_an_inline_call_past_its_limit_is_delivered_again_through_the_queue_and_recorded_once(
     stack: Stack, header_agent: HeaderAgent
 ) -> None:
-    agent_id, tag = await stack.register_agent(endpoint_url=header_agent.url)
-    key, _ = await stack.new_key()
-    await _measure(stack, key, tag)
+    measured = await _measured_agent(stack, header_agent)
+    key = measured.key
 
-    task = await stack.submit(key, required_capabilities=[tag], input={"delay_seconds": 4}, max_attempts=1)
+    task = await stack.submit(key, required_capabilities=[measured.tag], input={"delay_seconds": 4}, max_attempts=1)
     view = await stack.wait_for(key, task["id"])
     assert view["status"] == "succeeded", view
     assert view["result"] == {"echo": {"delay_seconds": 4}}
@@ -138,5 +145,5 @@ async def test_an_inline_call_past_its_limit_is_delivered_again_through_the_queu
     assert types.index(EventType.EVENT_TYPE_MARKER_RECORDED) < types.index(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     assert header_agent.deliveries[(task["id"], 1)] == 2
     assert header_agent.tokens[task["id"]] is True, "the queued delivery offers a completion token again"
-    trust = await stack.trust(agent_id)
+    trust = await stack.trust(measured.agent_id)
     assert trust["total_tasks"] == 2, "one trust record per attempt, however often it was delivered"
