@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     agent_call_concurrency: int = Field(default=500, ge=1)
     # With calls on the orchestration queue, an HTTP agent whose mean response time is at most this many ms is
     # called inline: a local activity of the workflow task that routed the attempt (or started the run handed
-    # its slot), not an activity task. That saves a trip through Temporal per call (README, "Inline agent
+    # its slot), not an activity task. That saves a trip through Temporal per call (README, "Inline
     # calls"). Agents not yet measured, slower, or LLM agents take the queue; 0 turns it off. A call still
     # unanswered after 3 s (workflows.task_workflow.INLINE_CALL_LIMIT) is delivered again through the queue.
     agent_inline_call_max_ms: float = Field(default=500.0, ge=0)

@@ -7,7 +7,7 @@ can sleep through hundreds of milliseconds of free turns. A blocking ``flock`` w
 the lock file is released, so turns are handed over without gaps. Within a process, writers queue on a thread
 lock first (every ``flock`` of one process shares its open file, so it cannot order that process's writers).
 Measured on the backlog bench's API probe (8 clients submitting while the worker runs their tasks, 2026-12-07):
-README, "SQLite writers".
+README, Architecture, ``core/``.
 """
 
 from __future__ import annotations

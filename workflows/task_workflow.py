@@ -1,7 +1,8 @@
 """TaskWorkflow: route a task to an agent, call it, record the outcome; re-route on failure.
 
 Every side effect happens in an activity; the workflow only decides. Routing and recording are local
-activities (cheap on the Temporal server); the agent call is a regular activity on the agents queue.
+activities (cheap on the Temporal server); the agent call is a local activity too for an HTTP agent measured
+fast (an inline call, cut at INLINE_CALL_LIMIT), else a regular activity on the agent-calls queue.
 """
 
 from __future__ import annotations
