@@ -116,7 +116,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size)
         path = make_url(url).database if is_sqlite(url) else None
-        self._write_turn = SqliteWriteTurn(path) if path and path != ":memory:" else None
+        turn_timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+        self._write_turn = SqliteWriteTurn(path, turn_timeout) if path and path != ":memory:" else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,13 +26,17 @@ WAITING_THREADS = 16
 
 
 class SqliteWriteTurn:
-    def __init__(self, database_path: str) -> None:
+    def __init__(self, database_path: str, timeout_seconds: float) -> None:
         self._fd = os.open(f"{database_path}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._in_process = threading.Lock()
+        self._timeout = timeout_seconds
         self._waiters = ThreadPoolExecutor(max_workers=WAITING_THREADS, thread_name_prefix="sqlite-write-turn")
 
     def _acquire(self) -> None:
-        self._in_process.acquire()
+        # Bounded like SQLite's own busy timeout, so a write started inside another write of the same process
+        # fails as SQLite would have ("database is locked") instead of waiting for ever.
+        if not self._in_process.acquire(timeout=self._timeout):
+            raise sqlite3.OperationalError(f"database is locked: no write turn within {self._timeout:g}s")
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:

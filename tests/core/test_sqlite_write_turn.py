@@ -5,14 +5,17 @@ keeps the turn."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
+
+import pytest
 
 from core.sqlite_write_turn import SqliteWriteTurn
 
 
 async def test_a_second_process_writes_only_after_the_first_released_its_turn(tmp_path: Path) -> None:
-    first, second = SqliteWriteTurn(str(tmp_path / "a.db")), SqliteWriteTurn(str(tmp_path / "a.db"))
+    first, second = SqliteWriteTurn(str(tmp_path / "a.db"), 10), SqliteWriteTurn(str(tmp_path / "a.db"), 10)
     order: list[str] = []
     try:
         async with first.turn():
@@ -28,7 +31,7 @@ async def test_a_second_process_writes_only_after_the_first_released_its_turn(tm
 
 
 async def test_writers_of_one_process_take_turns(tmp_path: Path) -> None:
-    turn = SqliteWriteTurn(str(tmp_path / "b.db"))
+    turn = SqliteWriteTurn(str(tmp_path / "b.db"), 10)
     inside = 0
     most = 0
 
@@ -48,7 +51,7 @@ async def test_writers_of_one_process_take_turns(tmp_path: Path) -> None:
 
 
 async def test_a_writer_cancelled_while_waiting_does_not_keep_the_turn(tmp_path: Path) -> None:
-    turn = SqliteWriteTurn(str(tmp_path / "c.db"))
+    turn = SqliteWriteTurn(str(tmp_path / "c.db"), 10)
     try:
         async with turn.turn():
             cancelled = asyncio.create_task(_write(turn, [], "cancelled"))
@@ -65,3 +68,16 @@ async def test_a_writer_cancelled_while_waiting_does_not_keep_the_turn(tmp_path:
 async def _write(turn: SqliteWriteTurn, order: list[str], name: str) -> None:
     async with turn.turn():
         order.append(name)
+
+
+async def test_a_write_inside_another_write_of_the_process_fails_as_sqlite_would_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    turn = SqliteWriteTurn(str(tmp_path / "d.db"), 0.3)
+    try:
+        async with turn.turn():
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                await asyncio.wait_for(_write(turn, [], "nested"), 5)
+        await asyncio.wait_for(_write(turn, [], "after"), 5)  # the turn was handed on
+    finally:
+        turn.close()
