@@ -79,14 +79,7 @@ class RegistryActivities:
         mine = next((h.assignment for h in handed if h.task_id == request.task_id), None)
         if mine is None:
             return step.decision
-        return RouteDecision(
-            outcome=RouteOutcome.ASSIGNED,
-            agent_id=mine.agent_id,
-            endpoint_url=mine.endpoint_url,
-            reason=mine.reason,
-            agent_kind=mine.agent_kind,
-            agent_avg_response_ms=mine.agent_avg_response_ms,
-        )
+        return mine.as_decision()
 
     @activity.defn(name="finish_attempt")
     async def finish_attempt(self, record: AttemptRecord) -> FinishResult:

@@ -62,6 +62,17 @@ class SlotAssignment(BaseModel):
     reason: str
     agent_avg_response_ms: float | None = None  # the agent's mean response time when the slot was handed over
 
+    def as_decision(self) -> RouteDecision:
+        """The routing decision this hand-over stands for: the reserved agent, assigned."""
+        return RouteDecision(
+            outcome=RouteOutcome.ASSIGNED,
+            agent_id=self.agent_id,
+            endpoint_url=self.endpoint_url,
+            reason=self.reason,
+            agent_kind=self.agent_kind,
+            agent_avg_response_ms=self.agent_avg_response_ms,
+        )
+
 
 class TaskWorkflowInput(BaseModel):
     task_id: str

@@ -239,14 +239,7 @@ class TaskWorkflow:
                     break  # route again: finds a reservation whose signal was lost, or a slot nobody handed over
             if self._assignment is not None:
                 handed, self._assignment = self._assignment, None
-                return RouteDecision(
-                    outcome=RouteOutcome.ASSIGNED,
-                    agent_id=handed.agent_id,
-                    endpoint_url=handed.endpoint_url,
-                    reason=handed.reason,
-                    agent_kind=handed.agent_kind,
-                    agent_avg_response_ms=handed.agent_avg_response_ms,
-                )
+                return handed.as_decision()
 
     async def _finish(
         self, params: TaskWorkflowInput, status: TaskStatus, reason: str | None, code: str | None
