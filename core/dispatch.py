@@ -72,6 +72,19 @@ class HandOver:
     start: TaskWorkflowInput | None = None
 
 
+def _assignment(
+    attempt: int, agent_id: str, endpoint_url: str, avg_response_ms: float | None, reason: str
+) -> SlotAssignment:
+    return SlotAssignment(
+        attempt=attempt,
+        agent_id=agent_id,
+        endpoint_url=endpoint_url,
+        agent_kind=kind_of_endpoint(endpoint_url),
+        reason=reason,
+        agent_avg_response_ms=avg_response_ms,
+    )
+
+
 async def _start_input(
     session: AsyncSession, task_id: str, settings: Settings, assignment: SlotAssignment
 ) -> TaskWorkflowInput | None:
@@ -108,7 +121,6 @@ async def hand_over(session: AsyncSession, agent_id: str, settings: Settings) ->
         return []
     await writes.touch_agent(session, agent_id, now)
     handed: list[HandOver] = []
-    kind = kind_of_endpoint(agent.endpoint_url)
     for position, (task_id, attempt, workflow_id, client_id, *_rest, start_on_handover) in enumerate(picked, 1):
         if not await writes.reserve_attempt(session, task_id, attempt, agent_id, now, handover=True):
             continue  # the task routed itself meanwhile (its own decision holds the attempt)
@@ -123,14 +135,7 @@ async def hand_over(session: AsyncSession, agent_id: str, settings: Settings) ->
         await writes.mark_receipt_handed_over(session, task_id, attempt, agent_id, reason, now)
         if attempt == 1:
             observe_queue_wait(started.task_type, (now - (as_utc(started.created_at) or now)).total_seconds())
-        assignment = SlotAssignment(
-            attempt=attempt,
-            agent_id=agent_id,
-            endpoint_url=agent.endpoint_url,
-            agent_kind=kind,
-            reason=reason,
-            agent_avg_response_ms=agent.avg_response_ms,
-        )
+        assignment = _assignment(attempt, agent_id, agent.endpoint_url, agent.avg_response_ms, reason)
         start = await _start_input(session, task_id, settings, assignment) if start_on_handover else None
         handed.append(HandOver(task_id=task_id, workflow_id=workflow_id, assignment=assignment, start=start))
     return handed
@@ -304,14 +309,8 @@ async def _stale_reservations(session: AsyncSession, before: datetime, settings:
     )
     handed: list[HandOver] = []
     for attempt, agent_id, task, endpoint, avg_response_ms in rows.tuples():
-        assignment = SlotAssignment(
-            attempt=attempt,
-            agent_id=agent_id,
-            endpoint_url=endpoint or "",
-            agent_kind=kind_of_endpoint(endpoint),
-            reason=f"handed over: agent {agent_id} freed a slot (re-sent by the dispatch reconciler)",
-            agent_avg_response_ms=avg_response_ms,
-        )
+        reason = f"handed over: agent {agent_id} freed a slot (re-sent by the dispatch reconciler)"
+        assignment = _assignment(attempt, agent_id, endpoint or "", avg_response_ms, reason)
         start = queued_input(task, settings, assignment) if attempt == 1 else None
         handed.append(HandOver(task_id=task.id, workflow_id=task.workflow_id, assignment=assignment, start=start))
     return handed
