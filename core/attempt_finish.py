@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from core.attempts import record_attempt
 from core.db import Database, driver_fetch
 from core.dependencies import waiting_dependents
-from core.dispatch import Dispatcher, HandOver, hand_over
+from core.dispatch import DeliveredFlags, Dispatcher, HandOver, hand_over
 from core.events import dispatch_pending, emit_task_event
 from core.settings import Settings
 from models.tasks import FINAL_STATUSES
@@ -83,11 +83,13 @@ async def _follow_ups(session: AsyncSession, task_id: str) -> FollowUps:
 
 
 class AttemptFinisher:
-    def __init__(self, db: Database, client: Client | None, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, client: Client | None, settings: Settings, flags: DeliveredFlags | None = None
+    ) -> None:
         self._db = db
         self._client = client
         self._settings = settings
-        self.dispatcher = Dispatcher(db, client, settings)
+        self.dispatcher = Dispatcher(db, client, settings, flags)
 
     async def finish(self, record: AttemptRecord) -> FinishResult:
         """Record the attempt (trust, status) at most once and hand the freed slot over, in one transaction;

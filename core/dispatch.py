@@ -17,7 +17,10 @@ queue: on this machine that halves the time from a freed slot to the next call).
 
 Crash safety: a reservation carries ``handover_pending`` until its signal is delivered. A worker killed in
 between leaves the flag set; the reconciler (``reconcile``, a Temporal Schedule) re-sends the signal, or
-releases the slot when the task is gone, and hands out slots that stayed free while tasks waited.
+releases the slot when the task is gone, and hands out slots that stayed free while tasks waited. The worker's
+hot path clears the flags of delivered hand-overs a second later, many in one write (``DeliveredFlags``); one
+write each cost as much as the recording itself and made the other slots' recordings wait for it. A crash
+before that write makes the reconciler re-send assignments the tasks already have, which they ignore.
 
 Lost wake-ups: waiters and releasers each write, commit, then read (a waiter looks for a free slot once more
 after its row is committed, and routes again only if it finds one; a releaser dispatches after its release is
@@ -35,7 +38,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -148,13 +151,64 @@ def _is_deadlock(exc: DBAPIError) -> bool:
 _ANYONE_WAITING = select(TaskWait.task_id).limit(1)  # built once: it runs after every attempt
 
 
+# Delivered hand-overs per write that clears their pending flags (bounded for SQLite's variable limit).
+FLAGS_PER_WRITE = 500
+
+
+class DeliveredFlags:
+    """Clears the ``handover_pending`` flag of delivered hand-overs: at once, or ``delay`` seconds later together
+    with every other delivered meanwhile (one write instead of one each). The reconciler only looks at flags
+    older than ``Settings.dispatch_reconcile_after_seconds``; keep ``delay`` well below that."""
+
+    def __init__(self, db: Database, delay: float = 0.0) -> None:
+        self._db = db
+        self._delay = delay
+        self._keys: set[tuple[str, int]] = set()
+        self._later: asyncio.Task[None] | None = None
+
+    async def cleared(self, handed: Iterable[HandOver]) -> None:
+        self._keys.update((h.task_id, h.assignment.attempt) for h in handed)
+        if self._delay <= 0:
+            await self._write()
+        elif self._later is None:
+            self._later = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._delay)
+        self._later = None
+        try:
+            await self._write()
+        except Exception as exc:  # the registry is down: the reconciler re-sends these, which is harmless
+            log.warning("pending flags of delivered hand-overs not cleared: %s", exc)
+
+    async def flush(self) -> None:
+        """Clear every flag collected so far now (also run when the worker stops)."""
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        await self._write()
+
+    async def _write(self) -> None:
+        keys, self._keys = sorted(self._keys), set()
+        for begin in range(0, len(keys), FLAGS_PER_WRITE):
+            async with self._db.transaction() as session:
+                await session.execute(
+                    update(TaskAttempt)
+                    .where(tuple_(TaskAttempt.task_id, TaskAttempt.attempt).in_(keys[begin : begin + FLAGS_PER_WRITE]))
+                    .values(handover_pending=False)
+                )
+
+
 class Dispatcher:
     """Hands freed slots over and tells the tasks; one per process (workers, API, reconciler)."""
 
-    def __init__(self, db: Database, client: Client | None, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, client: Client | None, settings: Settings, flags: DeliveredFlags | None = None
+    ) -> None:
         self._db = db
         self._client = client
         self._settings = settings
+        self._flags = flags or DeliveredFlags(db)
 
     @property
     def settings(self) -> Settings:
@@ -182,6 +236,10 @@ class Dispatcher:
             handed += await self.in_one_transaction(partial(hand_over, agent_id=agent_id, settings=self._settings))
         return handed
 
+    async def flush_delivered(self) -> None:
+        """Clear the pending flags of hand-overs delivered so far (``DeliveredFlags``)."""
+        await self._flags.flush()
+
     async def _anyone_waiting(self) -> bool:
         async with self._db.session() as session:
             return (await session.execute(_ANYONE_WAITING)).first() is not None
@@ -206,7 +264,7 @@ class Dispatcher:
         delivered = [h for h, ok in zip(to_signal, outcomes, strict=True) if ok is True]
         delivered += [h for h in handed if h.task_id == keep]
         if delivered:
-            await self._clear_pending(delivered)
+            await self._flags.cleared(delivered)
         return [h for h, ok in zip(to_signal, outcomes, strict=True) if ok is None]
 
     async def _signal(self, handed: HandOver) -> bool | None:
@@ -240,15 +298,6 @@ class Dispatcher:
                 return None
             log.warning("could not signal %s its assignment: %s", handed.workflow_id, exc.message)
             return False
-
-    async def _clear_pending(self, handed: Sequence[HandOver]) -> None:
-        async with self._db.transaction() as session:
-            for h in handed:
-                await session.execute(
-                    update(TaskAttempt)
-                    .where(TaskAttempt.task_id == h.task_id, TaskAttempt.attempt == h.assignment.attempt)
-                    .values(handover_pending=False)
-                )
 
     async def start_expired(self) -> int:
         """Start the runs of queued tasks without one whose queue timeout ran out (up to EXPIRED_PER_ROUND): each

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +28,17 @@ keys_app = typer.Typer(help="API key administration (on the registry database di
 app.add_typer(agent_app, name="agent")
 app.add_typer(keys_app, name="keys")
 add_client_commands(app)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` on uvloop where it is installed: the worker spends much of its Python time in the event
+    loop (the SDK bridge's callbacks, sockets), and uvloop's costs less CPU per task."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _setup_logging() -> None:
@@ -103,7 +115,7 @@ def cmd_worker(
             sdk_url = f"http://127.0.0.1:{sdk_port}/metrics"
         await run_workers(settings, queues, stop, runtime, sdk_url)
 
-    asyncio.run(main())
+    run_event_loop(main())
 
 
 @app.command("migrate")

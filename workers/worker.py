@@ -29,7 +29,7 @@ from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
 from core.attempt_finish import AttemptFinisher
 from core.db import Database
-from core.dispatch import Dispatcher
+from core.dispatch import DeliveredFlags, Dispatcher
 from core.llm import LlmService
 from core.metrics import serve_worker_metrics, stop_worker_metrics
 from core.schedules_system import ensure_health_schedule, ensure_reconcile_schedule
@@ -92,14 +92,25 @@ def resolve_queues(names: Sequence[str]) -> list[str]:
     return [ALL_QUEUES[n] for n in names]
 
 
+def call_finisher(client: Client, db: Database, settings: Settings) -> AttemptFinisher:
+    """What records the agent and LLM calls' attempts in the call itself (one step per attempt, see
+    core.attempt_finish); it clears delivered hand-overs' flags in batches, so flush it when the worker stops."""
+    flags = DeliveredFlags(db, delay=min(1.0, settings.dispatch_reconcile_after_seconds / 5))
+    return AttemptFinisher(db, client, settings, flags)
+
+
 def build_workers(
-    client: Client, db: Database, http: httpx.AsyncClient, settings: Settings, queues: Sequence[str]
+    client: Client,
+    db: Database,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    queues: Sequence[str],
+    finisher: AttemptFinisher | None = None,
 ) -> list[Worker]:
     sticky = timedelta(seconds=settings.worker_sticky_timeout_seconds)
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
-    # Agent and LLM calls record their attempt themselves (one step per attempt, see core.attempt_finish).
-    finisher = AttemptFinisher(db, client, settings)
+    finisher = finisher or AttemptFinisher(db, client, settings)
     calls = AgentCallActivities(
         db,
         http,
@@ -222,7 +233,9 @@ async def run_workers(
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
             await ensure_reconcile_schedule(client, settings)
-        workers = build_workers(client, db, http, settings, queues)
+        finisher = call_finisher(client, db, settings)
+        stack.push_async_callback(finisher.dispatcher.flush_delivered)  # after the workers drained, before dispose
+        workers = build_workers(client, db, http, settings, queues, finisher)
         for worker in workers:
             await stack.enter_async_context(worker)
         log.info("worker polling %s", ", ".join(queues))

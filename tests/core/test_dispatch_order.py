@@ -3,6 +3,7 @@ the best-ranked waiting task: priority class (aged by its oldest task), then fai
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from activities.registry import RegistryActivities
 from core.agents import register_agent
 from core.batch_queue import queue_ahead
 from core.db import Database
-from core.dispatch import Dispatcher
+from core.dispatch import DeliveredFlags, Dispatcher
 from core.settings import Settings
 from core.tasks import workflow_input
 from models.agents import AgentCreate, Capability
@@ -158,6 +159,39 @@ async def test_a_slot_is_never_handed_out_twice(db: Database) -> None:
             await session.execute(select(func.count()).where(TaskAttempt.handover_pending.is_(True)))
         ).scalar_one()
     assert running == 2 and pending == 2, "reserved, not yet told"
+
+
+async def _pending_flags(db: Database) -> int:
+    async with db.session() as session:
+        count = select(func.count()).where(TaskAttempt.handover_pending.is_(True))
+        return int((await session.execute(count)).scalar_one())
+
+
+async def test_delivered_flags_are_cleared_together_after_their_delay_or_at_a_flush(db: Database) -> None:
+    """The worker clears the pending flags of delivered hand-overs in one write a moment later: until then the
+    flags stand (a crash leaves them to the reconciler), after it none is left; a flush (the worker stopping)
+    clears them at once."""
+    registry = _registry(db)
+    await _agent(db, "trio", "sum", max_concurrency=3)
+    for _ in range(3):
+        await _queued_or_running(registry, db, "sum")
+    for _ in range(3):
+        await _queued(registry, db, "sum")
+    await _finish_running(db, "trio")
+    handed = await Dispatcher(db, None, Settings()).reserve(["trio"])
+    assert len(handed) == 3 and await _pending_flags(db) == 3
+
+    later = DeliveredFlags(db, delay=0.3)
+    await later.cleared(handed[:1])
+    await later.cleared(handed[1:2])
+    assert await _pending_flags(db) == 3, "not cleared before the delay"
+    await asyncio.sleep(0.8)
+    assert await _pending_flags(db) == 1, "both delivered hand-overs cleared together"
+
+    at_stop = DeliveredFlags(db, delay=60)
+    await at_stop.cleared(handed[2:])
+    await at_stop.flush()
+    assert await _pending_flags(db) == 0
 
 
 async def _batch_rows(db: Database, tag: str, client: str, count: int) -> list[TaskWorkflowInput]:
