@@ -422,6 +422,34 @@ async def api_section(report: Report, cfg: Config, stack: Stack) -> None:
         "targets of issue #8 (five times the seed's); at c=8 POST /v1/tasks and GET /v1/tasks/{id} have issue #14's own goal of 50 ms.",
         "",
     )
+    say("API bench: the baseline, Temporal's own start")
+    client = await Client.connect(stack.temporal_address, namespace=API_NAMESPACE)
+    bare, server_ms = await api_latency.measure_bare_starts(
+        client, stack.procs["temporal"], cfg.api_levels, cfg.api_requests, cfg.api_runs
+    )
+    report.add(
+        "### Baseline: Temporal's StartWorkflowExecution alone",
+        "",
+        "What every POST /v1/tasks waits for after its row is written: the SDK client in the bench process "
+        "starting a workflow nobody polls on the same dev server, closed loop, same levels and runs. The dev "
+        f"server spends **{server_ms:.1f} ms of CPU per start**; on these 2 cores that, the API's own work and "
+        "the load generator's set the ceiling of POSTs per second, and at c=8 the latency is 8 / that rate.",
+        "",
+    )
+    report.table(
+        ["c", "p50 ms", "p95 ms (spread)", "p99 ms", "starts/s"],
+        [
+            [
+                str(c),
+                fmt(median([x.p(50) for x in runs])),
+                f"{fmt(median([x.p(95) for x in runs]))} ({fmt(min(x.p(95) for x in runs))}-"
+                f"{fmt(max(x.p(95) for x in runs))})",
+                fmt(median([x.p(99) for x in runs])),
+                fmt(median([x.throughput for x in runs]), 0),
+            ]
+            for c, runs in bare.items()
+        ],
+    )
     backends: list[tuple[str, str, str | None]] = []
     sqlite_url = f"sqlite+aiosqlite:///{stack.workdir / 'api-bench.db'}"
     backends.append(("SQLite", sqlite_url, None))

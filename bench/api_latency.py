@@ -14,7 +14,9 @@ import asyncpg
 import httpx
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
+from temporalio.client import Client
 
+from bench.harness import Proc
 from bench.stats import LoadResult, closed_loop
 from core.db import Database
 from models.tables import Agent, AgentCapability, Task
@@ -147,6 +149,29 @@ def _timed(call: Callable[[int], Awaitable[httpx.Response]], ok: set[int]) -> Ca
         return elapsed
 
     return one
+
+
+async def measure_bare_starts(
+    client: Client, temporal: Proc, levels: list[int], requests: int, runs: int
+) -> tuple[dict[int, list[LoadResult]], float]:
+    """The baseline of POST /v1/tasks: Temporal's StartWorkflowExecution alone, from the SDK client in this
+    process to the same dev server (a workflow type no worker polls, so it stays queued), closed loop at each
+    level. Returns the results per level (one per run) and the server's CPU per start (ms)."""
+
+    async def start(_: int) -> float:
+        t0 = time.perf_counter()
+        await client.start_workflow("BareStartBaseline", id=f"bare-{uuid.uuid4().hex}", task_queue="nobody-polls")
+        return (time.perf_counter() - t0) * 1000
+
+    await closed_loop(4, 30, start)
+    results: dict[int, list[LoadResult]] = {c: [] for c in levels}
+    cpu_before, started = temporal.cpu_seconds(), 0
+    for _ in range(runs):
+        for concurrency in levels:
+            result = await closed_loop(concurrency, max(concurrency, requests), start)
+            results[concurrency].append(result)
+            started += len(result.latencies_ms)
+    return results, (temporal.cpu_seconds() - cpu_before) * 1000 / max(1, started)
 
 
 async def measure_endpoints(
