@@ -176,17 +176,20 @@ class DeliveredFlags:
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._delay)
         self._later = None
+        await self._write_or_leave()
+
+    async def flush(self) -> None:
+        """Clear every flag collected so far now (run when the worker stops)."""
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        await self._write_or_leave()
+
+    async def _write_or_leave(self) -> None:
         try:
             await self._write()
         except Exception as exc:  # the registry is down: the reconciler re-sends these, which is harmless
             log.warning("pending flags of delivered hand-overs not cleared: %s", exc)
-
-    async def flush(self) -> None:
-        """Clear every flag collected so far now (also run when the worker stops)."""
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
-        await self._write()
 
     async def _write(self) -> None:
         keys, self._keys = sorted(self._keys), set()
