@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from temporalio import activity
 
 from core.db import Database
@@ -17,6 +19,4 @@ class DispatchActivities:
     @activity.defn(name="reconcile_dispatch")
     async def reconcile_dispatch(self, params: ReconcileInput) -> ReconcileResult:
         repairs = await reconcile(self._dispatcher, self._db, params.after_seconds)
-        return ReconcileResult(
-            resent=repairs.resent, released=repairs.released, handed_over=repairs.handed_over, expired=repairs.expired
-        )
+        return ReconcileResult(**asdict(repairs))

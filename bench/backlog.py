@@ -10,8 +10,9 @@ Scenarios, per backend:
 1. **drain**: 1,000 tasks submitted as one batch; drain rate = tasks / (last finish - first start); three
    drains, the median reported (CPU per drained task by process likewise).
 2. **idle wait**: the 4 slots held by long tasks, 1,000 more waiting: CPU of the AINS processes per second.
-3. **priority + API**: another 1,000-task drain; 2 s in, one priority-10 and one priority-1 task are
-   submitted, and 8 clients time POST /v1/tasks (to another, idle agent) for 10 s.
+3. **priority + API**: first, with nothing queued, 8 clients time POST /v1/tasks (to another, idle agent)
+   for 10 s: the baseline, as each probing POST is a whole task of its own. Then another 1,000-task drain;
+   2 s in, one priority-10 and one priority-1 task are submitted, and the same 8 clients probe for 10 s.
 4. **fairness**: client A submits 1,000, then client B 20 at the same priority: B's waits, and B's share of
    the slots while both had work queued.
 
@@ -80,6 +81,10 @@ class BackendResult:
     probe_p95: float = float("nan")
     probe_count: int = 0
     probe_drain_rate: float = 0.0
+    # The same probe with no backlog at all: its baseline, since each probing POST is a whole task of its own.
+    idle_probe_p50: float = float("nan")
+    idle_probe_p95: float = float("nan")
+    idle_probe_count: int = 0
     b_wait_p50: float = float("nan")
     b_wait_max: float = float("nan")
     b_share: float = float("nan")
@@ -167,8 +172,10 @@ async def _cancel(http: httpx.AsyncClient, key: str, ids: list[str]) -> None:
         )
 
 
-async def _probe(http: httpx.AsyncClient, key: str, clients: int, seconds: float) -> list[float]:
+async def _probe(http: httpx.AsyncClient, key: str, clients: int, seconds: float) -> tuple[list[float], list[str]]:
+    """POST /v1/tasks from ``clients`` closed-loop clients for ``seconds``: the latencies (ms) and the tasks."""
     timings: list[float] = []
+    ids: list[str] = []
     deadline = time.monotonic() + seconds
 
     async def client() -> None:
@@ -181,9 +188,10 @@ async def _probe(http: httpx.AsyncClient, key: str, clients: int, seconds: float
             )
             response.raise_for_status()
             timings.append((time.perf_counter() - started) * 1000)
+            ids.append(str(response.json()["id"]))
 
     await asyncio.gather(*(client() for _ in range(clients)))
-    return timings
+    return timings, ids
 
 
 async def _prepare(stack: Stack, database_url: str) -> tuple[Database, str]:
@@ -309,6 +317,12 @@ async def run_backend(
             await _wait_final(db, waiting + holders, timeout=120)
             say(f"{backend}: idle CPU {result.idle_cpu_percent:.2f} % of a core")
 
+            say(f"{backend}: API latency with no backlog (the probe's baseline)")
+            timings, probed = await _probe(http, key, clients=8, seconds=10)
+            result.idle_probe_p50, result.idle_probe_p95 = percentile(timings, 50), percentile(timings, 95)
+            result.idle_probe_count = len(timings)
+            await _wait_final(db, probed, timeout=300)  # its tasks must not compete with the next scenario
+
             say(f"{backend}: priority and API latency during a drain")
             ids = await _batch(http, key, tasks, TASK_SECONDS)
             await asyncio.sleep(2)
@@ -316,8 +330,9 @@ async def run_backend(
             high = await _submit(http, key, priority=10, **_task(TASK_SECONDS))
             low_at = time.time()
             low = await _submit(http, key, priority=1, **_task(TASK_SECONDS))
-            timings = await _probe(http, key, clients=8, seconds=10)
+            timings, probed = await _probe(http, key, clients=8, seconds=10)
             rows = await _wait_final(db, [*ids, high, low], timeout=tasks)
+            await _wait_final(db, probed, timeout=300)
             by_id = {r.id: r for r in rows}
             result.high_wait = _epoch(by_id[high].started_at) - high_at
             result.low_wait = _epoch(by_id[low].started_at) - low_at
@@ -431,6 +446,11 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         + " |",
         "| POST /v1/tasks during that drain, 8 clients: p50 / p95 (ms) | p95 < 100 | "
         + " | ".join(f"{r.probe_p50:.0f} / {r.probe_p95:.0f} ({r.probe_count} requests)" for r in results)
+        + " |",
+        "| the same 8 clients with no backlog at all (baseline): p50 / p95 (ms) | | "
+        + " | ".join(
+            f"{r.idle_probe_p50:.0f} / {r.idle_probe_p95:.0f} ({r.idle_probe_count} requests)" for r in results
+        )
         + " |",
         "| drain rate with that API load (tasks/s) | | "
         + " | ".join(f"{r.probe_drain_rate:.1f}" for r in results)

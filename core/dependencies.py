@@ -37,3 +37,18 @@ async def waiting_dependents(session: AsyncSession, task_id: str) -> list[str]:
     """Workflow ids of unfinished tasks that depend on ``task_id`` (run once per finished task)."""
     rows = await session.execute(_DEPENDENTS, {"b_task": task_id})
     return [workflow_id for workflow_id, status in rows if not TaskStatus(status).is_final]
+
+
+async def dependencies_of(session: AsyncSession, task_ids: list[str]) -> dict[str, list[str]]:
+    """What each of these tasks depends on (tasks without dependencies are left out)."""
+    if not task_ids:
+        return {}
+    rows = await session.execute(
+        select(TaskDependency.task_id, TaskDependency.depends_on_id)
+        .where(TaskDependency.task_id.in_(task_ids))
+        .order_by(TaskDependency.task_id, TaskDependency.depends_on_id)
+    )
+    found: dict[str, list[str]] = {}
+    for task_id, depends_on_id in rows:
+        found.setdefault(task_id, []).append(depends_on_id)
+    return found

@@ -33,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
@@ -47,15 +47,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import routing_writes as writes
 from core.db import Database
+from core.dependencies import dependencies_of
 from core.dispatch_queue import pick, with_running
 from core.metrics import observe_dispatch_repairs, observe_handovers, observe_queue_wait
 from core.routing import load_agent
 from core.settings import Settings
 from core.task_start import TASK_WORKFLOW_NAME, task_start_options
-from core.tasks import queued_input
+from core.tasks import queued_input, workflow_input
 from core.temporal import start_task_workflow
 from models.agents import kind_of_endpoint
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
+from models.tasks import TaskStatus
 from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment, TaskWorkflowInput
 
 log = logging.getLogger("ains.dispatch")
@@ -64,6 +66,11 @@ DEADLOCK_RETRIES = 3
 T = TypeVar("T")
 # Queued tasks whose queue timeout ran out, started per reconciler round (the rest in the next rounds).
 EXPIRED_PER_ROUND = 500
+# A task still pending with no status reason this many reconciler staleness periods after it was written has
+# had no first step of its run: the API process died between writing its row and starting its run (nothing
+# else would ever start it), or the run waits behind a long Temporal queue. Starting it is idempotent either way.
+UNSTARTED_AFTER_PERIODS = 6
+UNSTARTED_PER_ROUND = 100
 
 
 @dataclass(frozen=True)
@@ -326,6 +333,30 @@ class Dispatcher:
             )
         return len(tasks)
 
+    async def start_unstarted(self, written_before: datetime) -> int:
+        """Start (idempotently) the runs of tasks written before ``written_before`` whose run has taken no step
+        (up to UNSTARTED_PER_ROUND, oldest first). Members of a batch or composition are their parent's to start.
+        Returns how many starts were made."""
+        if self._client is None:
+            return 0
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(Task)
+                .where(
+                    Task.status == TaskStatus.PENDING.value,
+                    Task.status_reason.is_(None),
+                    Task.parent_id.is_(None),
+                    Task.created_at < written_before,
+                )
+                .order_by(Task.created_at)
+                .limit(UNSTARTED_PER_ROUND)
+            )
+            tasks = list(found.scalars())
+            depends_on = await dependencies_of(session, [task.id for task in tasks])
+        for task in tasks:
+            await start_task_workflow(self._client, workflow_input(task, self._settings, depends_on.get(task.id)))
+        return len(tasks)
+
     async def release_orphans(self, handed: Sequence[HandOver]) -> set[str]:
         """Give back slots reserved for tasks whose workflow is gone; returns the agents that have them again."""
         agents: set[str] = set()
@@ -395,6 +426,7 @@ class Repairs:
     released: int
     handed_over: int
     expired: int = 0
+    unstarted: int = 0
 
 
 async def reconcile(dispatcher: Dispatcher, db: Database, stale_seconds: float) -> Repairs:
@@ -408,6 +440,13 @@ async def reconcile(dispatcher: Dispatcher, db: Database, stale_seconds: float) 
         idle = await _agents_with_idle_slots(session, time.time() - stale_seconds)
     handed = await dispatcher.release([*freed, *idle], source="reconciler")
     expired = await dispatcher.start_expired()
-    repairs = Repairs(resent=len(stale) - len(gone), released=len(gone), handed_over=len(handed), expired=expired)
-    observe_dispatch_repairs(repairs.resent, repairs.released, repairs.handed_over, repairs.expired)
+    unstarted = await dispatcher.start_unstarted(utcnow() - timedelta(seconds=stale_seconds * UNSTARTED_AFTER_PERIODS))
+    repairs = Repairs(
+        resent=len(stale) - len(gone),
+        released=len(gone),
+        handed_over=len(handed),
+        expired=expired,
+        unstarted=unstarted,
+    )
+    observe_dispatch_repairs(asdict(repairs))
     return repairs

@@ -17,7 +17,7 @@ import logging
 import socket
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -98,7 +98,8 @@ HANDOVERS = Counter(
 DISPATCH_REPAIRS = Counter(
     "ains_dispatch_repairs",
     "Work of the dispatch reconciler: signals re-sent, slots released, idle slots handed over, queued tasks "
-    "whose queue timeout ran out (their runs started to fail them)",
+    "whose queue timeout ran out (their runs started to fail them), runs of pending tasks started again "
+    "(idempotently) because none had taken a step",
     ["kind"],
     registry=DOMAIN_REGISTRY,
 )
@@ -110,8 +111,9 @@ def observe_handovers(source: str, count: int) -> None:
     HANDOVERS.labels(source=source).inc(count)
 
 
-def observe_dispatch_repairs(resent: int, released: int, handed_over: int, expired: int = 0) -> None:
-    for kind, count in (("resent", resent), ("released", released), ("handed_over", handed_over), ("expired", expired)):
+def observe_dispatch_repairs(counts: Mapping[str, int]) -> None:
+    """One reconciler round's repairs by kind (core.dispatch.Repairs)."""
+    for kind, count in counts.items():
         if count:
             DISPATCH_REPAIRS.labels(kind=kind).inc(count)
 

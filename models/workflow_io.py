@@ -174,6 +174,7 @@ class ReconcileResult(BaseModel):
     released: int
     handed_over: int
     expired: int = 0  # queued tasks without a run whose queue timeout ran out: their runs started
+    unstarted: int = 0  # pending tasks whose run had taken no step: started again (idempotent)
 
 
 class AgentCallRequest(BaseModel):

@@ -15,7 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from core.dispatch import Dispatcher
+from core.metrics import DOMAIN_REGISTRY
+from core.tasks import record_task
 from models.tables import TaskAttempt, TaskWait
+from models.tasks import TaskCreate
 from models.workflow_io import SlotAssignment
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
 from tests.support.stack import Stack, auth
@@ -110,6 +113,23 @@ async def test_cancelling_a_waiting_task_frees_nothing_it_did_not_hold(stack: St
         assert queued is None, "the cancelled task left the queue"
         assert (await stack.wait_for(key, later))["status"] == "succeeded"
         assert agent.most_at_once == 1 and waiter not in agent.started
+
+
+async def test_a_task_whose_run_was_never_started_is_started_by_the_reconciler(stack: Stack) -> None:
+    """The state an API process killed between writing a task's row and starting its run leaves behind: the task
+    is pending, and without an idempotency key no client retry would ever start it. The reconciler does."""
+    async with CountingAgent(delay=0.05) as agent:
+        _, tag = await register_counting_agent(stack, agent.url, max_concurrency=2)
+        key, client_id = await stack.new_key()
+        spec = TaskCreate(type="echo", required_capabilities=[tag], input={"orphan": True})
+        task, created = await record_task(stack.db, stack.settings, client_id, spec)  # the row, and no start
+        assert created and task.status == "pending"
+        before = DOMAIN_REGISTRY.get_sample_value("ains_dispatch_repairs_total", {"kind": "unstarted"}) or 0.0
+        done = await stack.wait_for(key, task.id, timeout=45)
+        assert done["status"] == "succeeded" and done["result"] == {"output": {"orphan": True}}, done
+        assert agent.started.count(task.id) == 1, "called once"
+        after = DOMAIN_REGISTRY.get_sample_value("ains_dispatch_repairs_total", {"kind": "unstarted"}) or 0.0
+        assert after - before >= 1
 
 
 async def test_a_reservation_whose_signal_was_lost_is_repaired_by_the_reconciler(stack: Stack) -> None:
