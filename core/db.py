@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +131,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed on exit (on SQLite, in this writer's turn: core.sqlite_write_turn)."""
-        if self._write_turn is None:
-            async with self._write_sessions() as session, session.begin():
-                yield session
-            return
-        async with self._write_turn.turn(), self._write_sessions() as session, session.begin():
+        turn = self._write_turn.turn() if self._write_turn is not None else nullcontext()
+        async with turn, self._write_sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> None:

@@ -246,10 +246,6 @@ class Dispatcher:
             handed += await self.in_one_transaction(partial(hand_over, agent_id=agent_id, settings=self._settings))
         return handed
 
-    async def flush_delivered(self) -> None:
-        """Clear the pending flags of hand-overs delivered so far (``DeliveredFlags``)."""
-        await self._flags.flush()
-
     async def _anyone_waiting(self) -> bool:
         async with self._db.session() as session:
             return (await session.execute(_ANYONE_WAITING)).first() is not None

@@ -92,13 +92,6 @@ def resolve_queues(names: Sequence[str]) -> list[str]:
     return [ALL_QUEUES[n] for n in names]
 
 
-def call_finisher(client: Client, db: Database, settings: Settings) -> AttemptFinisher:
-    """What records the agent and LLM calls' attempts in the call itself (one step per attempt, see
-    core.attempt_finish); it clears delivered hand-overs' flags in batches, so flush it when the worker stops."""
-    flags = DeliveredFlags(db, delay=min(1.0, settings.dispatch_reconcile_after_seconds / 5))
-    return AttemptFinisher(db, client, settings, flags)
-
-
 def build_workers(
     client: Client,
     db: Database,
@@ -110,6 +103,7 @@ def build_workers(
     sticky = timedelta(seconds=settings.worker_sticky_timeout_seconds)
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
+    # Agent and LLM calls record their attempt themselves (one step per attempt, see core.attempt_finish).
     finisher = finisher or AttemptFinisher(db, client, settings)
     calls = AgentCallActivities(
         db,
@@ -233,9 +227,11 @@ async def run_workers(
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
             await ensure_reconcile_schedule(client, settings)
-        finisher = call_finisher(client, db, settings)
-        stack.push_async_callback(finisher.dispatcher.flush_delivered)  # after the workers drained, before dispose
-        workers = build_workers(client, db, http, settings, queues, finisher)
+        # The calls' recordings clear delivered hand-overs' pending flags in batches (core.dispatch.DeliveredFlags):
+        # flushed after the workers drained, before the database is disposed.
+        flags = DeliveredFlags(db, delay=min(1.0, settings.dispatch_reconcile_after_seconds / 5))
+        stack.push_async_callback(flags.flush)
+        workers = build_workers(client, db, http, settings, queues, AttemptFinisher(db, client, settings, flags))
         for worker in workers:
             await stack.enter_async_context(worker)
         log.info("worker polling %s", ", ".join(queues))
