@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psutil
 import temporalio
 from temporalio.client import Client
 
 from bench import api_latency, profile
 from bench.harness import ROOT, Proc, Stack, http_ok, wait_until
+from bench.loadgen import LoadClient
 from bench.stats import LoadResult, fmt, median
 from bench.throughput import STAGES, LevelResult, breakdown, db_breakdown, run_s1, run_s2
 from core.db import Database
@@ -199,12 +199,11 @@ async def throughput_section(report: Report, cfg: Config, stack: Stack, s1_worke
     cpu_s1: dict[str, float] = {}
     cpu_s2: dict[str, float] = {}
     tasks_s1 = tasks_s2 = 0
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=limits) as http:
+    async with LoadClient(stack.api_url, stack.admin_key) as http:
         with MemorySampler(procs) as sampler:
             say("warm-up")
             await run_s1(client, 8, cfg.warmup)
-            await run_s2(http, client, db, stack.admin_key, 8, cfg.warmup)
+            await run_s2(http, client, db, 8, cfg.warmup)
             for run in range(cfg.runs):
                 for concurrency in cfg.levels:
                     total = cfg.totals[concurrency]
@@ -216,7 +215,7 @@ async def throughput_section(report: Report, cfg: Config, stack: Stack, s1_worke
                     s1[concurrency].append(result.load)
                     last[("s1", concurrency)] = result
                     before = cpu_snapshot(procs)
-                    result2 = await run_s2(http, client, db, stack.admin_key, concurrency, total)
+                    result2 = await run_s2(http, client, db, concurrency, total)
                     for k, v in cpu_delta(before, cpu_snapshot(procs)).items():
                         cpu_s2[k] = cpu_s2.get(k, 0.0) + v
                     tasks_s2 += len(result2.load.latencies_ms)
@@ -238,9 +237,7 @@ async def throughput_section(report: Report, cfg: Config, stack: Stack, s1_worke
             if "profile" not in cfg.skip:
                 say("profiling API and worker with py-spy under S2 load (c=64)")
                 rate = max(5.0, agg(s2[cfg.levels[-1]])["thr"])
-                load = asyncio.create_task(
-                    run_s2(http, client, db, stack.admin_key, 64, int(rate * (cfg.profile_seconds + 2)))
-                )
+                load = asyncio.create_task(run_s2(http, client, db, 64, int(rate * (cfg.profile_seconds + 2))))
                 await asyncio.sleep(1)
                 outs = {name: stack.workdir / f"{name}.folded" for name in ("api", "worker")}
                 errors = await asyncio.gather(
@@ -472,9 +469,9 @@ async def api_section(report: Report, cfg: Config, stack: Stack) -> None:
             rest = proc.rss_mb()
             say(f"API bench on {label}: measuring")
             with MemorySampler([proc]) as sampler:
-                async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+                async with LoadClient(stack.api_url, stack.admin_key) as http:
                     results = await api_latency.measure_endpoints(
-                        http, stack.admin_key, ids, cfg.api_levels, cfg.api_requests, cfg.api_runs, 30
+                        http, ids, cfg.api_levels, cfg.api_requests, cfg.api_runs, 30
                     )
             proc.stop()
         finally:

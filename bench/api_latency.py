@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
 from bench.harness import Proc
+from bench.loadgen import LoadClient, Reply
 from bench.stats import LoadResult, closed_loop
 from core.db import Database
 from models.tables import Agent, AgentCapability, Task
@@ -139,13 +139,13 @@ class EndpointResult:
         return self.goal_at.get(concurrency, self.goal_p95_ms)
 
 
-def _timed(call: Callable[[int], Awaitable[httpx.Response]], ok: set[int]) -> Callable[[int], Awaitable[float]]:
+def _timed(call: Callable[[int], Awaitable[Reply]], ok: set[int]) -> Callable[[int], Awaitable[float]]:
     async def one(i: int) -> float:
         t0 = time.perf_counter()
         response = await call(i)
         elapsed = (time.perf_counter() - t0) * 1000
-        if response.status_code not in ok:
-            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:150]}")
+        if response.status not in ok:
+            raise RuntimeError(f"HTTP {response.status}: {response.text()}")
         return elapsed
 
     return one
@@ -175,38 +175,34 @@ async def measure_bare_starts(
 
 
 async def measure_endpoints(
-    http: httpx.AsyncClient,
-    key: str,
+    http: LoadClient,
     task_ids: list[str],
     levels: list[int],
     requests: int,
     runs: int,
     warmup: int,
 ) -> list[EndpointResult]:
-    headers = {"Authorization": f"Bearer {key}"}
     rng = random.Random(11)
 
     def task_body(i: int) -> dict[str, Any]:
         return {"type": "echo", "input": {"text": f"api bench {i}"}}
 
-    async def post_task(i: int) -> httpx.Response:
-        return await http.post("/v1/tasks", headers=headers, json=task_body(i))
+    async def post_task(i: int) -> Reply:
+        return await http.post("/v1/tasks", task_body(i))
 
-    async def get_task(_: int) -> httpx.Response:
-        return await http.get(f"/v1/tasks/{rng.choice(task_ids)}", headers=headers)
+    async def get_task(_: int) -> Reply:
+        return await http.get(f"/v1/tasks/{rng.choice(task_ids)}")
 
-    async def get_agents(_: int) -> httpx.Response:
-        return await http.get("/v1/agents", headers=headers)
+    async def get_agents(_: int) -> Reply:
+        return await http.get("/v1/agents")
 
-    async def leaderboard(_: int) -> httpx.Response:
-        return await http.get("/v1/trust/leaderboard", headers=headers)
+    async def leaderboard(_: int) -> Reply:
+        return await http.get("/v1/trust/leaderboard")
 
-    async def batch(i: int) -> httpx.Response:
-        return await http.post(
-            "/v1/tasks/batch", headers=headers, json={"tasks": [task_body(i * 100 + j) for j in range(100)]}
-        )
+    async def batch(i: int) -> Reply:
+        return await http.post("/v1/tasks/batch", {"tasks": [task_body(i * 100 + j) for j in range(100)]})
 
-    plan: list[tuple[str, float, Callable[[int], Awaitable[httpx.Response]], set[int], int]] = [
+    plan: list[tuple[str, float, Callable[[int], Awaitable[Reply]], set[int], int]] = [
         ("POST /v1/tasks", 20, post_task, {202}, 1),
         ("GET /v1/tasks/{id}", 6, get_task, {200}, 1),
         ("GET /v1/agents", 10, get_agents, {200}, 1),
@@ -218,11 +214,11 @@ async def measure_endpoints(
         result = EndpointResult(name, goal, goal_at=LOADED_GOALS.get(name, {}))
         results.append(result)
         probe = await call(0)
-        if probe.status_code in (404, 405):
-            result.note = f"skipped: the endpoint does not exist yet (HTTP {probe.status_code})"
+        if probe.status in (404, 405):
+            result.note = f"skipped: the endpoint does not exist yet (HTTP {probe.status})"
             continue
-        if probe.status_code not in ok:
-            result.note = f"skipped: probe answered HTTP {probe.status_code}: {probe.text[:150]}"
+        if probe.status not in ok:
+            result.note = f"skipped: probe answered HTTP {probe.status}: {probe.text()}"
             continue
         one = _timed(call, ok)
         await closed_loop(4, max(1, warmup // divisor), one)

@@ -44,6 +44,7 @@ from temporalio.client import Client
 
 from bench import api_latency, profile
 from bench.harness import BENCH_AGENT_ID, Proc, Stack, say_to
+from bench.loadgen import LoadClient
 from bench.stats import pct as percentile
 from bench.throughput import run_s1
 from core.agents import update_agent, upsert_agent
@@ -172,25 +173,24 @@ async def _cancel(http: httpx.AsyncClient, key: str, ids: list[str]) -> None:
         )
 
 
-async def _probe(http: httpx.AsyncClient, key: str, clients: int, seconds: float) -> tuple[list[float], list[str]]:
+async def _probe(api_url: str, key: str, clients: int, seconds: float) -> tuple[list[float], list[str]]:
     """POST /v1/tasks from ``clients`` closed-loop clients for ``seconds``: the latencies (ms) and the tasks."""
     timings: list[float] = []
     ids: list[str] = []
     deadline = time.monotonic() + seconds
+    body = {"type": "echo", "required_capabilities": [PROBE_TAG], "input": {}, "max_attempts": 1}
 
-    async def client() -> None:
+    async def client(http: LoadClient) -> None:
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            response = await http.post(
-                "/v1/tasks",
-                headers={"Authorization": f"Bearer {key}"},
-                json={"type": "echo", "required_capabilities": [PROBE_TAG], "input": {}, "max_attempts": 1},
-            )
-            response.raise_for_status()
+            response = await http.post("/v1/tasks", body)
+            if response.status != 202:
+                raise RuntimeError(f"POST /v1/tasks answered {response.status}: {response.text()}")
             timings.append((time.perf_counter() - started) * 1000)
-            ids.append(str(response.json()["id"]))
+            ids.append(str(response.body["id"]))
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    async with LoadClient(api_url, key) as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
     return timings, ids
 
 
@@ -318,7 +318,7 @@ async def run_backend(
             say(f"{backend}: idle CPU {result.idle_cpu_percent:.2f} % of a core")
 
             say(f"{backend}: API latency with no backlog (the probe's baseline)")
-            timings, probed = await _probe(http, key, clients=8, seconds=10)
+            timings, probed = await _probe(stack.api_url, key, clients=8, seconds=10)
             result.idle_probe_p50, result.idle_probe_p95 = percentile(timings, 50), percentile(timings, 95)
             result.idle_probe_count = len(timings)
             await _wait_final(db, probed, timeout=300)  # its tasks must not compete with the next scenario
@@ -330,7 +330,7 @@ async def run_backend(
             high = await _submit(http, key, priority=10, **_task(TASK_SECONDS))
             low_at = time.time()
             low = await _submit(http, key, priority=1, **_task(TASK_SECONDS))
-            timings, probed = await _probe(http, key, clients=8, seconds=10)
+            timings, probed = await _probe(stack.api_url, key, clients=8, seconds=10)
             rows = await _wait_final(db, [*ids, high, low], timeout=tasks)
             await _wait_final(db, probed, timeout=300)
             by_id = {r.id: r for r in rows}

@@ -8,11 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC
 
-import httpx
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from bench.loadgen import LoadClient
 from bench.s1_worker import TASK_QUEUE
 from bench.stats import LoadResult, closed_loop, median
 from core.db import Database
@@ -49,23 +49,20 @@ async def run_s1(client: Client, concurrency: int, total: int) -> LevelResult:
     return LevelResult(await closed_loop(concurrency, total, one), samples)
 
 
-async def run_s2(
-    http: httpx.AsyncClient, client: Client, db: Database, key: str, concurrency: int, total: int
-) -> LevelResult:
+async def run_s2(http: LoadClient, client: Client, db: Database, concurrency: int, total: int) -> LevelResult:
     """Submit over REST and wait for the task's workflow to finish (the same long poll S1 uses).
 
     The latency ends at the task's ``completed_at`` in the registry DB: the moment the read model that
     ``GET /v1/tasks/{id}`` serves is final (it is written just before the workflow completes).
     """
     samples: list[Sample] = []
-    headers = {"Authorization": f"Bearer {key}"}
 
     async def one(i: int) -> float:
         t0_wall = time.time()
-        response = await http.post("/v1/tasks", headers=headers, json={"type": "echo", "input": {"text": f"n{i}"}})
-        if response.status_code != 202:
-            raise RuntimeError(f"POST /v1/tasks answered {response.status_code}: {response.text[:200]}")
-        accepted = response.json()
+        response = await http.post("/v1/tasks", {"type": "echo", "input": {"text": f"n{i}"}})
+        if response.status != 202:
+            raise RuntimeError(f"POST /v1/tasks answered {response.status}: {response.text()}")
+        accepted = response.body
         await asyncio.wait_for(client.get_workflow_handle(accepted["workflow_id"]).result(), TASK_TIMEOUT_SECONDS)
         samples.append(Sample(accepted["workflow_id"], t0_wall, accepted["id"]))
         return 0.0  # replaced below by the read-model time
