@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import and_, bindparam, select
 from temporalio import activity
 
@@ -22,6 +22,7 @@ from core.attempt_finish import AttemptFinisher, recorded_result
 from core.attempts import by_reference_if_large
 from core.db import Database
 from core.json_safety import find_unsafe
+from core.outbound_http import Answer, NoConnection, Unreachable, send
 from core.signing import signed_headers
 from models.agent_calls import ACCEPTED_LATER, COMPLETION_TOKEN_HEADER, HEARTBEAT_TIMEOUT_HEADER
 from models.tables import Task, TaskAttempt
@@ -35,7 +36,7 @@ class AgentCallActivities:
     def __init__(
         self,
         db: Database,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         signing_secret: str,
         heartbeat_interval: float,
         connect_timeout: float,
@@ -113,33 +114,37 @@ class AgentCallActivities:
             return round((time.perf_counter() - started) * 1000, 3)
 
         deadline = request.timeout_seconds
-        # The task's deadline bounds every phase of the call (and the whole of it, below); httpx's own
-        # default (5 s) must never apply. Connecting has its own, shorter limit from Settings.
-        timeout = httpx.Timeout(deadline, connect=min(self._connect_timeout, deadline))
+        # The task's deadline bounds the whole call; connecting has its own, shorter limit from Settings.
+        connect = min(self._connect_timeout, deadline)
         try:
             async with asyncio.timeout(deadline):
-                response = await self._http.post(request.endpoint_url, content=body, headers=headers, timeout=timeout)
-        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
+                response = await send(
+                    self._http,
+                    "POST",
+                    request.endpoint_url,
+                    limit_seconds=deadline,
+                    connect_seconds=connect,
+                    body=body,
+                    headers=headers,
+                    max_bytes=MAX_RESPONSE_BYTES,
+                )
+        except NoConnection:
+            return AgentCallResult(
+                outcome=CallOutcome.FAILURE,
+                error=f"agent unreachable: no connection within {connect:g}s (AINS_AGENT_CONNECT_TIMEOUT_SECONDS)",
+                duration_ms=elapsed(),
+            )
+        except TimeoutError:
             return AgentCallResult(
                 outcome=CallOutcome.TIMEOUT,
                 error=f"agent did not answer within {deadline}s (the task's timeout_seconds)",
                 duration_ms=elapsed(),
             )
-        except httpx.ConnectTimeout:
+        except Unreachable as exc:
             return AgentCallResult(
-                outcome=CallOutcome.FAILURE,
-                error=(
-                    f"agent unreachable: no connection within {timeout.connect:g}s (AINS_AGENT_CONNECT_TIMEOUT_SECONDS)"
-                ),
-                duration_ms=elapsed(),
+                outcome=CallOutcome.FAILURE, error=f"agent unreachable: {exc}", duration_ms=elapsed()
             )
-        except httpx.HTTPError as exc:
-            return AgentCallResult(
-                outcome=CallOutcome.FAILURE,
-                error=f"agent unreachable: {type(exc).__name__}: {exc}".rstrip(": "),
-                duration_ms=elapsed(),
-            )
-        if response.status_code == ACCEPTED_LATER:  # the agent finishes later through /v1/agent-calls
+        if response.status == ACCEPTED_LATER:  # the agent finishes later through /v1/agent-calls
             if activity.info().is_local:
                 return AgentCallResult(
                     outcome=CallOutcome.FAILURE,
@@ -148,10 +153,10 @@ class AgentCallActivities:
                     duration_ms=elapsed(),
                 )
             activity.raise_complete_async()
-        if response.status_code >= 300:
+        if response.status >= 300:
             return AgentCallResult(
                 outcome=CallOutcome.FAILURE,
-                error=f"agent answered HTTP {response.status_code}: {response.text[:ERROR_BODY_CHARS]}",
+                error=f"agent answered HTTP {response.status}: {response.text(ERROR_BODY_CHARS)}",
                 duration_ms=elapsed(),
             )
         return _parse_output(response, elapsed())
@@ -190,19 +195,19 @@ def _completion_headers() -> dict[str, str]:
     return {COMPLETION_TOKEN_HEADER: encode_token(info.task_token), HEARTBEAT_TIMEOUT_HEADER: f"{timeout:g}"}
 
 
-def _parse_output(response: httpx.Response, duration_ms: float) -> AgentCallResult:
-    if len(response.content) > MAX_RESPONSE_BYTES:
+def _parse_output(response: Answer, duration_ms: float) -> AgentCallResult:
+    if response.too_large:
         return AgentCallResult(
             outcome=CallOutcome.FAILURE,
-            error=f"agent response is {len(response.content)} bytes; the limit is {MAX_RESPONSE_BYTES}",
+            error=f"agent response is larger than the limit of {MAX_RESPONSE_BYTES} bytes",
             duration_ms=duration_ms,
         )
     try:
-        payload: Any = response.json() if response.content else {}
+        payload: Any = json.loads(response.body) if response.body else {}
     except ValueError:
         return AgentCallResult(
             outcome=CallOutcome.FAILURE,
-            error=f"agent answered with invalid JSON: {response.text[:ERROR_BODY_CHARS]}",
+            error=f"agent answered with invalid JSON: {response.text(ERROR_BODY_CHARS)}",
             duration_ms=duration_ms,
         )
     output = payload if isinstance(payload, dict) else {"value": payload}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 from temporalio import activity
 from temporalio.client import Client
 
@@ -17,7 +17,7 @@ from models.health import HealthCheckInput, HealthCheckResult
 
 
 class HealthActivities:
-    def __init__(self, db: Database, http: httpx.AsyncClient, client: Client, settings: Settings) -> None:
+    def __init__(self, db: Database, http: aiohttp.ClientSession, client: Client, settings: Settings) -> None:
         self._db = db
         self._http = http
         self._client = client

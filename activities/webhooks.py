@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 from temporalio import activity
 
 from core import events, webhooks
@@ -27,7 +27,7 @@ class EventActivities:
 
 
 class WebhookActivities:
-    def __init__(self, db: Database, http: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, db: Database, http: aiohttp.ClientSession, settings: Settings) -> None:
         self._db = db
         self._http = http
         self._settings = settings

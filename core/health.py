@@ -5,31 +5,35 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-import httpx
+import aiohttp
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.events import emit_agent_unavailable
+from core.outbound_http import NoConnection, Unreachable, send
 from models.agents import AgentStatus
 from models.health import AgentHealthChange
 from models.tables import Agent, as_utc, utcnow
 
 MAX_PARALLEL_PINGS = 50
+HEALTH_BODY_BYTES = 64 * 1024  # a health URL's answer is not read beyond this; only its status counts
 
 
-async def ping(http: httpx.AsyncClient, url: str, limit_seconds: float) -> str | None:
+async def ping(http: aiohttp.ClientSession, url: str, limit_seconds: float) -> str | None:
     """None when the URL answers 2xx in time, else what went wrong."""
     try:
-        response = await http.get(url, timeout=limit_seconds)
-    except httpx.HTTPError as exc:
-        return f"health check failed: {type(exc).__name__}: {exc}".rstrip(": ")
-    if response.status_code >= 300:
-        return f"health check answered HTTP {response.status_code}"
+        response = await send(http, "GET", url, limit_seconds=limit_seconds, max_bytes=HEALTH_BODY_BYTES)
+    except TimeoutError:
+        return f"health check failed: no answer within {limit_seconds:g}s"
+    except (NoConnection, Unreachable) as exc:
+        return f"health check failed: {exc}"
+    if response.status >= 300:
+        return f"health check answered HTTP {response.status}"
     return None
 
 
 async def probe_agents(
-    session: AsyncSession, http: httpx.AsyncClient, limit_seconds: float, heartbeat_ttl: float
+    session: AsyncSession, http: aiohttp.ClientSession, limit_seconds: float, heartbeat_ttl: float
 ) -> dict[str, str | None]:
     """Problem (or None for healthy) per agent that has a health URL or has ever sent a heartbeat."""
     agents = list(

@@ -7,7 +7,7 @@ import secrets
 import time
 import uuid
 
-import httpx
+import aiohttp
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from core.events import start_delivery
+from core.outbound_http import NoConnection, Unreachable, send
 from core.settings import Settings
 from core.signing import signed_headers
 from core.url_safety import UnsafeUrl, UrlPolicy, check_url
@@ -254,7 +255,7 @@ async def _record_attempt(db: Database, request: AttemptRequest, result: Attempt
 
 
 async def attempt_delivery(
-    db: Database, http: httpx.AsyncClient, settings: Settings, request: AttemptRequest
+    db: Database, http: aiohttp.ClientSession, settings: Settings, request: AttemptRequest
 ) -> AttemptResult:
     """POST the event once, signed; record the attempt. Receiver failures are results, not exceptions."""
     async with db.session() as session:
@@ -289,14 +290,14 @@ async def attempt_delivery(
     status_code: int | None = None
     error: str | None = None
     try:
-        response = await http.post(row.url, content=body, headers=headers, timeout=request.timeout_seconds)
-        status_code = response.status_code
+        response = await send(http, "POST", row.url, limit_seconds=request.timeout_seconds, body=body, headers=headers)
+        status_code = response.status
         if not 200 <= status_code < 300:
-            error = f"receiver answered HTTP {status_code}: {response.text[:ERROR_CHARS]}"
-    except httpx.TimeoutException:
+            error = f"receiver answered HTTP {status_code}: {response.text(ERROR_CHARS)}"
+    except TimeoutError:
         error = f"receiver did not answer within {request.timeout_seconds:g}s"
-    except httpx.HTTPError as exc:
-        error = f"receiver unreachable: {type(exc).__name__}: {exc}".rstrip(": ")
+    except (NoConnection, Unreachable) as exc:
+        error = f"receiver unreachable: {exc}"
     latency = round((time.perf_counter() - started) * 1000, 3)
     result = AttemptResult(delivered=error is None, status_code=status_code, latency_ms=latency, error=error)
     await _record_attempt(db, request, result)

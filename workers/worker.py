@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
+import aiohttp
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -32,6 +32,7 @@ from core.db import Database
 from core.dispatch import DeliveredFlags, Dispatcher
 from core.llm import LlmService
 from core.metrics import serve_worker_metrics, stop_worker_metrics
+from core.outbound_http import new_session
 from core.schedules_system import ensure_health_schedule, ensure_reconcile_schedule
 from core.settings import AGENTS_QUEUE, ALL_QUEUES, LLM_QUEUE, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
 from core.temporal import connect
@@ -39,21 +40,6 @@ from workflows.catalog import ALL_WORKFLOWS
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("ains.worker")
-
-
-def agent_http_limits(settings: Settings) -> httpx.Limits:
-    """One connection per concurrent agent call, so a call never waits for one against its deadline."""
-    return httpx.Limits(
-        max_connections=settings.agent_call_concurrency,
-        max_keepalive_connections=min(100, settings.agent_call_concurrency),
-    )
-
-
-def outbound_timeout(settings: Settings) -> httpx.Timeout:
-    """The shared client's default, never httpx's 5 s: every caller also passes its own per request
-    (agent calls the task's timeout_seconds, webhooks AINS_WEBHOOK_REQUEST_TIMEOUT_SECONDS, health checks
-    AINS_HEALTH_CHECK_TIMEOUT_SECONDS); this only bounds a request that forgot to."""
-    return httpx.Timeout(settings.webhook_request_timeout_seconds, connect=settings.agent_connect_timeout_seconds)
 
 
 def precompile_workflows() -> None:
@@ -95,7 +81,7 @@ def resolve_queues(names: Sequence[str]) -> list[str]:
 def build_workers(
     client: Client,
     db: Database,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     settings: Settings,
     queues: Sequence[str],
     finisher: AttemptFinisher | None = None,
@@ -218,9 +204,7 @@ async def run_workers(
     async with AsyncExitStack() as stack:
         db = Database(settings.effective_database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
-        http = await stack.enter_async_context(
-            httpx.AsyncClient(limits=agent_http_limits(settings), timeout=outbound_timeout(settings))
-        )
+        http = await stack.enter_async_context(new_session(settings))
         client = await connect(settings, runtime)
         if settings.worker_metrics_port:
             start_worker_metrics(settings.worker_metrics_port, sdk_metrics_url, stack, settings.worker_metrics_host)

@@ -4,7 +4,7 @@ run by temporalio's ActivityEnvironment, as the retry would run it on another wo
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 from sqlalchemy import func, select
 from temporalio.testing import ActivityEnvironment
 
@@ -30,7 +30,7 @@ async def test_a_retried_call_after_its_attempt_was_recorded_does_not_call_the_a
         assert done["status"] == "succeeded" and agent.started == [task["id"]]
         assert await _trust_records(stack, task["id"]) == 1
 
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as http:
             calls = AgentCallActivities(
                 stack.db, http, SIGNING_SECRET, 0.5, 5.0, AttemptFinisher(stack.db, None, stack.settings)
             )

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 from temporalio import activity
@@ -24,6 +23,7 @@ from temporalio.worker import Worker
 
 from core.agents import register_agent
 from core.db import Database
+from core.outbound_http import new_session
 from core.settings import AGENTS_QUEUE, ORCHESTRATION_QUEUE, Settings
 from models.agents import AgentCreate, Capability
 from models.search_attributes import ALL_KEYS
@@ -116,7 +116,7 @@ async def _run(client: Client, db: Database, params: TaskWorkflowInput) -> tuple
             )
         )
     settings = Settings(database_url=db.url, agent_signing_secret=SIGNING_SECRET, worker_metrics_port=0)
-    async with httpx.AsyncClient() as http:
+    async with new_session(settings) as http:
         workers = build_workers(client, db, http, settings, resolve_queues(["all"]))
         for worker in workers:
             await worker.__aenter__()
@@ -215,7 +215,7 @@ async def test_a_call_that_fails_on_our_side_every_retry_is_a_platform_error_wit
         session.add(task_row(params.task_id, [tag], max_attempts=2))
     settings = Settings(database_url=registry.url, agent_signing_secret=SIGNING_SECRET, worker_metrics_port=0)
     client = time_skipping.client
-    async with httpx.AsyncClient() as http:
+    async with new_session(settings) as http:
         workers = [
             *build_workers(client, registry, http, settings, resolve_queues(["orchestration"])),
             Worker(client, task_queue=AGENTS_QUEUE, activities=[broken_call]),
