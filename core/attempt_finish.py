@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core.attempts import record_attempt
+from core.attempts import moves_trust, record_attempt
 from core.db import Database, driver_fetch
 from core.dependencies import waiting_dependents
 from core.dispatch import DeliveredFlags, Dispatcher, HandOver, hand_over
@@ -98,7 +98,9 @@ class AttemptFinisher:
         async def record_and_hand_over(session: AsyncSession) -> tuple[bool, FollowUps, list[HandOver]]:
             applied = await record_attempt(session, record)
             follow = await _follow_ups(session, record.task_id)
-            handed = await hand_over(session, record.agent_id, self._settings) if follow.someone_waits else []
+            # An applied record that moves trust locked the agent's row (core.attempts) before the hand-over does.
+            locked = applied and moves_trust(record.result)
+            handed = await hand_over(session, record.agent_id, self._settings, locked) if follow.someone_waits else []
             return applied, follow, handed
 
         applied, follow, handed = await self.dispatcher.in_one_transaction(record_and_hand_over)
