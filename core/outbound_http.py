@@ -17,6 +17,8 @@ import aiohttp
 
 from core.settings import Settings
 
+IDLE_CONNECTION_SECONDS = 4.0
+
 
 class NoConnection(Exception):
     """No connection within the connect limit."""
@@ -40,9 +42,14 @@ def new_session(settings: Settings) -> aiohttp.ClientSession:
     """The worker's session: one connection per concurrent agent call, so a call never queues for one against its
     deadline; proxies from the environment, as before (HTTP_PROXY, NO_PROXY). No session-wide timeout: every
     request passes its own to ``send``."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.agent_call_concurrency, limit_per_host=0), trust_env=True
+    connector = aiohttp.TCPConnector(
+        limit=settings.agent_call_concurrency,
+        limit_per_host=0,
+        # Below the 5 s idle limit of uvicorn's and Node's servers (aiohttp's default is 15 s): a kept connection
+        # the agent's server closed meanwhile would fail the next call sent on it, as the agent's fault.
+        keepalive_timeout=IDLE_CONNECTION_SECONDS,
     )
+    return aiohttp.ClientSession(connector=connector, trust_env=True)
 
 
 async def send(
