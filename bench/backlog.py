@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -404,6 +405,8 @@ async def run(args: argparse.Namespace) -> str:
                         await api_latency.drop_database(admin, url)
         finally:
             stack.stop_all()
+            if args.keep_logs:  # every process's log, e.g. to find what a "duration exceeded" warning followed
+                shutil.copytree(stack.logs, args.keep_logs, dirs_exist_ok=True)
     return report(results, s1_rates, s1_rate, args.tasks, load_start)
 
 
@@ -503,6 +506,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--backends", type=lambda s: s.split(","), default=["sqlite", "postgres"])
     parser.add_argument("--profile", metavar="FILE", help="py-spy the worker for 15 s of the SQLite drain into FILE")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy every process's log into DIR at the end")
     args = parser.parse_args()
     text = asyncio.run(run(args))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
