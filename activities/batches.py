@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 
 from sqlalchemy import select
 from temporalio import activity
@@ -13,11 +12,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.batch_queue import QueuedAhead, queue_ahead
 from core.db import Database
+from core.dependencies import dependencies_of
 from core.dispatch import Dispatcher
 from core.settings import Settings
 from core.task_start import TASK_WORKFLOW_NAME, task_start_options
 from core.tasks import workflow_input
-from models.tables import Task, TaskDependency
+from models.tables import Task
 from models.workflow_io import BatchPage, BatchPageResult, TaskWorkflowInput
 
 # Workflow starts in flight at once per page: enough to hide the round trip, few enough to spare the server.
@@ -71,16 +71,8 @@ class BatchActivities:
             )
         async with self._db.session() as session:
             rows = list((await session.execute(query)).scalars())
-            depends_on: dict[str, list[str]] = defaultdict(list)
-            if rows:
-                edges = await session.execute(
-                    select(TaskDependency.task_id, TaskDependency.depends_on_id)
-                    .where(TaskDependency.task_id.in_([row.id for row in rows]))
-                    .order_by(TaskDependency.task_id, TaskDependency.depends_on_id)
-                )
-                for task_id, dep in edges.tuples():
-                    depends_on[task_id].append(dep)
-        return [workflow_input(row, self._settings, depends_on[row.id]) for row in rows]
+            depends_on = await dependencies_of(session, [row.id for row in rows])
+        return [workflow_input(row, self._settings, depends_on.get(row.id)) for row in rows]
 
     async def _start(self, params: TaskWorkflowInput) -> bool:
         try:
