@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 
 from temporalio import activity
 
@@ -12,6 +13,7 @@ from core.db import Database
 from core.errors import AinsError, Conflict, NotFound, Unavailable
 from core.schedules import run_idempotency_key, task_budget_seconds
 from core.settings import Settings
+from core.temporal import start_task_workflow
 from models.schedules import AwaitTaskRequest, ScheduleCreate, ScheduledSubmit, ScheduledSubmitResult
 from models.tables import Schedule, Task
 
@@ -34,7 +36,12 @@ class ScheduleActivities:
         spec = spec.model_copy(update={"idempotency_key": run_idempotency_key(request.run_id)})
         try:
             accepted = await tasks.submit_task(
-                self._db, activity.client(), self._settings, request.client_id, spec, schedule_id=request.schedule_id
+                self._db,
+                self._settings,
+                request.client_id,
+                spec,
+                partial(start_task_workflow, activity.client()),
+                schedule_id=request.schedule_id,
             )
         except Unavailable:
             raise  # Temporal or the DB is down: retried by the activity's retry policy

@@ -48,6 +48,8 @@ HTTP_LATENCY = Histogram(
 )
 HTTP_IN_FLIGHT = Gauge("ains_http_requests_in_flight", "HTTP requests being handled", registry=REGISTRY)
 TASKS_CREATED = Counter("ains_tasks_created", "Tasks accepted by this API process", ["type"], registry=REGISTRY)
+# Runs of submitted tasks started by api.task_starter, or deferred to the dispatch reconciler (the start failed).
+TASK_STARTS = Counter("ains_task_starts", "Task runs started by this API process", ["outcome"], registry=REGISTRY)
 TASKS_BY_STATUS = Gauge("ains_tasks", "Tasks in the registry by status", ["status"], registry=REGISTRY)
 TASKS_BY_TYPE = Gauge(
     "ains_tasks_by_type", "Tasks in the registry by status and type", ["status", "type"], registry=REGISTRY

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from api.read_cache import RegistryReadCache
+from api.task_starter import TaskStarter
 from core.db import Database
 from core.dispatch import Dispatcher
 from core.errors import Unavailable
@@ -31,6 +32,8 @@ class AppState:
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
     # Bodies of GET /v1/agents and the leaderboard for registry_read_cache_ttl_seconds (see api.read_cache).
     read_cache: RegistryReadCache = field(init=False)
+    # Starts submitted tasks' runs after their POST is answered.
+    starter: TaskStarter = field(default_factory=TaskStarter)
     _temporal: Client | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -67,6 +70,7 @@ class AppState:
             log.warning("agent %s changed; its free slots wait for the reconciler: %s", agent_id, exc.message)
 
     async def close(self) -> None:
+        await self.starter.close()
         await self.db.dispose()
         if self.redis is not None:
             await self.redis.aclose()

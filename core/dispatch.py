@@ -53,11 +53,10 @@ from core.metrics import observe_dispatch_repairs, observe_handovers, observe_qu
 from core.routing import load_agent
 from core.settings import Settings
 from core.task_start import TASK_WORKFLOW_NAME, task_start_options
-from core.tasks import queued_input, workflow_input
+from core.tasks import queued_input, unstarted_clause, workflow_input
 from core.temporal import start_task_workflow
 from models.agents import kind_of_endpoint
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
-from models.tasks import TaskStatus
 from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment, TaskWorkflowInput
 
 log = logging.getLogger("ains.dispatch")
@@ -342,12 +341,7 @@ class Dispatcher:
         async with self._db.session() as session:
             found = await session.execute(
                 select(Task)
-                .where(
-                    Task.status == TaskStatus.PENDING.value,
-                    Task.status_reason.is_(None),
-                    Task.parent_id.is_(None),
-                    Task.created_at < written_before,
-                )
+                .where(unstarted_clause(), Task.created_at < written_before)
                 .order_by(Task.created_at)
                 .limit(UNSTARTED_PER_ROUND)
             )

@@ -7,11 +7,12 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -19,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.adaptive import tuning_for
 from core.db import Database
+from core.dependencies import dependencies_of
 from core.dispatch_queue import waiting_view
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from core.json_safety import find_unsafe
@@ -42,6 +44,9 @@ from models.tasks import (
     TaskView,
 )
 from models.workflow_io import ONE_STEP_ATTEMPTS, ExecutionPolicy, RetrySpec, SlotAssignment, TaskWorkflowInput
+
+# Starts a task's run: core.temporal.start_task_workflow bound to a client, or the API's background starter.
+StartRun = Callable[[TaskWorkflowInput], Awaitable[None]]
 
 MAX_PAGE_SIZE = 500
 # Cancelling a task whose run does not exist yet (just handed a slot, its start under way): tries, and the
@@ -143,6 +148,17 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
         adaptive=tuning_for(task.objectives, settings) if strategy == Strategy.ADAPTIVE.value else None,
         agent_calls_queue=ALL_QUEUES[settings.agent_calls_queue],
     )
+
+
+def unstarted_clause() -> ColumnElement[bool]:
+    """Tasks whose run has taken no step: pending with no status reason (the run's first step sets one or moves
+    the status on). Members of a batch or composition are their parent's to start, so they are left out."""
+    return and_(Task.status == TaskStatus.PENDING.value, Task.status_reason.is_(None), Task.parent_id.is_(None))
+
+
+def is_unstarted(task: Task) -> bool:
+    """``unstarted_clause`` for a row already loaded."""
+    return task.status == TaskStatus.PENDING.value and task.status_reason is None and task.parent_id is None
 
 
 def queued_input(task: Task, settings: Settings, assignment: SlotAssignment | None = None) -> TaskWorkflowInput:
@@ -281,29 +297,25 @@ async def record_task(
 
 async def submit_task(
     db: Database,
-    temporal: Client,
     settings: Settings,
     client_id: str,
     spec: TaskCreate,
+    start_run: StartRun,
     *,
     schedule_id: str | None = None,
 ) -> TaskAccepted:
-    """Record the task, then start its workflow.
+    """Record the task, then have its run started by ``start_run``.
 
-    The row is written first so the task is readable at once. With an idempotency key, a repeat of the
-    request (even after a crash between the two steps) finds the row and makes sure the workflow runs.
+    The row is written first, so the task is accepted durably and readable at once. A start that never
+    happens (the process died in between, Temporal was unreachable) is made by the dispatch reconciler, which
+    starts every task still pending with no status reason; with an idempotency key, a repeat of the request
+    also starts it. Starting is idempotent.
     """
     task, created = await record_task(db, settings, client_id, spec, schedule_id=schedule_id)
     try:
-        await start_task_workflow(temporal, workflow_input(task, settings, spec.depends_on))
+        await start_run(workflow_input(task, settings, spec.depends_on))
     except RPCError as exc:
-        if created and spec.idempotency_key is None:
-            # Nobody can retry this exact task, so do not leave a row that would never run.
-            async with db.transaction() as session:
-                row = await session.get(Task, task.id)
-                if row is not None:
-                    await session.delete(row)
-        raise Unavailable(f"Temporal is unreachable, the task was not started: {exc.message}") from exc
+        raise Unavailable(f"Temporal is unreachable, the task's run was not started yet: {exc.message}") from exc
     return accepted(task, settings, created)
 
 
@@ -391,21 +403,29 @@ async def cancel_task(
                 raise Unavailable(f"could not reach Temporal to cancel the task: {exc.message}") from exc
         if attempt == CANCEL_TRIES - 1:
             break
-        # No run yet: a task queued ahead of its run is cancelled by its run (started here to be cancelled,
-        # which records the status and frees what it holds); a task just handed a slot is being started.
+        # No run yet: a task queued ahead of its run, or just accepted, is cancelled by its run (started here to
+        # be cancelled, which records the status and frees what it holds); a task just handed a slot is being started.
         if not await _start_queued_run(db, temporal, settings, task_id):
             await asyncio.sleep(CANCEL_RETRY_SECONDS * (attempt + 1))
     raise Unavailable(f"task {task_id!r} has no workflow run to cancel yet; try again shortly")
 
 
 async def _start_queued_run(db: Database, temporal: Client, settings: Settings, task_id: str) -> bool:
-    """Start the run of a task waiting in the dispatch queue without one; False when it is not such a task."""
+    """Start the run of a task that has none yet, so that its run records the cancel: one waiting in the dispatch
+    queue (core.batch_queue), or one just accepted whose start has not happened (api.task_starter). False when the
+    task is neither."""
     async with db.session() as session:
         task = await session.get(Task, task_id)
+        if task is None:
+            return False
         waits = await session.get(TaskWait, task_id)
-    if task is None or waits is None or not waits.start_on_handover:
-        return False
-    await start_task_workflow(temporal, queued_input(task, settings))
+        if waits is not None and waits.start_on_handover:
+            params = queued_input(task, settings)
+        elif is_unstarted(task):
+            params = workflow_input(task, settings, (await dependencies_of(session, [task_id])).get(task_id))
+        else:
+            return False
+    await start_task_workflow(temporal, params)
     return True
 
 

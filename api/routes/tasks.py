@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
@@ -37,7 +38,8 @@ async def submit_task(
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> TaskAccepted:
-    """Accept a task and start its workflow. ``Idempotency-Key`` (header or body) makes retries safe."""
+    """Accept a task (committed before the answer) and start its workflow. ``Idempotency-Key`` (header or body)
+    makes retries safe."""
     if idempotency_key and not spec.idempotency_key:
         spec = spec.model_copy(update={"idempotency_key": idempotency_key})
     accepted = await submit(state, principal.client_id, spec)
@@ -46,8 +48,10 @@ async def submit_task(
 
 
 async def submit(state: AppState, client_id: str, spec: TaskCreate) -> TaskAccepted:
-    """Record the task, start its workflow and count it (this route and the dashboard)."""
-    accepted = await tasks.submit_task(state.db, await state.temporal(), state.settings, client_id, spec)
+    """Record the task, hand its run's start to the background starter and count it (this route and the
+    dashboard): the answer does not wait for Temporal (api.task_starter)."""
+    start_run = partial(state.starter.start, await state.temporal())
+    accepted = await tasks.submit_task(state.db, state.settings, client_id, spec, start_run)
     if accepted.created:
         TASKS_CREATED.labels(type=spec.type or "template").inc()
     return accepted
