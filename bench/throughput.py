@@ -11,6 +11,7 @@ from datetime import UTC
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from bench.loadgen import LoadClient
 from bench.s1_worker import TASK_QUEUE
@@ -19,6 +20,7 @@ from core.db import Database
 from models.tables import Task, TaskAttempt
 
 TASK_TIMEOUT_SECONDS = 60.0
+RUN_NOT_FOUND_RETRY_SECONDS = 0.005
 
 
 @dataclass
@@ -63,7 +65,7 @@ async def run_s2(http: LoadClient, client: Client, db: Database, concurrency: in
         if response.status != 202:
             raise RuntimeError(f"POST /v1/tasks answered {response.status}: {response.text()}")
         accepted = response.body
-        await asyncio.wait_for(client.get_workflow_handle(accepted["workflow_id"]).result(), TASK_TIMEOUT_SECONDS)
+        await asyncio.wait_for(_run_result(client, accepted["workflow_id"]), TASK_TIMEOUT_SECONDS)
         samples.append(Sample(accepted["workflow_id"], t0_wall, accepted["id"]))
         return 0.0  # replaced below by the read-model time
 
@@ -79,6 +81,20 @@ async def run_s2(http: LoadClient, client: Client, db: Database, concurrency: in
         latencies.append((completed - sample.t0_wall) * 1000)
     load.latencies_ms = latencies
     return LevelResult(load, samples)
+
+
+async def _run_result(client: Client, workflow_id: str) -> None:
+    """Wait for the run's result. POST /v1/tasks answers before the run is started (api/task_starter.py), so a
+    run not found yet is asked for again shortly."""
+    handle = client.get_workflow_handle(workflow_id)
+    while True:
+        try:
+            await handle.result()
+            return
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        await asyncio.sleep(RUN_NOT_FOUND_RETRY_SECONDS)
 
 
 async def _completed(db: Database, ids: list[str]) -> dict[str, tuple[str, float]]:
