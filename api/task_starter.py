@@ -2,9 +2,9 @@
 
 The task's row is committed before the answer, so the task is accepted durably and readable at once; the run's
 StartWorkflowExecution then goes on in the background instead of inside the request. A client no longer waits
-for Temporal's start (on the dev server alone: p50 2 ms but p95 23 ms at one client, p50 22 / p95 95 ms at eight,
-bench/results/REPORT.md), and a task submitted while Temporal is briefly unreachable is accepted instead of
-refused.
+for Temporal's start (on the dev server alone, in bench/results/REPORT.md's runs: p50 2-5 ms but p95 23-31 ms at
+one client, p95 91-110 ms at eight), and a task submitted while Temporal is briefly unreachable is accepted
+instead of refused.
 
 Nothing accepted is lost: a start that fails (Temporal unreachable beyond the client's own retries, the API
 process killed before it ran) leaves the task ``pending`` with no status reason, and the dispatch reconciler
@@ -13,8 +13,7 @@ Starting is idempotent, so a start that did happen is never repeated.
 
 Bounded: at most ``limit`` starts are in flight. Beyond that a POST waits for one of them to end before it hands
 over its own and answers, so the API accepts tasks no faster than Temporal starts them and memory does not grow
-with a burst; a POST never waits for its own start.
-Shutdown waits a few seconds for the starts in flight.
+with a burst; a POST never waits for its own start. Shutdown waits a few seconds for the starts in flight.
 """
 
 from __future__ import annotations
