@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -15,6 +15,7 @@ from models.tables import AuditEntry, as_utc, utcnow
 # audit_log.id is an INTEGER column (32 bits on Postgres): a larger cursor names no entry and would overflow
 # the driver.
 MAX_ENTRY_ID = 2**31 - 1
+_INSERT_ENTRY = insert(AuditEntry)
 
 
 def _utc(value: datetime) -> datetime:
@@ -29,9 +30,9 @@ async def record(session: AsyncSession, entry: AuditRecord) -> int:
 
 
 async def record_many(session: AsyncSession, entries: list[AuditRecord]) -> None:
-    """Write a batch of entries (each keeps the time it was recorded at, in order)."""
-    session.add_all(AuditEntry(**entry.model_dump()) for entry in entries)
-    await session.flush()
+    """Write a batch of entries in one executemany (each keeps the time it was recorded at, in order). Not through
+    the unit of work: it inserts row by row to learn each new id, which nobody here needs."""
+    await session.execute(_INSERT_ENTRY, [entry.model_dump() for entry in entries])
 
 
 def _view(row: AuditEntry) -> AuditEntryView:
