@@ -22,7 +22,7 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.metrics import TASK_STARTS
 from core.temporal import start_task_workflow
@@ -32,6 +32,7 @@ log = logging.getLogger("ains.api.starts")
 
 DEFAULT_LIMIT = 32
 SHUTDOWN_WAIT_SECONDS = 5.0
+TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
 
 
 class TaskStarter:
@@ -61,8 +62,17 @@ class TaskStarter:
             await start_task_workflow(client, params)
         except Exception as exc:  # whatever it was, the reconciler starts the task
             TASK_STARTS.labels(outcome="deferred").inc()
+            transient = isinstance(exc, RPCError) and exc.status in TRANSIENT
             reason = exc.message if isinstance(exc, RPCError) else repr(exc)
-            log.warning("task %s accepted, its run not started yet (the reconciler will): %s", params.task_id, reason)
+            # Refused (not merely unreachable) is a configuration problem, e.g. a namespace without AINS's search
+            # attributes, that the reconciler's retries will not cure.
+            level = logging.WARNING if transient else logging.ERROR
+            log.log(
+                level,
+                "task %s accepted, its run not started yet (the reconciler will retry): %s",
+                params.task_id,
+                reason,
+            )
             return
         TASK_STARTS.labels(outcome="started").inc()
 

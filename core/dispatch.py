@@ -347,9 +347,19 @@ class Dispatcher:
             )
             tasks = list(found.scalars())
             depends_on = await dependencies_of(session, [task.id for task in tasks])
+        started = 0
         for task in tasks:
-            await start_task_workflow(self._client, workflow_input(task, self._settings, depends_on.get(task.id)))
-        return len(tasks)
+            try:
+                await start_task_workflow(self._client, workflow_input(task, self._settings, depends_on.get(task.id)))
+            except RPCError as exc:
+                if exc.status is RPCStatusCode.UNAVAILABLE:
+                    raise  # Temporal is down: the next round tries them all again
+                # Refused for this task alone (say, a namespace without AINS's search attributes): the others
+                # behind it in the sweep's order must not wait for it.
+                log.error("could not start the run of task %s (the next round tries again): %s", task.id, exc.message)
+                continue
+            started += 1
+        return started
 
     async def release_orphans(self, handed: Sequence[HandOver]) -> set[str]:
         """Give back slots reserved for tasks whose workflow is gone; returns the agents that have them again."""
