@@ -22,17 +22,16 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from api.metrics import TASK_STARTS
-from core.temporal import start_task_workflow
+from core.temporal import is_transient, start_task_workflow
 from models.workflow_io import TaskWorkflowInput
 
 log = logging.getLogger("ains.api.starts")
 
 DEFAULT_LIMIT = 32
 SHUTDOWN_WAIT_SECONDS = 5.0
-TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
 
 
 class TaskStarter:
@@ -62,11 +61,10 @@ class TaskStarter:
             await start_task_workflow(client, params)
         except Exception as exc:  # whatever it was, the reconciler starts the task
             TASK_STARTS.labels(outcome="deferred").inc()
-            transient = isinstance(exc, RPCError) and exc.status in TRANSIENT
             reason = exc.message if isinstance(exc, RPCError) else repr(exc)
             # Refused (not merely unreachable) is a configuration problem, e.g. a namespace without AINS's search
             # attributes, that the reconciler's retries will not cure.
-            level = logging.WARNING if transient else logging.ERROR
+            level = logging.WARNING if is_transient(exc) else logging.ERROR
             log.log(
                 level,
                 "task %s accepted, its run not started yet (the reconciler will retry): %s",

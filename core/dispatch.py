@@ -54,7 +54,7 @@ from core.routing import load_agent
 from core.settings import Settings
 from core.task_start import TASK_WORKFLOW_NAME, task_start_options
 from core.tasks import queued_input, unstarted_clause, workflow_input
-from core.temporal import start_task_workflow
+from core.temporal import is_transient, start_task_workflow
 from models.agents import kind_of_endpoint
 from models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
 from models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment, TaskWorkflowInput
@@ -352,8 +352,8 @@ class Dispatcher:
             try:
                 await start_task_workflow(self._client, workflow_input(task, self._settings, depends_on.get(task.id)))
             except RPCError as exc:
-                if exc.status is RPCStatusCode.UNAVAILABLE:
-                    raise  # Temporal is down: the next round tries them all again
+                if is_transient(exc):
+                    raise  # Temporal is down or overloaded: the next round tries them all again
                 # Refused for this task alone (say, a namespace without AINS's search attributes): the others
                 # behind it in the sweep's order must not wait for it.
                 log.error("could not start the run of task %s (the next round tries again): %s", task.id, exc.message)

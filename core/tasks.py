@@ -405,12 +405,12 @@ async def cancel_task(
             break
         # No run yet: a task queued ahead of its run, or just accepted, is cancelled by its run (started here to
         # be cancelled, which records the status and frees what it holds); a task just handed a slot is being started.
-        if not await _start_queued_run(db, temporal, settings, task_id):
+        if not await _start_run_to_cancel(db, temporal, settings, task_id):
             await asyncio.sleep(CANCEL_RETRY_SECONDS * (attempt + 1))
     raise Unavailable(f"task {task_id!r} has no workflow run to cancel yet; try again shortly")
 
 
-async def _start_queued_run(db: Database, temporal: Client, settings: Settings, task_id: str) -> bool:
+async def _start_run_to_cancel(db: Database, temporal: Client, settings: Settings, task_id: str) -> bool:
     """Start the run of a task that has none yet, so that its run records the cancel: one waiting in the dispatch
     queue (core.batch_queue), or one just accepted whose start has not happened (api.task_starter). False when the
     task is neither."""

@@ -7,10 +7,16 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.settings import Settings
 from core.task_start import TASK_WORKFLOW_NAME, task_start_options
 from models.workflow_io import TaskWorkflowInput
+
+# Temporal missed the request rather than refused it: the same request may succeed later as it is.
+TRANSIENT_STATUSES = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
+)
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -43,3 +49,8 @@ async def start_task_workflow(client: Client, params: TaskWorkflowInput) -> None
         )
     except WorkflowAlreadyStartedError:
         pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed request may succeed later unchanged (Temporal unreachable, overloaded or too slow)."""
+    return isinstance(exc, RPCError) and exc.status in TRANSIENT_STATUSES
