@@ -70,7 +70,9 @@ async def test_sigkill_worker_during_20_running_tasks(stack: Stack, call_path: s
         trust = await stack.trust(agent_id)
         assert trust["total_tasks"] == TASKS + warm_up
         # The path the calls took: through the queue while the agent was not measured (repeats answered from the
-        # agent's first runs then measure it fast, so tasks routed after the restart may go inline), else inline.
+        # agent's first runs then measure it fast, so tasks routed after the restart may go inline), else inline
+        # (until two of these 1.5 s calls are recorded, which lift the agent's average past the inline limit: on a
+        # slow machine the tasks routed after that, or after the restart, go through the queue).
         client = await stack.temporal()
         queued = [
             i
@@ -82,11 +84,15 @@ async def test_sigkill_worker_during_20_running_tasks(stack: Stack, call_path: s
                 ]
             )
         ]
-        assert bool(queued) == (call_path == "queue"), queued
         async with httpx.AsyncClient(base_url=stack.demo_url) as http:
             calls = (await http.get("/calls")).json()
         per_task = Counter({i: calls.get(f"{i}:1", 0) for i in ids})
         assert all(1 <= n <= 2 for n in per_task.values()), per_task
+        if call_path == "queue":
+            assert queued
+        else:
+            inline = [i for i in ids if i not in queued]
+            assert any(per_task[i] == 2 for i in inline), ("an inline call cut by the kill is made again", queued)
         assert sum(per_task.values()) >= TASKS + 1 or in_flight_at_kill == 0, "calls cut by the kill are repeated"
     finally:
         for process in stack._processes:
