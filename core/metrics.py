@@ -151,6 +151,16 @@ def _on_agent_call(args: tuple[Any, ...], result: Any) -> None:
         TRUST_CHANGES.labels(_TRUST_EVENT.get(outcome, outcome)).inc()  # recorded in the call (one step)
 
 
+def _on_route_and_call(args: tuple[Any, ...], result: Any) -> None:
+    """route_and_call: its routing decision, and its inline call when it made one."""
+    if not args:
+        return
+    _on_route((getattr(args[0], "route", None),), getattr(result, "decision", None))
+    called = getattr(result, "result", None)
+    if called is not None:
+        _on_agent_call((result.decision,), called)  # the decision names the agent called
+
+
 def _on_record(args: tuple[Any, ...], result: Any) -> None:
     if result is True and args:  # applied now, not a replay or retry of an earlier application
         outcome = str(_value(getattr(args[0], "result", None), "outcome"))
@@ -179,6 +189,7 @@ def _on_webhook_finish(args: tuple[Any, ...], _: Any) -> None:
 _RECORDERS: dict[str, Callable[[tuple[Any, ...], Any], None]] = {
     "route_task": _on_route,
     "call_agent": _on_agent_call,
+    "route_and_call": _on_route_and_call,
     "record_attempt": _on_record,
     "finish_attempt": _on_finish_attempt,
     "attempt_webhook_delivery": _on_webhook_attempt,

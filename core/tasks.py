@@ -43,7 +43,7 @@ from models.tasks import (
     TaskStatus,
     TaskView,
 )
-from models.workflow_io import ONE_STEP_ATTEMPTS, ExecutionPolicy, RetrySpec, SlotAssignment, TaskWorkflowInput
+from models.workflow_io import ROUTED_CALLS, ExecutionPolicy, RetrySpec, SlotAssignment, TaskWorkflowInput
 
 # Starts a task's run: core.temporal.start_task_workflow bound to a client, or the API's background starter.
 StartRun = Callable[[TaskWorkflowInput], Awaitable[None]]
@@ -144,7 +144,7 @@ def workflow_input(task: Task, settings: Settings, depends_on: list[str] | None 
         queue_timeout_seconds=task.queue_timeout_seconds,
         retry=RetrySpec(**task.retry_policy) if task.retry_policy else None,
         depends_on=depends_on or [],
-        history_version=ONE_STEP_ATTEMPTS,
+        history_version=ROUTED_CALLS,
         adaptive=tuning_for(task.objectives, settings) if strategy == Strategy.ADAPTIVE.value else None,
         agent_calls_queue=ALL_QUEUES[settings.agent_calls_queue],
     )

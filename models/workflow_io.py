@@ -37,6 +37,9 @@ class RetrySpec(BaseModel):
 # Set on every TaskWorkflow started from this version on: the run records each attempt inside its agent call
 # (one step, no patch marker). Runs started before carry 0 and tell their path apart by the patch marker.
 ONE_STEP_ATTEMPTS = 3
+# From this version on, an attempt routes and, for an agent called inline, calls in one local activity
+# (route_and_call): one local activity per attempt instead of two.
+ROUTED_CALLS = 4
 
 
 class AdaptiveTuning(BaseModel):
@@ -189,6 +192,28 @@ class AgentCallRequest(BaseModel):
     last_attempt: bool = False
 
 
+class RouteAndCall(BaseModel):
+    """Route an attempt and, when the chosen agent is called inline (calls_inline), call it in the same local
+    activity, recording the attempt (AgentCallRequest.record)."""
+
+    route: RouteRequest
+    timeout_seconds: int
+    last_attempt: bool
+    policy: ExecutionPolicy
+
+    def call(self, decision: RouteDecision, record: bool = True) -> AgentCallRequest:
+        """The agent call of an assigned decision."""
+        return AgentCallRequest(
+            task_id=self.route.task_id,
+            attempt=self.route.attempt,
+            agent_id=decision.agent_id or "",
+            endpoint_url=decision.endpoint_url or "",
+            timeout_seconds=self.timeout_seconds,
+            record=record,
+            last_attempt=self.last_attempt,
+        )
+
+
 # The error code of an attempt that failed on AINS's side (request not buildable, worker lost on every retry,
 # activity timeout): never a trust record against the agent, never a reason to avoid it on re-routing.
 PLATFORM_ERROR = "platform_error"
@@ -217,6 +242,13 @@ class AgentCallResult(BaseModel):
     # Set when the call's activity recorded the attempt itself (AgentCallRequest.record); None: the workflow
     # records it (the recording failed, the agent completes asynchronously, or an older run).
     finished: FinishResult | None = None
+
+
+class RoutedCall(BaseModel):
+    """What route_and_call did: the routing decision, and the inline call's result when it made the call."""
+
+    decision: RouteDecision
+    result: AgentCallResult | None = None
 
 
 class AttemptRecord(BaseModel):

@@ -25,6 +25,7 @@ from activities.dispatch import DispatchActivities
 from activities.health import HealthActivities
 from activities.llm_calls import LlmCallActivities
 from activities.registry import RegistryActivities
+from activities.routed_calls import RoutedCallActivities
 from activities.schedules import ScheduleActivities
 from activities.webhooks import EventActivities, WebhookActivities
 from core.attempt_finish import AttemptFinisher
@@ -102,6 +103,7 @@ def build_workers(
     if ORCHESTRATION_QUEUE in queues:
         calls_here = ALL_QUEUES[settings.agent_calls_queue] == ORCHESTRATION_QUEUE
         registry = RegistryActivities(db, client, settings.routing_cache_ttl_seconds, settings)
+        routed_calls = RoutedCallActivities(registry, calls)
         compositions = CompositionActivities(db, settings)
         events = EventActivities(db, settings)
         scheduled = ScheduleActivities(db, settings)
@@ -130,6 +132,7 @@ def build_workers(
                     scheduled.cancel_task,
                     batches.start_batch_tasks,
                     reconciler.reconcile_dispatch,
+                    routed_calls.route_and_call,
                     # Agent calls scheduled on this queue (Settings.agent_calls_queue) run here, eagerly: eager
                     # activity execution needs the very Worker that completed the workflow task to have them.
                     calls.call_agent,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -23,6 +24,7 @@ from workflows.events import emit_task_event
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentCallActivities
     from activities.registry import RegistryActivities
+    from activities.routed_calls import RoutedCallActivities
     from core.settings import AGENTS_QUEUE, LLM_QUEUE
     from models import search_attributes as sa
     from models.priority import effective_priority, task_queue_priority
@@ -31,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         DEPENDENCY_FINISHED_SIGNAL,
         ONE_STEP_ATTEMPTS,
         PLATFORM_ERROR,
+        ROUTED_CALLS,
         SLOT_ASSIGNED_SIGNAL,
         SLOT_FREED_SIGNAL,
         TASK_FAILURE_TYPES,
@@ -41,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         DependentsRequest,
         FinishResult,
         RetrySpec,
+        RouteAndCall,
+        RoutedCall,
         RouteDecision,
         RouteOutcome,
         RouteRequest,
@@ -101,6 +106,21 @@ def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
     return timedelta(seconds=min(seconds, retry.maximum_interval_seconds))
 
 
+def _after_inline_try(request: AgentCallRequest, started: datetime) -> AgentCallRequest:
+    """A call delivered through the queue after an inline try that did not answer: what is left of its timeout."""
+    spent = math.ceil((workflow.now() - started).total_seconds())
+    return request.model_copy(update={"timeout_seconds": max(1, request.timeout_seconds - spent)})
+
+
+@dataclass(frozen=True)
+class _Routed:
+    """An attempt's routing outcome in the workflow."""
+
+    decision: RouteDecision
+    called: AgentCallResult | None = None  # the inline call route_and_call made
+    inline_tried_at: datetime | None = None  # route_and_call's inline try did not answer: call through the queue
+
+
 @workflow.defn(name="TaskWorkflow")
 class TaskWorkflow:
     def __init__(self) -> None:
@@ -153,7 +173,14 @@ class TaskWorkflow:
         last: AgentCallResult | None = None
         for attempt in range(1, params.max_attempts + 1):
             self._attempt = attempt
-            decision = await self._assignment_for(params, attempt, failed_agents)
+            plan = RouteAndCall(
+                route=self._route_request(params, attempt, failed_agents),
+                timeout_seconds=params.timeout_seconds,
+                last_attempt=attempt == params.max_attempts,
+                policy=params.policy,
+            )
+            routed = await self._route(params, plan)
+            decision = routed.decision
             if decision.outcome is not RouteOutcome.ASSIGNED or decision.agent_id is None:
                 no_agent = (
                     "no_capable_agent" if decision.outcome is RouteOutcome.NO_CAPABLE_AGENT else "no_agent_available"
@@ -167,17 +194,15 @@ class TaskWorkflow:
                     [sa.AGENT_ID.value_set(agent_id), sa.STATUS.value_set(TaskStatus.RUNNING.value)]
                 )
             workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{agent_id}`")
-            call = AgentCallRequest(
-                task_id=params.task_id,
-                attempt=attempt,
-                agent_id=agent_id,
-                endpoint_url=decision.endpoint_url or "",
-                timeout_seconds=params.timeout_seconds,
-                record=self._one_step,
-                last_attempt=attempt == params.max_attempts,
-            )
-            inline = calls_inline(decision.agent_kind, decision.agent_avg_response_ms, params.policy)
-            result = await self._call_agent(params, call, decision.agent_kind, inline)
+            call = plan.call(decision, record=self._one_step)
+            result = routed.called
+            if result is None and routed.inline_tried_at is not None:
+                result = await self._call_agent(
+                    params, _after_inline_try(call, routed.inline_tried_at), decision.agent_kind
+                )
+            elif result is None:
+                inline = calls_inline(decision.agent_kind, decision.agent_avg_response_ms, params.policy)
+                result = await self._call_agent(params, call, decision.agent_kind, inline)
             record = attempt_record(call, result)
             finished = result.finished
             if finished is None:  # not recorded in the call (an older run, a failed recording, async completion)
@@ -193,15 +218,8 @@ class TaskWorkflow:
             await workflow.sleep(_backoff(params, attempt))
         raise AssertionError(f"unreachable: the last attempt is final ({last})")
 
-    async def _assignment_for(self, params: TaskWorkflowInput, attempt: int, failed_agents: list[str]) -> RouteDecision:
-        """Route; while every capable agent is busy, wait passively for a hand-over (a signal), up to the
-        queue timeout. A long jittered re-check is only a safety net against a lost signal."""
-        limit = timedelta(seconds=params.queue_wait_seconds())
-        # Queued ahead of its run (a batch): the first attempt has waited since the task was queued, and its
-        # hand-over, when it came, started the run with the assignment already here.
-        queued_ahead = params.queued and attempt == 1
-        deadline = (self._queued_since(params) if queued_ahead else workflow.now()) + limit
-        request = RouteRequest(
+    def _route_request(self, params: TaskWorkflowInput, attempt: int, failed_agents: list[str]) -> RouteRequest:
+        return RouteRequest(
             task_id=params.task_id,
             attempt=attempt,
             required_capabilities=params.required_capabilities,
@@ -211,18 +229,63 @@ class TaskWorkflow:
             excluded_agent_ids=params.excluded_agent_ids,
             priority_aging_seconds=params.policy.priority_aging_seconds,
             adaptive=params.adaptive,
-            queued=queued_ahead,
+            # Queued ahead of its run (a batch): its hand-over started the run with the assignment already here.
+            queued=params.queued and attempt == 1,
         )
+
+    async def _route(self, params: TaskWorkflowInput, plan: RouteAndCall) -> _Routed:
+        """The attempt's agent. Runs from ROUTED_CALLS on route and call a fast agent in one local activity
+        (route_and_call); a task with an assignment in hand (queued ahead, handed over) or that must wait for
+        one gets it from _assignment_for."""
+        attempt = plan.route.attempt
         if self._assignment is not None and self._assignment.attempt != attempt:
             self._assignment = None  # a re-sent assignment of an earlier attempt (the reconciler after a crash)
+        if params.history_version < ROUTED_CALLS or self._assignment is not None or plan.route.queued:
+            return _Routed(await self._assignment_for(params, plan.route))
+        started = workflow.now()
+        try:
+            routed: RoutedCall = await workflow.execute_local_activity_method(
+                RoutedCallActivities.route_and_call,
+                plan,
+                start_to_close_timeout=INLINE_CALL_LIMIT,
+                retry_policy=INLINE_CALL_RETRY,
+                summary=f"route and call inline (attempt {attempt})",
+            )
+        except (TemporalTimeoutError, ActivityError) as err:
+            if isinstance(err, ActivityError) and isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError from err
+            # Past INLINE_CALL_LIMIT or failed on our side: route again with the registry's retries (which finds
+            # a reservation this step made) and deliver the call through the queue, as an inline call past its
+            # limit is (agents answer a repeated task id and attempt from their first run).
+            return _Routed(await self._assignment_for(params, plan.route), inline_tried_at=started)
+        except CancelledError as err:
+            raise asyncio.CancelledError from err
+        if routed.decision.outcome is RouteOutcome.ALL_BUSY:
+            return _Routed(await self._assignment_for(params, plan.route, busy=routed.decision))
+        return _Routed(routed.decision, routed.result)
+
+    async def _assignment_for(
+        self, params: TaskWorkflowInput, request: RouteRequest, busy: RouteDecision | None = None
+    ) -> RouteDecision:
+        """Route; while every capable agent is busy, wait passively for a hand-over (a signal), up to the
+        queue timeout. A long jittered re-check is only a safety net against a lost signal. ``busy``: the
+        decision of a routing step just taken (route_and_call), which queued the task up."""
+        limit = timedelta(seconds=params.queue_wait_seconds())
+        # Queued ahead of its run: the first attempt has waited since the task was queued.
+        deadline = (self._queued_since(params) if request.queued else workflow.now()) + limit
         waiting_for = "its agents are busy"
+        if busy is not None:
+            request = request.model_copy(update={"queued": True})
+            waiting_for = busy.reason
+        routed_already = busy is not None
         while True:
-            if self._assignment is None:
+            if self._assignment is None and not routed_already:
                 decision: RouteDecision = await _bookkeeping(RegistryActivities.route_task, request)
                 if decision.outcome is not RouteOutcome.ALL_BUSY:
                     return decision
                 request = request.model_copy(update={"queued": True})
                 waiting_for = decision.reason
+            routed_already = False
             while self._assignment is None:
                 remaining = deadline - workflow.now()
                 if remaining <= timedelta(0):
@@ -404,8 +467,7 @@ class TaskWorkflow:
                 inline_result = await self._call_inline(request)
                 if inline_result is not None:
                     return inline_result
-                spent = math.ceil((workflow.now() - started).total_seconds())
-                request = request.model_copy(update={"timeout_seconds": max(1, request.timeout_seconds - spent)})
+                request = _after_inline_try(request, started)
             if kind == "llm":
                 # An llm agent: activities.llm_calls.call_llm on its own queue, same timeouts, retries and result.
                 llm_result: AgentCallResult = await workflow.execute_activity(

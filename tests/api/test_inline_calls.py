@@ -101,14 +101,14 @@ async def test_a_measured_fast_agent_is_called_inline_without_an_activity_task(
     types = _types(events)
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
     assert types.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 1, "routed, called and finished in one step"
-    call_markers = [
-        e
+    markers = [
+        e.marker_recorded_event_attributes.details["data"].payloads[0].data
         for e in events
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-        and b"call_agent" in e.marker_recorded_event_attributes.details["data"].payloads[0].data
     ]
-    assert len(call_markers) == 1
-    assert len(events) == 8, [EventType.Name(t) for t in types]
+    assert len(markers) == 1 and b"route_and_call" in markers[0], "routed and called in one local activity"
+    # Started, one workflow task (scheduled, started, completed), the marker, the final upsert, completed.
+    assert len(events) == 7, [EventType.Name(t) for t in types]
     assert header_agent.tokens[second["id"]] is False, "an inline call has no task token to offer"
 
     # Recorded like any call: one attempt, trust +0.02 for each success.

@@ -235,7 +235,7 @@ async def test_log_lines_are_json_with_request_task_and_workflow_ids(stack: Stac
     worker = [line for line in lines if line.get("workflow_id") == task["workflow_id"]]
     assert worker, "no worker log line carried the workflow id"
     assert all(line["task_id"] == task["id"] for line in worker)
-    assert {line["message"] for line in worker} >= {"activity route_task finished", "activity call_agent finished"}
+    assert {line["message"] for line in worker} >= {"activity route_and_call finished", "activity call_agent finished"}
 
 
 async def test_text_log_format_is_selectable(stack: Stack) -> None:

@@ -12,7 +12,7 @@ from activities.agent_calls import AgentCallActivities
 from core.attempt_finish import AttemptFinisher
 from models.tables import TrustRecord
 from models.workflow_io import AgentCallRequest, CallOutcome
-from tests.support.counting_agent import CountingAgent, register_counting_agent
+from tests.support.counting_agent import CountingAgent, is_routing_marker, register_counting_agent
 from tests.support.stack import SIGNING_SECRET, Stack
 
 
@@ -68,10 +68,7 @@ async def test_a_call_recorded_in_its_activity_leaves_no_bookkeeping_step_in_the
         upserts = [e for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
         # S1 (a bare one-activity workflow) has 11 events; AINS adds the routing marker and one upsert.
         assert len(history.events) == 13, [e.event_type for e in history.events]
-        assert (
-            len(markers) == 1
-            and b"route_task" in markers[0].marker_recorded_event_attributes.details["data"].payloads[0].data
-        )
+        assert len(markers) == 1 and is_routing_marker(markers[0])
         assert len(upserts) == 1
         described = await handle.describe()
         attrs = {pair.key.name: pair.value for pair in described.typed_search_attributes}

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack
@@ -62,14 +63,24 @@ async def register_counting_agent(stack: Stack, url: str, max_concurrency: int) 
     return await stack.register_agent(max_concurrency=max_concurrency, endpoint_url=url)
 
 
+# The local activities that route an attempt: route_task, and route_and_call (runs from ROUTED_CALLS on).
+ROUTING_ACTIVITIES = (b"route_task", b"route_and_call")
+
+
+def is_routing_marker(event: HistoryEvent) -> bool:
+    """Whether the history event is the marker of a routing step."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return False
+    details = event.marker_recorded_event_attributes.details
+    return "data" in details and any(name in details["data"].payloads[0].data for name in ROUTING_ACTIVITIES)
+
+
 async def route_markers_and_signals(stack: Stack, workflow_id: str) -> tuple[int, int]:
     client = await stack.temporal()
     routes = signals = 0
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            details = event.marker_recorded_event_attributes.details
-            if "data" in details and b"route_task" in details["data"].payloads[0].data:
-                routes += 1
+        if is_routing_marker(event):
+            routes += 1
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             if event.workflow_execution_signaled_event_attributes.signal_name == "slot_assigned":
                 signals += 1

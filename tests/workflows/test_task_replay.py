@@ -45,6 +45,16 @@ V3 = [
     "task_inline_call_past_its_limit_v3.json",
 ]
 
+# Recorded with history_version 4 (ROUTED_CALLS): routing and an inline call in one local activity
+# (route_and_call); a call through the queue for an agent not measured yet, an inline try past INLINE_CALL_LIMIT
+# (routed again, then the queue), and a task that found its agent busy and was handed a slot by signal.
+V4 = [
+    "task_routed_then_called_through_the_queue_v4.json",
+    "task_routed_and_called_inline_v4.json",
+    "task_inline_call_past_its_limit_v4.json",
+    "task_handed_over_v4.json",
+]
+
 
 # Workers run workflows unsandboxed in production (AINS_WORKFLOW_SANDBOX, off by default) and sandboxed in the
 # test suite: every history replays the same under both runners.
@@ -52,7 +62,7 @@ RUNNERS = {"sandboxed": SandboxedWorkflowRunner, "unsandboxed": UnsandboxedWorkf
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-@pytest.mark.parametrize("name", V1 + V2 + V3)
+@pytest.mark.parametrize("name", V1 + V2 + V3 + V4)
 async def test_a_task_recorded_by_an_earlier_workflow_version_replays(name: str, runner: str) -> None:
     history = WorkflowHistory.from_json(f"task-{name}", (HISTORIES / name).read_text())
     replayer = Replayer(
