@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         FinishResult,
         RetrySpec,
         RouteAndCall,
-        RoutedCall,
         RouteDecision,
         RouteOutcome,
         RouteRequest,
@@ -104,6 +103,34 @@ def _backoff(params: TaskWorkflowInput, attempt: int) -> timedelta:
     retry = params.retry or RetrySpec(initial_interval_seconds=params.policy.retry_backoff_seconds)
     seconds = retry.initial_interval_seconds * retry.backoff_coefficient ** (attempt - 1)
     return timedelta(seconds=min(seconds, retry.maximum_interval_seconds))
+
+
+async def _inline(
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType], arg: ParamType, summary: str
+) -> ReturnType | None:
+    """A local activity that calls an agent inline, held to INLINE_CALL_LIMIT with a single try. A worker lost
+    mid-call is noticed by the workflow task's timeout and the call is made again on replay. None when the agent
+    has not answered within the limit, or the activity failed on our side: the caller delivers the call again
+    through the queue, with its retries, under the same task id and attempt (which agents deduplicate: the SDK
+    answers from its first run)."""
+    try:
+        return await workflow.execute_local_activity_method(
+            activity,
+            arg,
+            start_to_close_timeout=INLINE_CALL_LIMIT,
+            retry_policy=INLINE_CALL_RETRY,
+            summary=summary,
+        )
+    # A local activity's failure can come back bare, not wrapped in an ActivityError (always so on replay, where
+    # it is read from the activity's marker).
+    except (TemporalTimeoutError, ApplicationError):
+        return None
+    except CancelledError as err:
+        raise asyncio.CancelledError from err
+    except ActivityError as err:
+        if isinstance(err.cause, CancelledError):
+            raise asyncio.CancelledError from err
+        return None
 
 
 def _after_inline_try(request: AgentCallRequest, started: datetime) -> AgentCallRequest:
@@ -243,23 +270,11 @@ class TaskWorkflow:
         if params.history_version < ROUTED_CALLS or self._assignment is not None or plan.route.queued:
             return _Routed(await self._assignment_for(params, plan.route))
         started = workflow.now()
-        try:
-            routed: RoutedCall = await workflow.execute_local_activity_method(
-                RoutedCallActivities.route_and_call,
-                plan,
-                start_to_close_timeout=INLINE_CALL_LIMIT,
-                retry_policy=INLINE_CALL_RETRY,
-                summary=f"route and call inline (attempt {attempt})",
-            )
-        except (TemporalTimeoutError, ActivityError) as err:
-            if isinstance(err, ActivityError) and isinstance(err.cause, CancelledError):
-                raise asyncio.CancelledError from err
-            # Past INLINE_CALL_LIMIT or failed on our side: route again with the registry's retries (which finds
-            # a reservation this step made) and deliver the call through the queue, as an inline call past its
-            # limit is (agents answer a repeated task id and attempt from their first run).
+        routed = await _inline(RoutedCallActivities.route_and_call, plan, f"route and call inline (attempt {attempt})")
+        if routed is None:
+            # Route again with the registry's retries (which finds a reservation the failed step made) and deliver
+            # the call through the queue, as an inline call past its limit is.
             return _Routed(await self._assignment_for(params, plan.route), inline_tried_at=started)
-        except CancelledError as err:
-            raise asyncio.CancelledError from err
         if routed.decision.outcome is RouteOutcome.ALL_BUSY:
             return _Routed(await self._assignment_for(params, plan.route, busy=routed.decision))
         return _Routed(routed.decision, routed.result)
@@ -508,29 +523,9 @@ class TaskWorkflow:
             )
 
     async def _call_inline(self, request: AgentCallRequest) -> AgentCallResult | None:
-        """A fast HTTP agent's call inside this workflow task (calls_inline): no activity task. A worker lost
-        mid-call is noticed by the workflow task's timeout and the call is made again on replay. None when the
-        agent has not answered within INLINE_CALL_LIMIT, or the call failed on our side: the caller delivers it
-        again through the queue, with its retries, under the same task id and attempt (which agents deduplicate:
-        the SDK answers from its first run)."""
-        try:
-            result: AgentCallResult = await workflow.execute_local_activity_method(
-                AgentCallActivities.call_agent,
-                request,
-                start_to_close_timeout=INLINE_CALL_LIMIT,
-                retry_policy=INLINE_CALL_RETRY,
-                summary=f"call agent {request.agent_id} inline (attempt {request.attempt})",
-            )
-        # A replay reads the outcome from the call's marker, where it is not wrapped in an ActivityError.
-        except TemporalTimeoutError:
-            return None
-        except CancelledError as err:
-            raise asyncio.CancelledError from err
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
-                raise
-            return None
-        return result
+        """A fast HTTP agent's call inside this workflow task (calls_inline): no activity task."""
+        summary = f"call agent {request.agent_id} inline (attempt {request.attempt})"
+        return await _inline(AgentCallActivities.call_agent, request, summary)
 
     async def _set_status(self, task_id: str, status: TaskStatus, reason: str | None, code: str | None) -> None:
         await workflow.execute_local_activity_method(

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.routed_calls import RoutedCallActivities
 from core.agents import register_agent
 from core.db import Database
 from core.outbound_http import new_session
@@ -29,11 +30,14 @@ from models.agents import AgentCreate, Capability
 from models.search_attributes import ALL_KEYS
 from models.tables import Agent, Task, TaskAttempt, TrustRecord
 from models.workflow_io import (
+    ROUTED_CALLS,
     TASK_FAILURE_TYPES,
     AgentCallRequest,
     AgentCallResult,
     ExecutionPolicy,
     RetrySpec,
+    RouteAndCall,
+    RoutedCall,
     TaskWorkflowInput,
     TaskWorkflowResult,
     task_result_of_failure,
@@ -241,3 +245,45 @@ async def test_a_call_that_fails_on_our_side_every_retry_is_a_platform_error_wit
     assert "on AINS's side" in (task.error or "")
     assert [a.agent_id for a in attempts if a] == [agent_id, agent_id], "the agent was not avoided"
     assert records == [] and agent is not None and agent.trust_score == 0.5 and agent.total_tasks == 0
+
+
+async def test_a_routing_step_that_fails_on_our_side_routes_again_and_calls_through_the_queue(
+    time_skipping: WorkflowEnvironment,
+    registry: Database,
+    demo_agent: RunningServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """route_and_call (routing with the inline call, runs from ROUTED_CALLS on) has a single try: when it fails
+    on our side the attempt routes again with the registry's retries and calls the agent through the queue,
+    once, and the agent's trust moves only for that call."""
+    agent_id, tag = await _agent(registry, f"{demo_agent.url}/run")
+    async with registry.transaction() as session:  # measured fast: its calls would be made inline
+        await session.execute(update(Agent).where(Agent.id == agent_id).values(avg_response_ms=5.0))
+
+    @activity.defn(name="route_and_call")
+    async def broken_route_and_call(self: RoutedCallActivities, request: RouteAndCall) -> RoutedCall:
+        raise RuntimeError("worker bug: the routing step crashed")
+
+    monkeypatch.setattr(RoutedCallActivities, "route_and_call", broken_route_and_call)
+    params = TaskWorkflowInput(
+        task_id=f"tsk_{uuid.uuid4().hex}",
+        client_id="c",
+        task_type="echo",
+        required_capabilities=[tag],
+        priority=5,
+        timeout_seconds=10,
+        max_attempts=1,
+        history_version=ROUTED_CALLS,
+        policy=ExecutionPolicy(inline_call_max_ms=500),
+    )
+    result, _ = await _run(time_skipping.client, registry, params)
+    assert result.status == "succeeded" and result.attempts == 1
+    handle = time_skipping.client.get_workflow_handle(f"task-{params.task_id}")
+    kinds = [event.event_type async for event in handle.fetch_history_events()]
+    assert kinds.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 2, "the failed step, then route_task"
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED in kinds, "the call went through the queue, not inline"
+    async with registry.session() as session:
+        records = (await session.execute(select(TrustRecord).where(TrustRecord.task_id == params.task_id))).all()
+        agent = await session.get(Agent, agent_id)
+    assert len(records) == 1 and agent is not None and agent.total_tasks == 1
+    assert agent.trust_score == pytest.approx(0.52)
