@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -109,6 +110,19 @@ async def _agent(db: Database, url: str, max_concurrency: int = 1) -> tuple[str,
     return agent_id, tag
 
 
+def _input(tag: str, **fields: Any) -> TaskWorkflowInput:
+    """A task's run input for an agent offering ``tag``: an echo task with a 10 s timeout, plus ``fields``."""
+    defaults: dict[str, Any] = {
+        "task_id": f"tsk_{uuid.uuid4().hex}",
+        "client_id": "c",
+        "task_type": "echo",
+        "required_capabilities": [tag],
+        "priority": 5,
+        "timeout_seconds": 10,
+    }
+    return TaskWorkflowInput(**{**defaults, **fields})
+
+
 async def _run(client: Client, db: Database, params: TaskWorkflowInput) -> tuple[TaskWorkflowResult, list[float]]:
     async with db.transaction() as session:
         session.add(
@@ -144,13 +158,8 @@ async def test_backoff_between_attempts_follows_the_task_retry_policy(
     time_skipping: WorkflowEnvironment, registry: Database, demo_agent: RunningServer
 ) -> None:
     agent_id, tag = await _agent(registry, f"{demo_agent.url}/fail")
-    params = TaskWorkflowInput(
-        task_id=f"tsk_{uuid.uuid4().hex}",
-        client_id="c",
-        task_type="echo",
-        required_capabilities=[tag],
-        priority=5,
-        timeout_seconds=10,
+    params = _input(
+        tag,
         max_attempts=3,
         retry=RetrySpec(initial_interval_seconds=600, backoff_coefficient=3, maximum_interval_seconds=7200),
     )
@@ -172,13 +181,8 @@ async def test_task_waits_for_a_busy_agent_until_its_queue_timeout(
         session.add(task_row("tsk_holder", [tag], status="running", max_attempts=1))
         await session.flush()
         session.add(TaskAttempt(task_id="tsk_holder", attempt=1, agent_id=agent_id))
-    params = TaskWorkflowInput(
-        task_id=f"tsk_{uuid.uuid4().hex}",
-        client_id="c",
-        task_type="echo",
-        required_capabilities=[tag],
-        priority=5,
-        timeout_seconds=10,
+    params = _input(
+        tag,
         max_attempts=1,
         queue_timeout_seconds=3600,
         policy=ExecutionPolicy(priority_aging_seconds=0),
@@ -206,13 +210,8 @@ async def test_a_call_that_fails_on_our_side_every_retry_is_a_platform_error_wit
     async def broken_call(request: AgentCallRequest) -> AgentCallResult:
         raise RuntimeError("worker bug: the call activity crashed before calling the agent")
 
-    params = TaskWorkflowInput(
-        task_id=f"tsk_{uuid.uuid4().hex}",
-        client_id="c",
-        task_type="echo",
-        required_capabilities=[tag],
-        priority=5,
-        timeout_seconds=10,
+    params = _input(
+        tag,
         max_attempts=2,
     )
     async with registry.transaction() as session:
@@ -265,13 +264,8 @@ async def test_a_routing_step_that_fails_on_our_side_routes_again_and_calls_thro
         raise RuntimeError("worker bug: the routing step crashed")
 
     monkeypatch.setattr(RoutedCallActivities, "route_and_call", broken_route_and_call)
-    params = TaskWorkflowInput(
-        task_id=f"tsk_{uuid.uuid4().hex}",
-        client_id="c",
-        task_type="echo",
-        required_capabilities=[tag],
-        priority=5,
-        timeout_seconds=10,
+    params = _input(
+        tag,
         max_attempts=1,
         history_version=ROUTED_CALLS,
         policy=ExecutionPolicy(inline_call_max_ms=500),
