@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     # called inline: a local activity of the workflow task that routed the attempt (or started the run handed
     # its slot), not an activity task. That saves a trip through Temporal per call (README, "Inline
     # calls"). Agents not yet measured, slower, or LLM agents take the queue; 0 turns it off. A call still
-    # unanswered after 3 s (workflows.task_workflow.INLINE_CALL_LIMIT) is delivered again through the queue.
+    # unanswered after 3 s (models.workflow_io.INLINE_CALL_LIMIT_SECONDS) is delivered again through the queue.
     agent_inline_call_max_ms: float = Field(default=500.0, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     no_agent_wait_seconds: float = Field(default=300.0, ge=0)

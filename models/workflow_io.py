@@ -40,6 +40,9 @@ ONE_STEP_ATTEMPTS = 3
 # From this version on, an attempt routes and, for an agent called inline, calls in one local activity
 # (route_and_call): one local activity per attempt instead of two.
 ROUTED_CALLS = 4
+# An inline call holds its workflow task open: past this it is handed to the queue (below the SDK's 5 s warning
+# for a long workflow task, with room for the routing step in the same task).
+INLINE_CALL_LIMIT_SECONDS = 3.0
 
 
 class AdaptiveTuning(BaseModel):

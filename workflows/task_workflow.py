@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from models.tasks import TaskStatus
     from models.workflow_io import (
         DEPENDENCY_FINISHED_SIGNAL,
+        INLINE_CALL_LIMIT_SECONDS,
         ONE_STEP_ATTEMPTS,
         PLATFORM_ERROR,
         ROUTED_CALLS,
@@ -71,9 +72,7 @@ DEPENDENCY_RECHECK = timedelta(minutes=10)
 AGENT_CALL_MARGIN = timedelta(seconds=15)
 # Retries here only cover a lost worker; agent failures come back as results and are re-routed instead.
 AGENT_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
-# An inline call holds its workflow task open: past this it is handed to the queue (below the SDK's 5 s warning
-# for a long workflow task, with room for the routing step in the same task).
-INLINE_CALL_LIMIT = timedelta(seconds=3)
+INLINE_CALL_LIMIT = timedelta(seconds=INLINE_CALL_LIMIT_SECONDS)
 INLINE_CALL_RETRY = RetryPolicy(maximum_attempts=1)  # the queue's delivery is the retry
 # Runs recorded before hand-over dispatch polled while they waited (they replay on the v1 path).
 BUSY_POLL_INITIAL = timedelta(seconds=1)
@@ -133,10 +132,10 @@ async def _inline(
         return None
 
 
-def _after_inline_try(request: AgentCallRequest, started: datetime) -> AgentCallRequest:
+def _after_inline_try(request: AgentCallRequest, spent: timedelta) -> AgentCallRequest:
     """A call delivered through the queue after an inline try that did not answer: what is left of its timeout."""
-    spent = math.ceil((workflow.now() - started).total_seconds())
-    return request.model_copy(update={"timeout_seconds": max(1, request.timeout_seconds - spent)})
+    seconds = math.ceil(spent.total_seconds())
+    return request.model_copy(update={"timeout_seconds": max(1, request.timeout_seconds - seconds)})
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ class _Routed:
 
     decision: RouteDecision
     called: AgentCallResult | None = None  # the inline call route_and_call made
-    inline_tried_at: datetime | None = None  # route_and_call's inline try did not answer: call through the queue
+    inline_tried_for: timedelta | None = None  # how long a route_and_call that did not answer took
 
 
 @workflow.defn(name="TaskWorkflow")
@@ -223,12 +222,11 @@ class TaskWorkflow:
             workflow.set_current_details(f"attempt {attempt}/{params.max_attempts} on agent `{agent_id}`")
             call = plan.call(decision, record=self._one_step)
             result = routed.called
-            if result is None and routed.inline_tried_at is not None:
-                result = await self._call_agent(
-                    params, _after_inline_try(call, routed.inline_tried_at), decision.agent_kind
-                )
-            elif result is None:
+            if result is None:
                 inline = calls_inline(decision.agent_kind, decision.agent_avg_response_ms, params.policy)
+                if inline and routed.inline_tried_for is not None:
+                    # The failed step may have called this agent: the queue, with what is left of the timeout.
+                    call, inline = _after_inline_try(call, routed.inline_tried_for), False
                 result = await self._call_agent(params, call, decision.agent_kind, inline)
             record = attempt_record(call, result)
             finished = result.finished
@@ -267,14 +265,16 @@ class TaskWorkflow:
         attempt = plan.route.attempt
         if self._assignment is not None and self._assignment.attempt != attempt:
             self._assignment = None  # a re-sent assignment of an earlier attempt (the reconciler after a crash)
-        if params.history_version < ROUTED_CALLS or self._assignment is not None or plan.route.queued:
+        routes_alone = params.history_version < ROUTED_CALLS or params.policy.inline_call_max_ms <= 0
+        if routes_alone or self._assignment is not None or plan.route.queued:
             return _Routed(await self._assignment_for(params, plan.route))
         started = workflow.now()
         routed = await _inline(RoutedCallActivities.route_and_call, plan, f"route and call inline (attempt {attempt})")
         if routed is None:
-            # Route again with the registry's retries (which finds a reservation the failed step made) and deliver
-            # the call through the queue, as an inline call past its limit is.
-            return _Routed(await self._assignment_for(params, plan.route), inline_tried_at=started)
+            # Route again with the registry's retries (which finds a reservation the failed step made); an inline
+            # call then goes through the queue, as an inline call past its limit does.
+            tried_for = workflow.now() - started
+            return _Routed(await self._assignment_for(params, plan.route), inline_tried_for=tried_for)
         if routed.decision.outcome is RouteOutcome.ALL_BUSY:
             return _Routed(await self._assignment_for(params, plan.route, busy=routed.decision))
         return _Routed(routed.decision, routed.result)
@@ -482,7 +482,7 @@ class TaskWorkflow:
                 inline_result = await self._call_inline(request)
                 if inline_result is not None:
                     return inline_result
-                request = _after_inline_try(request, started)
+                request = _after_inline_try(request, workflow.now() - started)
             if kind == "llm":
                 # An llm agent: activities.llm_calls.call_llm on its own queue, same timeouts, retries and result.
                 llm_result: AgentCallResult = await workflow.execute_activity(
