@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # One test process per registry backend (SQLite, Postgres): the suite mostly waits on Temporal and agents.
 TEST_WORKERS ?= 2
+# The folders installed as the ains.* import package (pyproject.toml's package-dir).
+PACKAGES := models workflows activities core api workers sdk examples
 
 .PHONY: install up test lint bench chaos clean
 
@@ -26,7 +28,8 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy models workflows activities core api workers sdk examples
+	@mkdir -p .typecheck/ains && for pkg in $(PACKAGES); do ln -sfn ../../$$pkg .typecheck/ains/$$pkg; done
+	$(BIN)/mypy $(addprefix -p ains.,$(PACKAGES))
 
 bench: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench
@@ -37,4 +40,4 @@ chaos: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m bench.chaos --scenario queued
 
 clean:
-	rm -rf $(VENV) .ains .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .ains .pytest_cache .mypy_cache .ruff_cache .typecheck

@@ -17,16 +17,16 @@ import aiohttp
 from sqlalchemy import and_, bindparam, select
 from temporalio import activity
 
-from core.agent_completion import encode_token
-from core.attempt_finish import AttemptFinisher, recorded_result
-from core.attempts import by_reference_if_large
-from core.db import Database
-from core.json_safety import find_unsafe
-from core.outbound_http import Answer, NoConnection, Unreachable, send
-from core.signing import signed_headers
-from models.agent_calls import ACCEPTED_LATER, COMPLETION_TOKEN_HEADER, HEARTBEAT_TIMEOUT_HEADER
-from models.tables import Task, TaskAttempt
-from models.workflow_io import PLATFORM_ERROR, AgentCallRequest, AgentCallResult, CallOutcome
+from ains.core.platform.db import Database
+from ains.core.platform.json_safety import find_unsafe
+from ains.core.platform.outbound_http import Answer, NoConnection, Unreachable, send
+from ains.core.platform.signing import signed_headers
+from ains.core.tasks.attempt_finish import AttemptFinisher, recorded_result
+from ains.core.tasks.attempts import by_reference_if_large
+from ains.core.tasks.completion import encode_token
+from ains.models.agent_calls import ACCEPTED_LATER, COMPLETION_TOKEN_HEADER, HEARTBEAT_TIMEOUT_HEADER
+from ains.models.tables import Task, TaskAttempt
+from ains.models.workflow_io import PLATFORM_ERROR, AgentCallRequest, AgentCallResult, CallOutcome
 
 MAX_RESPONSE_BYTES = 2_000_000
 ERROR_BODY_CHARS = 300

@@ -10,15 +10,15 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.batch_queue import QueuedAhead, queue_ahead
-from core.db import Database
-from core.dependencies import dependencies_of
-from core.dispatch import Dispatcher
-from core.settings import Settings
-from core.task_start import TASK_WORKFLOW_NAME, task_start_options
-from core.tasks import workflow_input
-from models.tables import Task
-from models.workflow_io import BatchPage, BatchPageResult, TaskWorkflowInput
+from ains.core.composition.batch_queue import QueuedAhead, queue_ahead
+from ains.core.platform.db import Database
+from ains.core.platform.settings import Settings
+from ains.core.routing.dispatch import Dispatcher
+from ains.core.tasks.dependencies import dependencies_of
+from ains.core.tasks.service import workflow_input
+from ains.core.tasks.start import TASK_WORKFLOW_NAME, task_start_options
+from ains.models.tables import Task
+from ains.models.workflow_io import BatchPage, BatchPageResult, TaskWorkflowInput
 
 # Workflow starts in flight at once per page: enough to hide the round trip, few enough to spare the server.
 START_CONCURRENCY = 32
@@ -36,7 +36,7 @@ class BatchActivities:
         """Start the workflow of every task of the page that has none yet. Safe to retry: starts are idempotent.
 
         When the page holds more tasks than their agents have free slots, they join the dispatch queue instead
-        and each one's run starts when it is handed a slot (core.batch_queue); the free slots are handed over
+        and each one's run starts when it is handed a slot (core.composition.batch_queue); the free slots are handed over
         at once. ``loaded`` tasks of the page all have a run or a place in the queue afterwards; ``started`` of
         them got a run from this call.
         """

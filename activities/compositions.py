@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from core.compositions import prepare_step, save_state
-from core.db import Database
-from core.settings import Settings
-from models.workflow_io import CompositionState, PreparedStep, PrepareStepRequest
+from ains.core.composition.chains import prepare_step, save_state
+from ains.core.platform.db import Database
+from ains.core.platform.settings import Settings
+from ains.models.workflow_io import CompositionState, PreparedStep, PrepareStepRequest
 
 
 class CompositionActivities:

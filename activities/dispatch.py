@@ -1,4 +1,4 @@
-"""The dispatch reconciler's activity (core.dispatch.reconcile), run on the orchestration queue."""
+"""The dispatch reconciler's activity (core.routing.dispatch.reconcile), run on the orchestration queue."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import asdict
 
 from temporalio import activity
 
-from core.db import Database
-from core.dispatch import Dispatcher, reconcile
-from models.workflow_io import ReconcileInput, ReconcileResult
+from ains.core.platform.db import Database
+from ains.core.routing.dispatch import Dispatcher, reconcile
+from ains.models.workflow_io import ReconcileInput, ReconcileResult
 
 
 class DispatchActivities:

@@ -6,14 +6,14 @@ import aiohttp
 from temporalio import activity
 from temporalio.client import Client
 
-from core.db import Database
-from core.dispatch import Dispatcher
-from core.errors import Unavailable
-from core.events import dispatch_pending
-from core.health import apply_health, probe_agents
-from core.settings import Settings
-from models.agents import AgentStatus
-from models.health import HealthCheckInput, HealthCheckResult
+from ains.core.agents.health import apply_health, probe_agents
+from ains.core.platform.db import Database
+from ains.core.platform.errors import Unavailable
+from ains.core.platform.settings import Settings
+from ains.core.routing.dispatch import Dispatcher
+from ains.core.webhooks.events import dispatch_pending
+from ains.models.agents import AgentStatus
+from ains.models.health import HealthCheckInput, HealthCheckResult
 
 
 class HealthActivities:

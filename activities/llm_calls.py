@@ -14,14 +14,14 @@ from typing import Any
 
 from temporalio import activity
 
-from core.attempt_finish import AttemptFinisher, recorded_result
-from core.attempts import by_reference_if_large
-from core.errors import AinsError, BudgetExceeded
-from core.llm import CallContext, LlmService
-from core.providers import LlmCallFailed
-from models.llm import DEFAULT_PROMPT_TEMPLATE
-from models.tables import Agent, Task, TaskAttempt
-from models.workflow_io import AgentCallRequest, AgentCallResult, CallOutcome
+from ains.core.llm.providers import LlmCallFailed
+from ains.core.llm.service import CallContext, LlmService
+from ains.core.platform.errors import AinsError, BudgetExceeded
+from ains.core.tasks.attempt_finish import AttemptFinisher, recorded_result
+from ains.core.tasks.attempts import by_reference_if_large
+from ains.models.llm import DEFAULT_PROMPT_TEMPLATE
+from ains.models.tables import Agent, Task, TaskAttempt
+from ains.models.workflow_io import AgentCallRequest, AgentCallResult, CallOutcome
 
 CANCEL_GRACE_SECONDS = 5.0
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client
 
-from core.attempt_finish import AttemptFinisher
-from core.attempts import record_attempt, set_task_status
-from core.db import Database
-from core.dependencies import dependency_state
-from core.routing import CandidateCache, RouteStep, SlotTaken, choose, route_attempt
-from core.settings import Settings
-from models.workflow_io import (
+from ains.core.platform.db import Database
+from ains.core.platform.settings import Settings
+from ains.core.routing.decide import CandidateCache, RouteStep, SlotTaken, choose, route_attempt
+from ains.core.tasks.attempt_finish import AttemptFinisher
+from ains.core.tasks.attempts import record_attempt, set_task_status
+from ains.core.tasks.dependencies import dependency_state
+from ains.models.workflow_io import (
     AttemptRecord,
     DependencyState,
     DependentsRequest,
@@ -84,7 +84,7 @@ class RegistryActivities:
     @activity.defn(name="finish_attempt")
     async def finish_attempt(self, record: AttemptRecord) -> FinishResult:
         """Record the attempt (trust, status), hand the freed slot over, and when the task is done notify its
-        dependents and emit its event (for calls that did not record themselves: core.attempt_finish)."""
+        dependents and emit its event (for calls that did not record themselves: core.tasks.attempt_finish)."""
         return await self._finisher.finish(record)
 
     @activity.defn(name="finish_task")

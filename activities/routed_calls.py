@@ -6,9 +6,9 @@ import time
 
 from temporalio import activity
 
-from activities.agent_calls import AgentCallActivities
-from activities.registry import RegistryActivities
-from models.workflow_io import INLINE_CALL_LIMIT_SECONDS, RouteAndCall, RoutedCall, RouteOutcome, calls_inline
+from ains.activities.agent_calls import AgentCallActivities
+from ains.activities.registry import RegistryActivities
+from ains.models.workflow_io import INLINE_CALL_LIMIT_SECONDS, RouteAndCall, RoutedCall, RouteOutcome, calls_inline
 
 # The call is made in the same activity only when routing left it most of the inline limit; after a slow routing
 # step (a contended registry) the workflow calls the agent in a local activity of its own, with the whole limit.

@@ -8,14 +8,14 @@ from functools import partial
 
 from temporalio import activity
 
-from core import tasks
-from core.db import Database
-from core.errors import AinsError, Conflict, NotFound, Unavailable
-from core.schedules import run_idempotency_key, task_budget_seconds
-from core.settings import Settings
-from core.temporal import start_task_workflow
-from models.schedules import AwaitTaskRequest, ScheduleCreate, ScheduledSubmit, ScheduledSubmitResult
-from models.tables import Schedule, Task
+from ains.core.platform.db import Database
+from ains.core.platform.errors import AinsError, Conflict, NotFound, Unavailable
+from ains.core.platform.settings import Settings
+from ains.core.platform.temporal import start_task_workflow
+from ains.core.schedules.service import run_idempotency_key, task_budget_seconds
+from ains.core.tasks import service as tasks
+from ains.models.schedules import AwaitTaskRequest, ScheduleCreate, ScheduledSubmit, ScheduledSubmitResult
+from ains.models.tables import Schedule, Task
 
 AWAIT_HEARTBEAT_SECONDS = 2.0
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import aiohttp
 from temporalio import activity
 
-from core import events, webhooks
-from core.db import Database
-from core.settings import Settings
-from models.events import TaskEventRequest
-from models.webhooks import AttemptRequest, AttemptResult, DeliveryFinish
+from ains.core.platform.db import Database
+from ains.core.platform.settings import Settings
+from ains.core.webhooks import events
+from ains.core.webhooks import service as webhooks
+from ains.models.events import TaskEventRequest
+from ains.models.webhooks import AttemptRequest, AttemptResult, DeliveryFinish
 
 
 class EventActivities:

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from api import errors
-from api.audit import AuditMiddleware, AuditWriter
-from api.metrics import RequestMiddleware
-from api.routes import (
+from ains.api import errors
+from ains.api.audit import AuditMiddleware, AuditWriter
+from ains.api.metrics import RequestMiddleware
+from ains.api.routes import (
     agent_calls,
     agents,
     budgets,
@@ -28,11 +28,11 @@ from api.routes import (
     usage,
     webhooks,
 )
-from api.routes import audit as audit_routes
-from api.state import AppState
-from api.ui import mount as mount_dashboard
-from core.settings import Settings, get_settings
-from core.tracing import instrument_app
+from ains.api.routes import audit as audit_routes
+from ains.api.state import AppState
+from ains.api.ui import mount as mount_dashboard
+from ains.core.platform.settings import Settings, get_settings
+from ains.core.platform.tracing import instrument_app
 
 DESCRIPTION = """
 AINS runs tasks for AI agents as durable Temporal workflows: each task is routed to a capable agent,

@@ -23,10 +23,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import audit
-from core.db import Database
-from models.audit import AUDITED_METHODS, AuditRecord
-from models.tables import utcnow
+from ains.core.access import audit
+from ains.core.platform.db import Database
+from ains.models.audit import AUDITED_METHODS, AuditRecord
+from ains.models.tables import utcnow
 
 log = logging.getLogger("ains.audit")
 MAX_CAPTURED_BODY = 65_536

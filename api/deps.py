@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.state import AppState
-from core.keys import Principal
-from models.keys import Scope
+from ains.api.state import AppState
+from ains.core.access.keys import Principal
+from ains.models.keys import Scope
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ains_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Alternative to the bearer header.")

@@ -15,7 +15,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from core.errors import AinsError, BudgetExceeded, Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from ains.core.platform.errors import (
+    AinsError,
+    BudgetExceeded,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 
 log = logging.getLogger("ains.api")
 

@@ -1,4 +1,4 @@
-"""Every JSON request body is parsed by ``core.json_safety.parse_request_json`` (one rule at the edge).
+"""Every JSON request body is parsed by ``core.platform.json_safety.parse_request_json`` (one rule at the edge).
 
 ``SafeJSONRoute`` is the route class of every router: it reads and parses the body before FastAPI does and
 leaves the result where Starlette's ``Request.json()`` looks for it, so the body is parsed once. A value the
@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.json_safety import UnsafeJSON, parse_request_json
+from ains.core.platform.json_safety import UnsafeJSON, parse_request_json
 
 
 def _is_json(request: Request) -> bool:

@@ -2,7 +2,7 @@
 
 Task counts come from the registry DB at scrape time (``ains_tasks{status}``, ``ains_tasks_by_type{status,type}``),
 so they are right no matter which worker process finished the task. ``/metrics`` also serves the domain
-registry of core.metrics (routing, agent calls, trust, webhooks, queue wait, task duration): in the API
+registry of core.platform.metrics (routing, agent calls, trust, webhooks, queue wait, task duration): in the API
 process that is what the API itself recorded, plus everything when workers run in the same process.
 
 The middleware also sets the request id, binds it to log lines, enforces the body size limit and adds
@@ -28,11 +28,11 @@ from sqlalchemy import func, select
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.db import Database
-from core.logging import bind_request, unbind_request
-from core.metrics import DOMAIN_REGISTRY
-from models.tables import Task
-from models.tasks import TaskStatus
+from ains.core.platform.db import Database
+from ains.core.platform.logging import bind_request, unbind_request
+from ains.core.platform.metrics import DOMAIN_REGISTRY
+from ains.models.tables import Task
+from ains.models.tasks import TaskStatus
 
 access_log = logging.getLogger("ains.access")
 REGISTRY = CollectorRegistry()

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request, Response
 
-from core.settings import Settings
+from ains.core.platform.settings import Settings
 
 MAX_ENTRIES = 256
 MAX_BYTES = 32 * 1024 * 1024

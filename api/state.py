@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from api.read_cache import RegistryReadCache
-from api.task_starter import TaskStarter
-from core.db import Database
-from core.dispatch import Dispatcher
-from core.errors import Unavailable
-from core.keys import KeyCache
-from core.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
-from core.settings import Settings
-from core.temporal import connect
+from ains.api.read_cache import RegistryReadCache
+from ains.api.task_starter import TaskStarter
+from ains.core.access.keys import KeyCache
+from ains.core.platform.db import Database
+from ains.core.platform.errors import Unavailable
+from ains.core.platform.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from ains.core.platform.settings import Settings
+from ains.core.platform.temporal import connect
+from ains.core.routing.dispatch import Dispatcher
 
 log = logging.getLogger("ains.api")
 

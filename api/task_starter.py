@@ -8,7 +8,7 @@ instead of refused.
 
 Nothing accepted is lost: a start that fails (Temporal unreachable beyond the client's own retries, the API
 process killed before it ran) leaves the task ``pending`` with no status reason, and the dispatch reconciler
-starts every such task (``core.dispatch.Dispatcher.start_unstarted``, within about 30-45 s by default).
+starts every such task (``core.routing.dispatch.Dispatcher.start_unstarted``, within about 30-45 s by default).
 Starting is idempotent, so a start that did happen is never repeated.
 
 Bounded: at most ``limit`` starts are in flight. Beyond that a POST waits for one of them to end before it hands
@@ -24,9 +24,9 @@ import logging
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.metrics import TASK_STARTS
-from core.temporal import is_transient, start_task_workflow
-from models.workflow_io import TaskWorkflowInput
+from ains.api.metrics import TASK_STARTS
+from ains.core.platform.temporal import is_transient, start_task_workflow
+from ains.models.workflow_io import TaskWorkflowInput
 
 log = logging.getLogger("ains.api.starts")
 

@@ -24,13 +24,13 @@ import psutil
 import temporalio
 from temporalio.client import Client
 
+from ains.core.platform.db import Database
+from ains.workers.temporal_dev import find_binary
 from bench import api_latency, profile
 from bench.harness import ROOT, Proc, Stack, http_ok, wait_until
 from bench.loadgen import LoadClient
 from bench.stats import LoadResult, fmt, median
 from bench.throughput import STAGES, LevelResult, breakdown, db_breakdown, run_s1, run_s2
-from core.db import Database
-from workers.temporal_dev import find_binary
 
 API_NAMESPACE = "ains-apibench"
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

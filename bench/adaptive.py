@@ -6,7 +6,7 @@ Three parts, written to bench/results/ADAPTIVE.md and bench/results/adaptive_rew
   strategy through ``models.routing.evaluate``, 5 seeds, medians reported. Scenarios: stationary; drift (the
   summarize expert's quality drops from 0.96 to 0.40 at task 1,000); cost-weighted and latency-weighted
   objectives.
-* **speed**: the routing decision (``core.routing.choose``) with the adaptive strategy over a 10,000-agent
+* **speed**: the routing decision (``core.routing.decide.choose``) with the adaptive strategy over a 10,000-agent
   SQLite registry (bench/routing_speed.py's), with and without learned evidence for every agent.
 * **e2e**: the real stack (Temporal dev server, `ains api`, `ains worker`, SQLite registry) routing to 8 real
   HTTP agents on 127.0.0.1 that sleep their hidden latency (scaled down 10x) and fail at their hidden rate;
@@ -174,12 +174,12 @@ def _rolling(values: list[float]) -> list[float]:
 async def run_speed(samples: int) -> tuple[list[str], dict[str, float]]:
     from sqlalchemy import insert, select
 
+    from ains.core.platform.db import Database
+    from ains.core.platform.migrate import upgrade
+    from ains.core.routing.decide import CandidateCache
+    from ains.models.routing import Strategy
+    from ains.models.tables import AdaptiveStat, AgentCapability
     from bench.routing_speed import DEFAULT_CACHE_TTL, populate, time_routing
-    from core.db import Database
-    from core.migrate import upgrade
-    from core.routing import CandidateCache
-    from models.routing import Strategy
-    from models.tables import AdaptiveStat, AgentCapability
 
     lines = []
     medians: dict[str, float] = {}
@@ -465,7 +465,7 @@ async def main() -> None:
             "## Decision time, 10,000 agents (SQLite, worker snapshot)",
             "",
             "The registry of bench/routing_speed.py (10,000 agents, 50 tags, about 600 agents per tag, 1,000 "
-            "running attempts); decision = `core.routing.choose`, step = `route_attempt` (decision plus its four "
+            "running attempts); decision = `core.routing.decide.choose`, step = `route_attempt` (decision plus its four "
             f"writes), {args.speed_samples} samples each after a warm-up, transactions rolled back.",
             "",
             "| strategy | evidence | decision median ms | decision p95 ms | step median ms | step p95 ms | "

@@ -5,7 +5,7 @@ simulated registry keeps up to date the way AINS does: trust by the seed rules (
 overall and per tag), the response-time moving average, running attempts, assignment times, and the adaptive
 evidence (``models.adaptive.observe``, then ``replace_quality`` when the grader's feedback arrives). The
 snapshot the decisions read is refreshed once per simulated second (AINS_ROUTING_CACHE_TTL_SECONDS); live
-load and this worker's own assignments are fresh, as in core/routing.py.
+load and this worker's own assignments are fresh, as in core/routing/decide.py.
 
 Reward of a task = the objective applied to what happened: weight_quality * graded quality (0 on a failure)
 + weight_latency * 1 / (1 + latency / scale) + weight_cost * 1 / (1 + cost / scale). Regret is against an
@@ -21,10 +21,10 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from models import adaptive
-from models.capabilities import parse_requirement
-from models.routing import Candidate, RoutingQuery, Strategy, TagStats, evaluate
-from models.trust import INITIAL_TRUST, TrustEvent, next_trust
+from ains.models import adaptive
+from ains.models.capabilities import parse_requirement
+from ains.models.routing import Candidate, RoutingQuery, Strategy, TagStats, evaluate
+from ains.models.trust import INITIAL_TRUST, TrustEvent, next_trust
 
 TAGS = ("summarize", "translate", "classify")
 ARRIVAL_SECONDS = 0.25
@@ -200,7 +200,7 @@ class Simulation:
         return self._expected[key]
 
     def _refresh(self, now: float) -> None:
-        """Rebuild the snapshot from the registry, as a worker's refresh does (load + core.adaptive.attach)."""
+        """Rebuild the snapshot from the registry, as a worker's refresh does (load + core.routing.adaptive.attach)."""
         for agent_id, row in self.rows.items():
             agent = self.agents[agent_id]
             tags: dict[str, TagStats] = {}
@@ -242,7 +242,7 @@ class Simulation:
         return out
 
     def _record(self, agent_id: str, tag: str, ok: bool, quality: float, latency: float, cost: float) -> None:
-        """core.attempts.record_attempt + core.adaptive: trust, EMA, evidence; then the grader's feedback."""
+        """core.tasks.attempts.record_attempt + core.routing.adaptive: trust, EMA, evidence; then the grader's feedback."""
         row = self.rows[agent_id]
         event = TrustEvent.SUCCESS if ok else TrustEvent.FAILURE
         row.trust = next_trust(row.trust, event, row.successes, row.total)

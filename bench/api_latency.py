@@ -15,11 +15,11 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
+from ains.core.platform.db import Database
+from ains.models.tables import Agent, AgentCapability, Task
 from bench.harness import Proc
 from bench.loadgen import LoadClient, Reply
 from bench.stats import LoadResult, closed_loop
-from core.db import Database
-from models.tables import Agent, AgentCapability, Task
 
 CHUNK = 2_000
 # Issue #14's goals at 8 concurrent clients (the c=1 goals are the plan's): p95 under 50 ms for both.

@@ -112,8 +112,8 @@ class RawClient:
 
 def create_logged_app() -> Any:
     """The app as ``ains api`` serves it (same logging setup), for uvicorn's multi-process mode."""
-    from api.app import create_app
-    from workers.cli import _setup_logging
+    from ains.api.app import create_app
+    from ains.workers.cli import _setup_logging
 
     _setup_logging()
     return create_app()

@@ -43,17 +43,17 @@ from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from ains.core.access.keys import create_key
+from ains.core.agents.registry import update_agent, upsert_agent
+from ains.core.platform.db import Database
+from ains.models.agents import AgentCreate, AgentUpdate, Capability
+from ains.models.keys import ApiKeyCreate, Scope
+from ains.models.tables import Task, TaskAttempt
 from bench import api_latency, profile
 from bench.harness import BENCH_AGENT_ID, Proc, Stack, say_to
 from bench.loadgen import LoadClient
 from bench.stats import pct as percentile
 from bench.throughput import run_s1
-from core.agents import update_agent, upsert_agent
-from core.db import Database
-from core.keys import create_key
-from models.agents import AgentCreate, AgentUpdate, Capability
-from models.keys import ApiKeyCreate, Scope
-from models.tables import Task, TaskAttempt
 
 RESULTS = Path(__file__).parent / "results" / "BACKLOG.md"
 # The CI and development Postgres (AINS_BENCH_DATABASE_URL overrides); a scratch database is made in it.

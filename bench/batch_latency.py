@@ -39,12 +39,12 @@ from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ains.core.agents.registry import update_agent
+from ains.core.platform.db import Database
+from ains.models.agents import AgentStatus, AgentUpdate
+from ains.models.tables import Task
 from bench.harness import BENCH_AGENT_ID, Stack, say_to
 from bench.stats import median, pct
-from core.agents import update_agent
-from core.db import Database
-from models.agents import AgentStatus, AgentUpdate
-from models.tables import Task
 
 RESULTS = Path(__file__).parent / "results" / "BATCH.md"
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

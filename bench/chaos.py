@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from ains.core.agents.registry import update_agent
+from ains.core.platform.db import Database
+from ains.models.agents import AgentUpdate
+from ains.models.tables import Agent, Task, TaskAttempt, TaskWait, TrustRecord
 from bench.harness import BENCH_AGENT_ID, ROOT, Stack, http_ok, say_to, wait_until
-from core.agents import update_agent
-from core.db import Database
-from models.agents import AgentUpdate
-from models.tables import Agent, Task, TaskAttempt, TaskWait, TrustRecord
 
 HEARTBEAT_TIMEOUT = "3"
 QUEUED_SLOTS = 4

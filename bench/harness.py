@@ -20,15 +20,15 @@ from pathlib import Path
 import httpx
 import psutil
 
-from core.agents import upsert_agent
-from core.db import Database
-from core.keys import create_key
-from core.migrate import upgrade
-from models.agents import AgentCreate, Capability
-from models.keys import ApiKeyCreate, Scope
-from models.search_attributes import ALL_KEYS
-from workers.child_processes import die_with_parent
-from workers.temporal_dev import dev_server_args, find_binary
+from ains.core.access.keys import create_key
+from ains.core.agents.registry import upsert_agent
+from ains.core.platform.db import Database
+from ains.core.platform.migrate import upgrade
+from ains.models.agents import AgentCreate, Capability
+from ains.models.keys import ApiKeyCreate, Scope
+from ains.models.search_attributes import ALL_KEYS
+from ains.workers.child_processes import die_with_parent
+from ains.workers.temporal_dev import dev_server_args, find_binary
 
 ROOT = Path(__file__).absolute().parent.parent
 SIGNING_SECRET = "bench-signing-secret"
@@ -192,7 +192,7 @@ class Stack:
         return env
 
     def _ains(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        proc = Proc(name, [sys.executable, "-m", "workers.cli", *args], env, self.logs / f"{name}.log").start()
+        proc = Proc(name, [sys.executable, "-m", "ains.workers.cli", *args], env, self.logs / f"{name}.log").start()
         self.procs[name] = proc
         return proc
 

@@ -33,10 +33,10 @@ from pathlib import Path
 
 import httpx
 
+from ains.core.agents.registry import update_agent
+from ains.core.platform.db import Database
+from ains.models.agents import AgentUpdate
 from bench.harness import BENCH_AGENT_ID, Stack, say_to
-from core.agents import update_agent
-from core.db import Database
-from models.agents import AgentUpdate
 
 RESULTS = Path(__file__).parent / "results" / "PRIORITY.md"
 CONCURRENCY = 4

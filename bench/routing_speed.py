@@ -1,6 +1,6 @@
 """Routing speed: one routing decision among 10,000 agents with 50 capability tags, on SQLite and Postgres.
 
-Times ``core.routing.route_attempt`` (the body of the ``route_task`` local activity: load candidates and
+Times ``core.routing.decide.route_attempt`` (the body of the ``route_task`` local activity: load candidates and
 live load, filter, score, reserve the winner, write the receipt) for every strategy, with the registry
 holding 10,000 agents (3 tags each out of 50), 1,000 running attempts and a task row per decision.
 Each decision runs in its own transaction that is rolled back, so every sample sees the same registry.
@@ -28,14 +28,14 @@ import asyncpg
 from sqlalchemy import insert, text, update
 from sqlalchemy.engine import make_url
 
+from ains.core.platform.db import Database
+from ains.core.platform.migrate import upgrade
+from ains.core.platform.settings import Settings
+from ains.core.routing.decide import CandidateCache, choose, route_attempt
+from ains.models.routing import Strategy
+from ains.models.tables import Agent, AgentCapability, Task, TaskAttempt
+from ains.models.workflow_io import RouteOutcome, RouteRequest
 from bench.stats import pct
-from core.db import Database
-from core.migrate import upgrade
-from core.routing import CandidateCache, choose, route_attempt
-from core.settings import Settings
-from models.routing import Strategy
-from models.tables import Agent, AgentCapability, Task, TaskAttempt
-from models.workflow_io import RouteOutcome, RouteRequest
 
 RESULTS = Path(__file__).parent / "results" / "ROUTING.md"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -278,7 +278,7 @@ async def main() -> None:
                 "(AINS_ROUTING_CACHE_TTL_SECONDS=0). On Postgres the bulk-loaded registry is vacuumed and analysed "
                 "before timing, as autovacuum would do shortly after such a load.",
                 "",
-                "Goal: median under 5 ms. Two timings per sample: the routing decision (`core.routing.choose`: "
+                "Goal: median under 5 ms. Two timings per sample: the routing decision (`core.routing.decide.choose`: "
                 "read live load and the queue length, candidates, filters, strategy; reads only) and the whole step "
                 "(`route_attempt`: the decision plus its four writes: the agent's row lock and assignment time, the "
                 "attempt row holding the slot, the task, the receipt).",

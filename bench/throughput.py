@@ -13,11 +13,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from ains.core.platform.db import Database
+from ains.models.tables import Task, TaskAttempt
 from bench.loadgen import LoadClient
 from bench.s1_worker import TASK_QUEUE
 from bench.stats import LoadResult, closed_loop, median
-from core.db import Database
-from models.tables import Task, TaskAttempt
 
 TASK_TIMEOUT_SECONDS = 60.0
 RUN_NOT_FOUND_FIRST_RETRY_SECONDS = 0.005

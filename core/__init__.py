@@ -1,1 +1,3 @@
-"""Business logic shared by the API routes and the activities, plus settings and the database."""
+"""Domain services shared by the API routes and the activities (one sub-package per domain), on the platform
+(core.platform: settings, database, Temporal client, logging, metrics).
+"""

@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from core.agents import running_count_column
-from models.tables import Agent, AgentCapability, Composition, Task, TaskAttempt, as_utc, utcnow
+from ains.core.agents.registry import running_count_column
+from ains.models.tables import Agent, AgentCapability, Composition, Task, TaskAttempt, as_utc, utcnow
 
 FINAL_STATUSES = ("succeeded", "failed", "timed_out", "cancelled")
 QUEUED_STATUSES = ("pending", "routing")

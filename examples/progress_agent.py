@@ -3,7 +3,7 @@ progress as it goes and completes the task later through the API, so no HTTP con
 task's workflow waits durably in Temporal meanwhile. Cancelling the task stops the work.
 
     AINS_URL=http://127.0.0.1:8000 AINS_API_KEY=ains_... AINS_AGENT_SIGNING_SECRET=... \\
-        python -m examples.progress_agent --port 9101
+        python -m ains.examples.progress_agent --port 9101
 
 then ``ains task submit slow_report --input '{"sections": ["a", "b", "c"], "seconds_per_section": 2}' --wait``.
 """
@@ -14,8 +14,8 @@ import asyncio
 
 from pydantic import BaseModel, Field
 
-from sdk.agent import Agent, CallContext
-from sdk.config import agent_signing_secret
+from ains.sdk.agent import Agent, CallContext
+from ains.sdk.config import agent_signing_secret
 
 
 class ReportInput(BaseModel):
@@ -39,6 +39,6 @@ def build(signing_secret: str | None = None, agent_id: str = "example-progress")
 
 
 if __name__ == "__main__":
-    from examples.run import main
+    from ains.examples.run import main
 
     main(build(), default_port=9101)

@@ -1,7 +1,7 @@
 """A quick agent: text statistics and a keyword search, answered within the call.
 
     AINS_URL=http://127.0.0.1:8000 AINS_API_KEY=ains_... AINS_AGENT_SIGNING_SECRET=... \\
-        python -m examples.quick_agent --port 9100
+        python -m ains.examples.quick_agent --port 9100
 
 then ``ains task submit text_stats --input '{"text": "one two three"}' --wait``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from sdk.agent import Agent, AgentError, CallContext
-from sdk.config import agent_signing_secret
+from ains.sdk.agent import Agent, AgentError, CallContext
+from ains.sdk.config import agent_signing_secret
 
 
 class TextInput(BaseModel):
@@ -42,6 +42,6 @@ def build(signing_secret: str | None = None, agent_id: str = "example-quick") ->
 
 
 if __name__ == "__main__":
-    from examples.run import main
+    from ains.examples.run import main
 
     main(build(), default_port=9100)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from sdk.agent import Agent
+from ains.sdk.agent import Agent
 
 
 def main(agent: Agent, default_port: int) -> None:

@@ -8,7 +8,7 @@ what lets an updated feedback score replace its old contribution exactly instead
 A decision turns each candidate's evidence into posterior means and spreads of three utilities in [0, 1]
 (quality; speed = 1 / (1 + latency / latency scale); cheapness = 1 / (1 + cost / cost scale)), draws one value
 of each (Thompson sampling), and takes the candidate with the best weighted sum (the task's objective).
-No I/O here: core/adaptive.py loads and writes the evidence, models/routing.py calls ``rank``.
+No I/O here: core/routing/adaptive.py loads and writes the evidence, models/routing.py calls ``rank``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from models.workflow_io import AdaptiveTuning
+from ains.models.workflow_io import AdaptiveTuning
 
 # Pseudo-observations the agent's trust is worth as the quality prior: a new agent at trust 0.5 starts at
 # Beta(1, 1), an agent trusted at 0.9 at Beta(1.8, 0.2).

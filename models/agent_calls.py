@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from models.common import StrictModel
+from ains.models.common import StrictModel
 
 COMPLETION_TOKEN_HEADER = "X-AINS-Completion-Token"
 HEARTBEAT_TIMEOUT_HEADER = "X-AINS-Heartbeat-Timeout"

@@ -8,10 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
-from models.capabilities import TAG_PATTERN, validate_version
-from models.common import StrictModel
-from models.feedback import LearnedTagView
-from models.trust import TrustTier
+from ains.models.capabilities import TAG_PATTERN, validate_version
+from ains.models.common import StrictModel
+from ains.models.feedback import LearnedTagView
+from ains.models.trust import TrustTier
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MODEL_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"

@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from models.capabilities import check_requirements
-from models.common import StrictModel
-from models.plans import PLAN_STEPS_CEILING, STEP_NAME_PATTERN, PlanStep
-from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
-from models.tasks import TASK_TYPE_PATTERN
+from ains.models.capabilities import check_requirements
+from ains.models.common import StrictModel
+from ains.models.plans import PLAN_STEPS_CEILING, STEP_NAME_PATTERN, PlanStep
+from ains.models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from ains.models.tasks import TASK_TYPE_PATTERN
 
 # Default of AINS_MAX_CHAIN_STEPS (checked when the chain is created; see models.plans for the schema ceiling).
 MAX_CHAIN_STEPS = 1000

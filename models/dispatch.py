@@ -4,7 +4,7 @@ Higher effective priority first, then fair share across clients, then FIFO. Prio
 priorities 1-10) compete by the effective priority of their oldest waiting task (priority plus the
 age-based boost, models.priority), so a low class that has waited long enough overtakes; within a class
 clients take turns by weighted virtual time (start-time fair queueing, tags assigned by
-core.dispatch_queue): a task's tag is its client's previous tag, or the queue's frontier when that is
+core.routing.queue): a task's tag is its client's previous tag, or the queue's frontier when that is
 later, plus 1 / weight. A client with 10,000 queued tasks therefore holds another client's next task back
 by at most one turn per slot.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from models.priority import effective_priority
+from ains.models.priority import effective_priority
 
 
 def class_order(heads: Iterable[tuple[int, float]], now: float, aging_seconds: float) -> list[int]:

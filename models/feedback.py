@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from models.common import StrictModel
+from ains.models.common import StrictModel
 
 
 class Objectives(StrictModel):

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
-from models.common import StrictModel
+from ains.models.common import StrictModel
 
 
 class Scope(StrEnum):

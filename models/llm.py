@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.common import StrictModel
-from models.plans import PlanCreate, PlanProblem
+from ains.models.common import StrictModel
+from ains.models.plans import PlanCreate, PlanProblem
 
 DEFAULT_PROMPT_TEMPLATE = "Task type: {type}\nInput (JSON):\n{input_json}"
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from models.capabilities import check_requirements, parse_requirement
-from models.common import StrictModel
-from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
-from models.references import find_references
-from models.tasks import TASK_TYPE_PATTERN
+from ains.models.capabilities import check_requirements, parse_requirement
+from ains.models.common import StrictModel
+from ains.models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from ains.models.references import find_references
+from ains.models.tasks import TASK_TYPE_PATTERN
 
 STEP_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$"
 # Defaults of the configurable limits (AINS_MAX_PLAN_STEPS, AINS_MAX_PLAN_DEPTH and AINS_MAX_CHAIN_STEPS).

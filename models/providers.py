@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
-from models.common import StrictModel
+from ains.models.common import StrictModel
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"

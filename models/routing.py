@@ -1,6 +1,6 @@
 """Routing rules as pure functions: filter candidate agents, score them by a strategy, explain the choice.
 
-No I/O here: core/routing.py loads the candidates and stores the receipt. Keeping the decision pure makes
+No I/O here: core/routing/decide.py loads the candidates and stores the receipt. Keeping the decision pure makes
 every strategy and filter deterministic and testable without a database.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from models import adaptive
-from models.agents import kind_of_endpoint
-from models.capabilities import CapabilityRequirement
+from ains.models import adaptive
+from ains.models.agents import kind_of_endpoint
+from ains.models.capabilities import CapabilityRequirement
 
 # Per-capability trust replaces the overall score once the agent has this many tasks for the tag.
 MIN_TAG_SAMPLES = 5
@@ -52,7 +52,7 @@ class TagStats:
     version: str
     trust: float
     samples: int
-    learned: adaptive.Posterior | None = None  # adaptive routing's posterior (core.adaptive attaches it)
+    learned: adaptive.Posterior | None = None  # adaptive routing's posterior (core.routing.adaptive attaches it)
 
 
 @dataclass(frozen=True, slots=True)

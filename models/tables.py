@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from models.trust import INITIAL_TRUST
+from ains.models.trust import INITIAL_TRUST
 
 
 def utcnow() -> datetime:
@@ -217,7 +217,7 @@ class TaskWait(Base):
     since: Mapped[float] = mapped_column(Float)
     vtag: Mapped[float] = mapped_column(Float)
     # Queued ahead of its run (TaskWorkflowInput.queued): the run does not exist yet, or (rows written before
-    # migration 0011) was started delayed; its hand-over starts it with the assignment (core.dispatch).
+    # migration 0011) was started delayed; its hand-over starts it with the assignment (core.routing.dispatch).
     start_on_handover: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Epoch seconds when a task without a run has waited its queue timeout: the dispatch reconciler then starts
     # its run, which fails it unless a slot is free. None when a run keeps its own deadline.

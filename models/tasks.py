@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
-from models.agents import AGENT_ID_PATTERN
-from models.capabilities import check_requirements
-from models.common import StrictModel
-from models.feedback import Objectives
-from models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
-from models.routing import Strategy
+from ains.models.agents import AGENT_ID_PATTERN
+from ains.models.capabilities import check_requirements
+from ains.models.common import StrictModel
+from ains.models.feedback import Objectives
+from ains.models.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from ains.models.routing import Strategy
 
 TASK_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from models.common import StrictModel
-from models.tasks import TASK_TYPE_PATTERN, TaskCreate
+from ains.models.common import StrictModel
+from ains.models.tasks import TASK_TYPE_PATTERN, TaskCreate
 
 # Fields a template may preset; everything else about a task comes from the request.
 TEMPLATE_FIELDS = frozenset(

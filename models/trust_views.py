@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from models.common import StrictModel
-from models.trust import TrustTier
+from ains.models.common import StrictModel
+from ains.models.trust import TrustTier
 
 
 class TrustRecordView(BaseModel):

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from models.common import StrictModel
+from ains.models.common import StrictModel
 
 
 class UsageGroup(StrEnum):

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
-from models.common import StrictModel
-from models.events import EventType
+from ains.models.common import StrictModel
+from ains.models.events import EventType
 
 
 class EventFilter(StrictModel):

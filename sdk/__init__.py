@@ -1,12 +1,12 @@
 """The AINS Python SDK: a typed client (sync and async) and a framework for writing agents.
 
-``from sdk import Client, AsyncClient`` to submit and watch work; ``from sdk.agent import Agent`` to write an
+``from ains.sdk import Client, AsyncClient`` to submit and watch work; ``from ains.sdk.agent import Agent`` to write an
 agent. Wire models come from ``models`` (the API's own contract).
 """
 
-from sdk.client import AsyncClient, Client
-from sdk.errors import ApiError, ClientError, NotFound, TransportError, WaitTimeout
-from sdk.transport import RetryPolicy
+from ains.sdk.client import AsyncClient, Client
+from ains.sdk.errors import ApiError, ClientError, NotFound, TransportError, WaitTimeout
+from ains.sdk.transport import RetryPolicy
 
 __all__ = [
     "ApiError",

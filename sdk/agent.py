@@ -1,6 +1,6 @@
 """Write an AINS agent as decorated Python functions, one per capability:
 
-    from sdk.agent import Agent, CallContext
+    from ains.sdk.agent import Agent, CallContext
 
     agent = Agent("word-counter", signing_secret="...")
 
@@ -36,8 +36,8 @@ from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from models.agents import AgentCreate, Capability
-from sdk.ledger import Answer, CallKey, CallLedger
+from ains.models.agents import AgentCreate, Capability
+from ains.sdk.ledger import Answer, CallKey, CallLedger
 
 log = logging.getLogger("ains.sdk.agent")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -191,7 +191,7 @@ class Agent:
     ) -> Any:
         """The ASGI app. With ``api_key`` and ``endpoint_url`` it registers the agent (or updates it) at startup
         and heartbeats every ``registry_heartbeat_seconds``; ``api_url`` also serves long-running calls."""
-        from sdk.agent_http import build_app
+        from ains.sdk.agent_http import build_app
 
         return build_app(self, api_url, api_key, endpoint_url, health_url, registry_heartbeat_seconds)
 
@@ -208,7 +208,7 @@ class Agent:
         """Run the agent with uvicorn (blocking). ``AINS_URL``/``AINS_API_KEY`` (or a profile) fill in the API."""
         import uvicorn
 
-        from sdk.config import resolve_config
+        from ains.sdk.config import resolve_config
 
         config = resolve_config(url=api_url, api_key=api_key)
         base = (public_url or f"http://{host}:{port}").rstrip("/")

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from core.signing import signed_headers
-from models.agent_calls import AgentCallCompletion, AgentCallHeartbeat, AgentCallHeartbeatAnswer
-from sdk.errors import ApiError, NotFound, TransportError, error_from_response
-from sdk.transport import RETRY_STATUSES, USER_AGENT, RetryPolicy
+from ains.core.platform.signing import signed_headers
+from ains.models.agent_calls import AgentCallCompletion, AgentCallHeartbeat, AgentCallHeartbeatAnswer
+from ains.sdk.errors import ApiError, NotFound, TransportError, error_from_response
+from ains.sdk.transport import RETRY_STATUSES, USER_AGENT, RetryPolicy
 
 HEARTBEAT_PATH = "/v1/agent-calls/heartbeat"
 COMPLETE_PATH = "/v1/agent-calls/complete"

@@ -14,21 +14,21 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from core.signing import SIGNATURE_HEADER
-from core.webhook_verify import WebhookVerificationError, verify_webhook
-from models.agent_calls import (
+from ains.core.platform.signing import SIGNATURE_HEADER
+from ains.core.webhooks.verify import WebhookVerificationError, verify_webhook
+from ains.models.agent_calls import (
     ACCEPTED_LATER,
     COMPLETION_TOKEN_HEADER,
     HEARTBEAT_TIMEOUT_HEADER,
     AgentCallCompletion,
     AgentCallPayload,
 )
-from models.agents import AgentUpdate
-from sdk.agent import Agent, CallCancelled, CallContext, Skill
-from sdk.agent_calls import AgentCallsApi
-from sdk.client import AsyncClient
-from sdk.errors import ClientError, Conflict
-from sdk.ledger import Answer, CallKey, SeenSignatures
+from ains.models.agents import AgentUpdate
+from ains.sdk.agent import Agent, CallCancelled, CallContext, Skill
+from ains.sdk.agent_calls import AgentCallsApi
+from ains.sdk.client import AsyncClient
+from ains.sdk.errors import ClientError, Conflict
+from ains.sdk.ledger import Answer, CallKey, SeenSignatures
 
 log = logging.getLogger("ains.sdk.agent")
 DEFAULT_CALL_HEARTBEAT_SECONDS = 1.0

@@ -16,16 +16,16 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
-from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
-from models.audit import AuditEntryView, AuditMethod
-from models.chains import ChainCreate
-from models.common import Page
-from models.feedback import FeedbackCreate, FeedbackView
-from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
-from models.llm import PlanGenerateRequest, PlanGenerateResponse
-from models.plans import PlanCreate, PlanView
-from models.providers import ProvidersView
-from models.schedules import (
+from ains.models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
+from ains.models.audit import AuditEntryView, AuditMethod
+from ains.models.chains import ChainCreate
+from ains.models.common import Page
+from ains.models.feedback import FeedbackCreate, FeedbackView
+from ains.models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
+from ains.models.llm import PlanGenerateRequest, PlanGenerateResponse
+from ains.models.plans import PlanCreate, PlanView
+from ains.models.providers import ProvidersView
+from ains.models.schedules import (
     ScheduleBackfill,
     ScheduleCreate,
     ScheduleNote,
@@ -33,7 +33,7 @@ from models.schedules import (
     ScheduleUpdate,
     ScheduleView,
 )
-from models.tasks import (
+from ains.models.tasks import (
     TaskAccepted,
     TaskBatchAccepted,
     TaskBatchCreate,
@@ -42,11 +42,11 @@ from models.tasks import (
     TaskStatus,
     TaskView,
 )
-from models.templates import TemplateCreate, TemplateView
-from models.trust import TrustTier
-from models.trust_views import AgentTrustView, Leaderboard, TrustOverride, TrustRecordView
-from models.usage import BudgetSet, BudgetView, UsageGroup, UsageReport
-from models.webhooks import DeliveryStatus, DeliveryView, WebhookCreate, WebhookCreated, WebhookView
+from ains.models.templates import TemplateCreate, TemplateView
+from ains.models.trust import TrustTier
+from ains.models.trust_views import AgentTrustView, Leaderboard, TrustOverride, TrustRecordView
+from ains.models.usage import BudgetSet, BudgetView, UsageGroup, UsageReport
+from ains.models.webhooks import DeliveryStatus, DeliveryView, WebhookCreate, WebhookCreated, WebhookView
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -1,6 +1,6 @@
 """The typed AINS client, async (``AsyncClient``) and sync (``Client``), one namespace per API resource.
 
-    from sdk import Client
+    from ains.sdk import Client
 
     with Client() as ains:                      # AINS_URL / AINS_API_KEY / profile, or Client(url, api_key)
         task = ains.tasks.submit({"type": "summarize", "input": {"text": "AINS works. It is durable."}})
@@ -24,26 +24,26 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
-from models.audit import AuditEntryView
-from models.chains import ChainCreate
-from models.common import Page
-from models.feedback import FeedbackCreate, FeedbackView
-from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
-from models.llm import PlanGenerateRequest, PlanGenerateResponse
-from models.plans import PlanCreate, PlanView
-from models.providers import ProvidersView
-from models.schedules import ScheduleBackfill, ScheduleCreate, ScheduleTrigger, ScheduleUpdate, ScheduleView
-from models.tasks import TaskAccepted, TaskBatchAccepted, TaskBatchCreate, TaskCreate, TaskRoutingView, TaskView
-from models.templates import TemplateCreate, TemplateView
-from models.trust_views import AgentTrustView, Leaderboard, TrustOverride, TrustRecordView
-from models.usage import BudgetSet, BudgetView, UsageReport
-from models.webhooks import DeliveryView, WebhookCreate, WebhookCreated, WebhookView
-from sdk import calls
-from sdk.calls import Call, coerce
-from sdk.config import ClientConfig, resolve_config
-from sdk.errors import WaitTimeout
-from sdk.transport import AsyncTransport, RetryPolicy, SyncTransport
+from ains.models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
+from ains.models.audit import AuditEntryView
+from ains.models.chains import ChainCreate
+from ains.models.common import Page
+from ains.models.feedback import FeedbackCreate, FeedbackView
+from ains.models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
+from ains.models.llm import PlanGenerateRequest, PlanGenerateResponse
+from ains.models.plans import PlanCreate, PlanView
+from ains.models.providers import ProvidersView
+from ains.models.schedules import ScheduleBackfill, ScheduleCreate, ScheduleTrigger, ScheduleUpdate, ScheduleView
+from ains.models.tasks import TaskAccepted, TaskBatchAccepted, TaskBatchCreate, TaskCreate, TaskRoutingView, TaskView
+from ains.models.templates import TemplateCreate, TemplateView
+from ains.models.trust_views import AgentTrustView, Leaderboard, TrustOverride, TrustRecordView
+from ains.models.usage import BudgetSet, BudgetView, UsageReport
+from ains.models.webhooks import DeliveryView, WebhookCreate, WebhookCreated, WebhookView
+from ains.sdk import calls
+from ains.sdk.calls import Call, coerce
+from ains.sdk.config import ClientConfig, resolve_config
+from ains.sdk.errors import WaitTimeout
+from ains.sdk.transport import AsyncTransport, RetryPolicy, SyncTransport
 
 Kind = Literal["chain", "plan"]
 COMPOSITION_FINAL = frozenset({"succeeded", "failed", "cancelled"})

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from models.common import Page
-from sdk.calls import Call, Query
-from sdk.config import ClientConfig
-from sdk.errors import TransportError, error_from_response, retry_after_seconds
-from sdk.sse import ServerEvent, SseDecoder
+from ains.models.common import Page
+from ains.sdk.calls import Call, Query
+from ains.sdk.config import ClientConfig
+from ains.sdk.errors import TransportError, error_from_response, retry_after_seconds
+from ains.sdk.sse import ServerEvent, SseDecoder
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 503})

@@ -9,13 +9,13 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from models.search_attributes import ALL_KEYS
+from ains.models.search_attributes import ALL_KEYS
+from ains.workers.demo_agent import create_demo_agent
+from ains.workers.temporal_dev import find_binary
 from tests.support.databases import BACKENDS, REDIS_ENV, backends, fresh_database
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import SIGNING_SECRET, Stack, stack_settings, start_stack
-from workers.demo_agent import create_demo_agent
-from workers.temporal_dev import find_binary
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

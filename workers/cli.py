@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from core.settings import ALL_QUEUES, get_settings
-from sdk.cli import add_client_commands, connection_callback
+from ains.core.platform.settings import ALL_QUEUES, get_settings
+from ains.sdk.cli import add_client_commands, connection_callback
 
 app = typer.Typer(
     name="ains",
@@ -42,7 +42,7 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _setup_logging() -> None:
-    from core.logging import configure_logging
+    from ains.core.platform.logging import configure_logging
 
     configure_logging(get_settings())
 
@@ -60,7 +60,7 @@ def cmd_up(
     no_demo: Annotated[bool, typer.Option("--no-demo", help="do not start and register the demo agent")] = False,
 ) -> None:
     """Start the whole platform on embedded defaults (Ctrl-C stops it)."""
-    from workers.devstack import run_devstack
+    from ains.workers.devstack import run_devstack
 
     _setup_logging()
     raise typer.Exit(asyncio.run(run_devstack(get_settings(), with_demo_agent=not no_demo)))
@@ -71,7 +71,7 @@ def cmd_api() -> None:
     """Run the REST API server."""
     import uvicorn
 
-    from api.app import create_app
+    from ains.api.app import create_app
 
     _setup_logging()
     settings = get_settings()
@@ -92,7 +92,7 @@ def cmd_worker(
     ] = None,
 ) -> None:
     """Run Temporal workers."""
-    from workers.worker import resolve_queues, run_workers
+    from ains.workers.worker import resolve_queues, run_workers
 
     _setup_logging()
     settings = get_settings()
@@ -103,8 +103,8 @@ def cmd_worker(
         raise typer.Exit(2) from None
 
     async def main() -> None:
-        from core.metrics import free_local_port
-        from core.temporal import prometheus_runtime
+        from ains.core.platform.metrics import free_local_port
+        from ains.core.platform.temporal import prometheus_runtime
 
         stop = await _wait_for_signal()
         runtime = sdk_url = None
@@ -121,7 +121,7 @@ def cmd_worker(
 @app.command("migrate")
 def cmd_migrate() -> None:
     """Apply database migrations."""
-    from core.migrate import upgrade
+    from ains.core.platform.migrate import upgrade
 
     _setup_logging()
     settings = get_settings()
@@ -139,12 +139,12 @@ def cmd_agent_demo(
     """Run the demo HTTP agent."""
     import uvicorn
 
-    from workers.demo_agent import create_demo_agent
+    from ains.workers.demo_agent import create_demo_agent
 
     _setup_logging()
     settings = get_settings()
     if register:
-        from workers.devstack import register_demo_agent
+        from ains.workers.devstack import register_demo_agent
 
         asyncio.run(register_demo_agent(settings, register))
         print(f"registered demo-agent at {register}")
@@ -163,9 +163,9 @@ def cmd_keys_create(
     rate_limit: Annotated[int | None, typer.Option(help="requests per minute")] = None,
 ) -> None:
     """Create an API key (printed once)."""
-    from core.db import Database
-    from core.keys import create_key
-    from models.keys import ApiKeyCreate, Scope
+    from ains.core.access.keys import create_key
+    from ains.core.platform.db import Database
+    from ains.models.keys import ApiKeyCreate, Scope
 
     _setup_logging()
     settings = get_settings()

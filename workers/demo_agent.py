@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 
-from models.agent_calls import AgentCallPayload
-from sdk.agent import Agent
-from sdk.agent_http import verified_call
+from ains.models.agent_calls import AgentCallPayload
+from ains.sdk.agent import Agent
+from ains.sdk.agent_http import verified_call
 
 DEMO_AGENT_ID = "demo-agent"
 DEMO_CAPABILITIES = ["echo", "uppercase", "word_count", "summarize", "reverse"]

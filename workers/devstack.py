@@ -20,17 +20,17 @@ import time
 
 import httpx
 
-from core.agents import upsert_agent
-from core.db import Database
-from core.keys import create_key, has_admin_key
-from core.migrate import upgrade
-from core.settings import Settings
-from core.temporal import connect
-from models.agents import AgentCreate, Capability
-from models.keys import ApiKeyCreate, Scope
-from workers.demo_agent import DEMO_AGENT_ID, DEMO_CAPABILITIES
-from workers.supervisor import Child, GaveUp, supervise
-from workers.temporal_dev import dev_server_args, find_binary
+from ains.core.access.keys import create_key, has_admin_key
+from ains.core.agents.registry import upsert_agent
+from ains.core.platform.db import Database
+from ains.core.platform.migrate import upgrade
+from ains.core.platform.settings import Settings
+from ains.core.platform.temporal import connect
+from ains.models.agents import AgentCreate, Capability
+from ains.models.keys import ApiKeyCreate, Scope
+from ains.workers.demo_agent import DEMO_AGENT_ID, DEMO_CAPABILITIES
+from ains.workers.supervisor import Child, GaveUp, supervise
+from ains.workers.temporal_dev import dev_server_args, find_binary
 
 STARTUP_TIMEOUT_SECONDS = 90
 
@@ -102,7 +102,7 @@ async def run_devstack(settings: Settings, with_demo_agent: bool = True) -> int:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AINS_DATA_DIR": str(data_dir)}
-    ains = [sys.executable, "-m", "workers.cli"]
+    ains = [sys.executable, "-m", "ains.workers.cli"]
     host, _, port = settings.temporal_address.rpartition(":")
     run = data_dir / "run"
     children: list[Child] = []

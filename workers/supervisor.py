@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.child_processes import die_with_parent
+from ains.workers.child_processes import die_with_parent
 
 STOP_TIMEOUT_SECONDS = 20
 LOG_TAIL_LINES = 20

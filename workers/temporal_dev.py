@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from models.search_attributes import dev_server_flags
+from ains.models.search_attributes import dev_server_flags
 
 
 def find_binary(name: str) -> str:

@@ -17,28 +17,35 @@ from temporalio.runtime import Runtime
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-import workflows
-from activities.agent_calls import AgentCallActivities
-from activities.batches import BatchActivities
-from activities.compositions import CompositionActivities
-from activities.dispatch import DispatchActivities
-from activities.health import HealthActivities
-from activities.llm_calls import LlmCallActivities
-from activities.registry import RegistryActivities
-from activities.routed_calls import RoutedCallActivities
-from activities.schedules import ScheduleActivities
-from activities.webhooks import EventActivities, WebhookActivities
-from core.attempt_finish import AttemptFinisher
-from core.db import Database
-from core.dispatch import DeliveredFlags, Dispatcher
-from core.llm import LlmService
-from core.metrics import serve_worker_metrics, stop_worker_metrics
-from core.outbound_http import new_session
-from core.schedules_system import ensure_health_schedule, ensure_reconcile_schedule
-from core.settings import AGENTS_QUEUE, ALL_QUEUES, LLM_QUEUE, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE, Settings
-from core.temporal import connect
-from workflows.catalog import ALL_WORKFLOWS
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from ains import workflows
+from ains.activities.agent_calls import AgentCallActivities
+from ains.activities.batches import BatchActivities
+from ains.activities.compositions import CompositionActivities
+from ains.activities.dispatch import DispatchActivities
+from ains.activities.health import HealthActivities
+from ains.activities.llm_calls import LlmCallActivities
+from ains.activities.registry import RegistryActivities
+from ains.activities.routed_calls import RoutedCallActivities
+from ains.activities.schedules import ScheduleActivities
+from ains.activities.webhooks import EventActivities, WebhookActivities
+from ains.core.llm.service import LlmService
+from ains.core.platform.db import Database
+from ains.core.platform.metrics import serve_worker_metrics, stop_worker_metrics
+from ains.core.platform.outbound_http import new_session
+from ains.core.platform.settings import (
+    AGENTS_QUEUE,
+    ALL_QUEUES,
+    LLM_QUEUE,
+    ORCHESTRATION_QUEUE,
+    WEBHOOKS_QUEUE,
+    Settings,
+)
+from ains.core.platform.temporal import connect
+from ains.core.routing.dispatch import DeliveredFlags, Dispatcher
+from ains.core.schedules.system import ensure_health_schedule, ensure_reconcile_schedule
+from ains.core.tasks.attempt_finish import AttemptFinisher
+from ains.workflows.catalog import ALL_WORKFLOWS
+from ains.workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("ains.worker")
 
@@ -55,7 +62,7 @@ def precompile_workflows() -> None:
 
 
 def start_worker_metrics(port: int, sdk_metrics_url: str | None, stack: AsyncExitStack, host: str) -> None:
-    """AINS and Temporal SDK metrics together on ``host:port`` (core.metrics); a busy port is logged, not fatal."""
+    """AINS and Temporal SDK metrics together on ``host:port`` (core.platform.metrics); a busy port is logged, not fatal."""
     try:
         bound = serve_worker_metrics(port, sdk_metrics_url, host)
     except OSError as exc:
@@ -90,7 +97,7 @@ def build_workers(
     sticky = timedelta(seconds=settings.worker_sticky_timeout_seconds)
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
-    # Agent and LLM calls record their attempt themselves (one step per attempt, see core.attempt_finish).
+    # Agent and LLM calls record their attempt themselves (one step per attempt, see core.tasks.attempt_finish).
     finisher = finisher or AttemptFinisher(db, client, settings)
     calls = AgentCallActivities(
         db,
@@ -214,7 +221,7 @@ async def run_workers(
         if ORCHESTRATION_QUEUE in queues:
             await ensure_health_schedule(client, settings)
             await ensure_reconcile_schedule(client, settings)
-        # The calls' recordings clear delivered hand-overs' pending flags in batches (core.dispatch.DeliveredFlags):
+        # The calls' recordings clear delivered hand-overs' pending flags in batches (core.routing.dispatch.DeliveredFlags):
         # flushed after the workers drained, before the database is disposed.
         flags = DeliveredFlags(db, delay=min(1.0, settings.dispatch_reconcile_after_seconds / 5))
         stack.push_async_callback(flags.flush)

@@ -8,9 +8,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.health import HealthActivities
-    from core.settings import AGENTS_QUEUE
-    from models.health import HealthCheckInput, HealthCheckResult
+    from ains.activities.health import HealthActivities
+    from ains.core.platform.settings import AGENTS_QUEUE
+    from ains.models.health import HealthCheckInput, HealthCheckResult
 
 HEALTH_CHECK_TIMEOUT = timedelta(minutes=2)
 HEALTH_CHECK_RETRY = RetryPolicy(maximum_attempts=2)

@@ -20,9 +20,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from core.task_start import task_start_options
-    from models.workflow_io import BatchInput, BatchPage, BatchPageResult, TaskWorkflowInput
-    from workflows.task_workflow import TaskWorkflow
+    from ains.core.tasks.start import task_start_options
+    from ains.models.workflow_io import BatchInput, BatchPage, BatchPageResult, TaskWorkflowInput
+    from ains.workflows.task_workflow import TaskWorkflow
 
 RECORDED_SIGNAL = "batch_recorded"
 START_ACTIVITY = "start_batch_tasks"
@@ -50,7 +50,7 @@ class BatchWorkflow:
     @workflow.run
     async def run(self, batch: BatchInput) -> int:
         """How many of the batch's tasks have their run (running or done) or wait in the dispatch queue for a slot
-        that will start it (core.batch_queue) once this run is through."""
+        that will start it (core.composition.batch_queue) once this run is through."""
         if batch.tasks:
             return await self._run_legacy(batch)
         if batch.new_tasks:

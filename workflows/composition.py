@@ -21,9 +21,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.compositions import CompositionActivities
-    from core.task_start import task_start_options
-    from models.workflow_io import (
+    from ains.activities.compositions import CompositionActivities
+    from ains.core.tasks.start import task_start_options
+    from ains.models.workflow_io import (
         TASK_FAILURE_TYPES,
         CompositionInput,
         CompositionResume,
@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowResult,
         task_result_of_failure,
     )
-    from workflows.task_workflow import TaskWorkflow
+    from ains.workflows.task_workflow import TaskWorkflow
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_SCHEDULE_TO_CLOSE = timedelta(minutes=30)

@@ -8,8 +8,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.dispatch import DispatchActivities
-    from models.workflow_io import ReconcileInput, ReconcileResult
+    from ains.activities.dispatch import DispatchActivities
+    from ains.models.workflow_io import ReconcileInput, ReconcileResult
 
 RECONCILE_TIMEOUT = timedelta(minutes=2)
 RECONCILE_RETRY = RetryPolicy(maximum_attempts=2)

@@ -9,8 +9,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import EventActivities
-    from models.events import TaskEventRequest
+    from ains.activities.webhooks import EventActivities
+    from ains.models.events import TaskEventRequest
 
 EMIT_PATCH = "ains-emit-task-events"
 EMIT_TIMEOUT = timedelta(seconds=30)

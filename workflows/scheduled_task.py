@@ -15,8 +15,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.schedules import ScheduleActivities
-    from models.schedules import AwaitTaskRequest, ScheduledRunInput, ScheduledRunResult, ScheduledSubmit
+    from ains.activities.schedules import ScheduleActivities
+    from ains.models.schedules import AwaitTaskRequest, ScheduledRunInput, ScheduledRunResult, ScheduledSubmit
 
 SUBMIT_TIMEOUT = timedelta(seconds=30)
 SUBMIT_SCHEDULE_TO_CLOSE = timedelta(minutes=30)

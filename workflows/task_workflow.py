@@ -19,17 +19,17 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
-from workflows.events import emit_task_event
+from ains.workflows.events import emit_task_event
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent_calls import AgentCallActivities
-    from activities.registry import RegistryActivities
-    from activities.routed_calls import RoutedCallActivities
-    from core.settings import AGENTS_QUEUE, LLM_QUEUE
-    from models import search_attributes as sa
-    from models.priority import effective_priority, task_queue_priority
-    from models.tasks import TaskStatus
-    from models.workflow_io import (
+    from ains.activities.agent_calls import AgentCallActivities
+    from ains.activities.registry import RegistryActivities
+    from ains.activities.routed_calls import RoutedCallActivities
+    from ains.core.platform.settings import AGENTS_QUEUE, LLM_QUEUE
+    from ains.models import search_attributes as sa
+    from ains.models.priority import effective_priority, task_queue_priority
+    from ains.models.tasks import TaskStatus
+    from ains.models.workflow_io import (
         DEPENDENCY_FINISHED_SIGNAL,
         INLINE_CALL_LIMIT_SECONDS,
         ONE_STEP_ATTEMPTS,
@@ -77,7 +77,7 @@ INLINE_CALL_RETRY = RetryPolicy(maximum_attempts=1)  # the queue's delivery is t
 # Runs recorded before hand-over dispatch polled while they waited (they replay on the v1 path).
 BUSY_POLL_INITIAL = timedelta(seconds=1)
 BUSY_POLL_MAX = timedelta(seconds=30)
-# Runs started with this patch wait passively for a hand-over (core.dispatch) and finish in one step. Runs
+# Runs started with this patch wait passively for a hand-over (core.routing.dispatch) and finish in one step. Runs
 # started since (TaskWorkflowInput.history_version = ONE_STEP_ATTEMPTS) take the same path without calling
 # patched(), which would cost every run a marker and a search-attribute upsert, and record each attempt inside
 # its agent call (one_step).
@@ -183,7 +183,9 @@ class TaskWorkflow:
     async def run(self, params: TaskWorkflowInput) -> TaskWorkflowResult:
         self._one_step = params.history_version >= ONE_STEP_ATTEMPTS
         if params.assignment is not None and self._assignment is None:
-            self._assignment = params.assignment  # started by its hand-over (queued ahead: core.batch_queue)
+            self._assignment = (
+                params.assignment
+            )  # started by its hand-over (queued ahead: core.composition.batch_queue)
         if not self._one_step and not workflow.patched(DISPATCH_PATCH):
             return await self._run_v1(params)
         try:

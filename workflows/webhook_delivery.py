@@ -10,8 +10,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import WebhookActivities
-    from models.webhooks import (
+    from ains.activities.webhooks import WebhookActivities
+    from ains.models.webhooks import (
         AttemptRequest,
         AttemptResult,
         DeliveryFinish,

@@ -12,10 +12,10 @@ from typing import TypeVar
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from api.deps import State
-from core import agent_completion
-from core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from models.agent_calls import AgentCallCompletion, AgentCallHeartbeat, AgentCallHeartbeatAnswer
+from ains.api.deps import State
+from ains.core.platform.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from ains.core.tasks import completion as agent_completion
+from ains.models.agent_calls import AgentCallCompletion, AgentCallHeartbeat, AgentCallHeartbeatAnswer
 
 router = APIRouter(prefix="/v1/agent-calls", tags=["agents"])
 M = TypeVar("M", bound=BaseModel)

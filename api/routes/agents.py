@@ -10,17 +10,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Admin, AgentsRead, AgentsWrite, State
-from api.json_body import SafeJSONRoute
-from api.read_cache import cache_key
-from api.state import AppState
-from core import agents, trust
-from core.errors import Unavailable
-from core.events import dispatch_pending
-from core.keys import Principal
-from models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
-from models.common import Page
-from models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
+from ains.api.deps import Admin, AgentsRead, AgentsWrite, State
+from ains.api.json_body import SafeJSONRoute
+from ains.api.read_cache import cache_key
+from ains.api.state import AppState
+from ains.core.access.keys import Principal
+from ains.core.agents import registry as agents
+from ains.core.agents import trust
+from ains.core.platform.errors import Unavailable
+from ains.core.webhooks.events import dispatch_pending
+from ains.models.agents import AgentCreate, AgentDetailView, AgentStatus, AgentUpdate, AgentView
+from ains.models.common import Page
+from ains.models.trust_views import AgentTrustView, TrustOverride, TrustRecordView
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=SafeJSONRoute)
 log = logging.getLogger("ains.api")

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import Admin, State
-from api.json_body import SafeJSONRoute
-from core import audit
-from models.audit import AuditEntryView, AuditMethod
-from models.common import Page
+from ains.api.deps import Admin, State
+from ains.api.json_body import SafeJSONRoute
+from ains.core.access import audit
+from ains.models.audit import AuditEntryView, AuditMethod
+from ains.models.common import Page
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=SafeJSONRoute)
 

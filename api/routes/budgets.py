@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from api.deps import Admin, State, TasksRead, visible_client
-from api.json_body import SafeJSONRoute
-from core import budgets
-from models.keys import CLIENT_ID_PATTERN
-from models.usage import BudgetSet, BudgetView
+from ains.api.deps import Admin, State, TasksRead, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.core.llm import budgets
+from ains.models.keys import CLIENT_ID_PATTERN
+from ains.models.usage import BudgetSet, BudgetView
 
 router = APIRouter(prefix="/v1/budgets", tags=["llm"], route_class=SafeJSONRoute)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import State, TasksRead, TasksWrite, visible_client
-from api.json_body import SafeJSONRoute
-from core import compositions
-from models.chains import ChainCreate
-from models.plans import PlanCreate, PlanView
+from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.core.composition import chains as compositions
+from ains.models.chains import ChainCreate
+from ains.models.plans import PlanCreate, PlanView
 
 chains = APIRouter(prefix="/v1/task-chains", tags=["chains"], route_class=SafeJSONRoute)
 plans = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=SafeJSONRoute)

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from api import metrics
-from api.deps import State
-from api.json_body import SafeJSONRoute
-from core.ratelimit import RedisRateLimiter
+from ains.api import metrics
+from ains.api.deps import State
+from ains.api.json_body import SafeJSONRoute
+from ains.core.platform.ratelimit import RedisRateLimiter
 
 router = APIRouter(tags=["health"], route_class=SafeJSONRoute)
 CHECK_TIMEOUT_SECONDS = 2.0

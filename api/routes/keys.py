@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admin, State
-from api.json_body import SafeJSONRoute
-from core import keys
-from models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
+from ains.api.deps import Admin, State
+from ains.api.json_body import SafeJSONRoute
+from ains.core.access import keys
+from ains.models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=SafeJSONRoute)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.deps import State, TasksWrite
-from api.json_body import SafeJSONRoute
-from api.routes.providers import llm_service
-from core.compositions import create_plan
-from core.plan_generator import generate_plan
-from models.llm import PlanGenerateRequest, PlanGenerateResponse
+from ains.api.deps import State, TasksWrite
+from ains.api.json_body import SafeJSONRoute
+from ains.api.routes.providers import llm_service
+from ains.core.composition.chains import create_plan
+from ains.core.composition.plan_generator import generate_plan
+from ains.models.llm import PlanGenerateRequest, PlanGenerateResponse
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=SafeJSONRoute)
 

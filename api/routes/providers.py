@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.deps import AgentsRead, State
-from api.json_body import SafeJSONRoute
-from core.llm import LlmService
-from models.providers import ProvidersView
+from ains.api.deps import AgentsRead, State
+from ains.api.json_body import SafeJSONRoute
+from ains.core.llm.service import LlmService
+from ains.models.providers import ProvidersView
 
 router = APIRouter(prefix="/v1/providers", tags=["llm"], route_class=SafeJSONRoute)
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import State, TasksRead, TasksWrite, visible_client
-from api.json_body import SafeJSONRoute
-from core import schedules
-from models.common import Page
-from models.schedules import (
+from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.core.schedules import service as schedules
+from ains.models.common import Page
+from ains.models.schedules import (
     ScheduleBackfill,
     ScheduleCreate,
     ScheduleNote,

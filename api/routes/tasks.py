@@ -9,15 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 
-from api.deps import State, TasksRead, TasksWrite, visible_client
-from api.json_body import SafeJSONRoute
-from api.metrics import TASKS_CREATED
-from api.state import AppState
-from core import adaptive, batches, tasks
-from core.task_events import watch_task
-from models.common import Page
-from models.feedback import FeedbackCreate, FeedbackView
-from models.tasks import (
+from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.api.metrics import TASKS_CREATED
+from ains.api.state import AppState
+from ains.core.composition import batches
+from ains.core.routing import adaptive
+from ains.core.tasks import service as tasks
+from ains.core.tasks.events import watch_task
+from ains.models.common import Page
+from ains.models.feedback import FeedbackCreate, FeedbackView
+from ains.models.tasks import (
     TaskAccepted,
     TaskBatchAccepted,
     TaskBatchCreate,

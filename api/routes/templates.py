@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import State, TasksRead, TasksWrite, visible_client
-from api.json_body import SafeJSONRoute
-from core import templates
-from models.templates import TemplateCreate, TemplateView
+from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.core.composition import templates
+from ains.models.templates import TemplateCreate, TemplateView
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"], route_class=SafeJSONRoute)
 

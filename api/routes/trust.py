@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import AgentsRead, State
-from api.json_body import SafeJSONRoute
-from api.read_cache import cache_key
-from core import trust
-from models.capabilities import TAG_PATTERN
-from models.trust import TrustTier
-from models.trust_views import Leaderboard
+from ains.api.deps import AgentsRead, State
+from ains.api.json_body import SafeJSONRoute
+from ains.api.read_cache import cache_key
+from ains.core.agents import trust
+from ains.models.capabilities import TAG_PATTERN
+from ains.models.trust import TrustTier
+from ains.models.trust_views import Leaderboard
 
 router = APIRouter(prefix="/v1/trust", tags=["trust"], route_class=SafeJSONRoute)
 

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import State, TasksRead, visible_client
-from api.json_body import SafeJSONRoute
-from core import usage
-from models.usage import UsageGroup, UsageReport
+from ains.api.deps import State, TasksRead, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.core.llm import usage
+from ains.models.usage import UsageGroup, UsageReport
 
 router = APIRouter(prefix="/v1/usage", tags=["llm"], route_class=SafeJSONRoute)
 

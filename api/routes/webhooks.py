@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import State, TasksRead, TasksWrite, visible_client
-from api.json_body import SafeJSONRoute
-from core import webhooks
-from models.common import Page
-from models.events import EventType
-from models.webhooks import DeliveryStatus, DeliveryView, WebhookCreate, WebhookCreated, WebhookView
+from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.json_body import SafeJSONRoute
+from ains.core.webhooks import service as webhooks
+from ains.models.common import Page
+from ains.models.events import EventType
+from ains.models.webhooks import DeliveryStatus, DeliveryView, WebhookCreate, WebhookCreated, WebhookView
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=SafeJSONRoute)
 

@@ -7,8 +7,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
-from api.ui.pages import agents, auth, compositions, operations, overview, tasks
-from api.ui.web import HERE
+from ains.api.ui.pages import agents, auth, compositions, operations, overview, tasks
+from ains.api.ui.web import HERE
 
 
 class _Assets(StaticFiles):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.plans import PlanStepView
+from ains.models.plans import PlanStepView
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 170, 48, 60, 18, 10
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from fastapi import Request, Response
 
-from api.state import AppState
-from core.keys import Principal, principal_by_key_id
-from models.keys import Scope
+from ains.api.state import AppState
+from ains.core.access.keys import Principal, principal_by_key_id
+from ains.models.keys import Scope
 
 COOKIE = "ains_session"
 LOGIN_COOKIE = "ains_login_csrf"

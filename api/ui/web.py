@@ -16,10 +16,10 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
-from api.state import AppState
-from api.ui.session import CSRF_FIELD, CSRF_HEADER, UiUser, csrf_valid, current_user
-from core.errors import AinsError, Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
-from models.keys import Scope
+from ains.api.state import AppState
+from ains.api.ui.session import CSRF_FIELD, CSRF_HEADER, UiUser, csrf_valid, current_user
+from ains.core.platform.errors import AinsError, Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from ains.models.keys import Scope
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 262_144

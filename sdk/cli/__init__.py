@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from sdk.cli.common import Connection
-from sdk.cli.compositions import chain_app, plan_app
-from sdk.cli.operations import schedules_app, webhooks_app
-from sdk.cli.registry import agents_app, trust_app
-from sdk.cli.tasks import batch_app, task_app
+from ains.sdk.cli.common import Connection
+from ains.sdk.cli.compositions import chain_app, plan_app
+from ains.sdk.cli.operations import schedules_app, webhooks_app
+from ains.sdk.cli.registry import agents_app, trust_app
+from ains.sdk.cli.tasks import batch_app, task_app
 
 GROUPS = {
     "task": task_app,

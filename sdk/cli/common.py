@@ -23,9 +23,9 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from sdk.client import Client
-from sdk.config import ConfigError
-from sdk.errors import ApiError, ClientError, TransportError, WaitTimeout
+from ains.sdk.client import Client
+from ains.sdk.config import ConfigError
+from ains.sdk.errors import ApiError, ClientError, TransportError, WaitTimeout
 
 EXIT_OK = 0
 EXIT_UNSUCCESSFUL = 1

@@ -9,9 +9,9 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from models.plans import PlanView
-from sdk.cli.common import EXIT_UNSUCCESSFUL, Output, OutputOption, err, out, print_json, read_document, run
-from sdk.client import Client
+from ains.models.plans import PlanView
+from ains.sdk.cli.common import EXIT_UNSUCCESSFUL, Output, OutputOption, err, out, print_json, read_document, run
+from ains.sdk.client import Client
 
 chain_app = typer.Typer(help="Run task chains (steps in order).", no_args_is_help=True)
 plan_app = typer.Typer(help="Run multi-agent plans (DAGs of steps).", no_args_is_help=True)

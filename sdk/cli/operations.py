@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from models.schedules import ScheduleView
-from models.webhooks import DeliveryStatus, DeliveryView
-from sdk.cli.common import Output, OutputOption, out, print_json, run, table
-from sdk.client import Client
+from ains.models.schedules import ScheduleView
+from ains.models.webhooks import DeliveryStatus, DeliveryView
+from ains.sdk.cli.common import Output, OutputOption, out, print_json, run, table
+from ains.sdk.client import Client
 
 schedules_app = typer.Typer(help="Recurring tasks (Temporal Schedules).", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook deliveries and the dead-letter queue.", no_args_is_help=True)

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from models.agents import AgentStatus, AgentView
-from models.trust import TrustTier
-from sdk.cli.common import EXIT_USAGE, Output, OutputOption, fail, fields, print_json, run, table
-from sdk.client import Client
+from ains.models.agents import AgentStatus, AgentView
+from ains.models.trust import TrustTier
+from ains.sdk.cli.common import EXIT_USAGE, Output, OutputOption, fail, fields, print_json, run, table
+from ains.sdk.client import Client
 
 agents_app = typer.Typer(help="The agent registry.", no_args_is_help=True)
 trust_app = typer.Typer(help="Trust scores and their history.", no_args_is_help=True)

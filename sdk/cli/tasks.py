@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from models.tasks import TaskStatus, TaskView
-from sdk.cli.common import (
+from ains.models.tasks import TaskStatus, TaskView
+from ains.sdk.cli.common import (
     EXIT_UNSUCCESSFUL,
     EXIT_USAGE,
     Output,
@@ -25,8 +25,8 @@ from sdk.cli.common import (
     seconds_between,
     table,
 )
-from sdk.client import Client
-from sdk.errors import WaitTimeout
+from ains.sdk.client import Client
+from ains.sdk.errors import WaitTimeout
 
 task_app = typer.Typer(help="Submit, inspect and cancel tasks.", no_args_is_help=True)
 batch_app = typer.Typer(help="Submit many tasks at once.", no_args_is_help=True)

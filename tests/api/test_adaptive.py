@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from core.attempts import record_attempt
-from models import adaptive
-from models.tables import AdaptiveObservation, AdaptiveStat
-from models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome
+from ains.core.tasks.attempts import record_attempt
+from ains.models import adaptive
+from ains.models.tables import AdaptiveObservation, AdaptiveStat
+from ains.models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome
 from tests.support.stack import Stack, auth
 
 DISCOUNT = 0.98  # AINS_ADAPTIVE_DISCOUNT's default
@@ -80,7 +80,7 @@ async def test_feedback_refuses_bad_scores_other_clients_unfinished_tasks_and_re
     response = await stack.http.post("/v1/tasks/tsk_nope/feedback", headers=auth(key), json={"score": 0.5})
     assert response.status_code == 404
 
-    from models.keys import Scope
+    from ains.models.keys import Scope
 
     reader, _ = await stack.new_key(scopes=[Scope.TASKS_READ])
     assert (await stack.http.post(url, headers=auth(reader), json={"score": 0.5})).status_code == 403

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from models.keys import Scope
+from ains.models.keys import Scope
 from tests.support.stack import Stack, auth
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from api.app import create_app
-from api.routes.agent_calls import AGENT_SIGNATURE_AUTH
-from models.keys import Scope
-from models.tables import AuditEntry
+from ains.api.app import create_app
+from ains.api.routes.agent_calls import AGENT_SIGNATURE_AUTH
+from ains.models.keys import Scope
+from ains.models.tables import AuditEntry
 from tests.support.stack import Stack, auth
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

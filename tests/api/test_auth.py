@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from models.keys import Scope
-from models.tables import ApiKey
+from ains.models.keys import Scope
+from ains.models.tables import ApiKey
 from tests.support.stack import Stack, auth
 
 

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
-from core import batches
-from core.errors import Unavailable
-from core.tasks import record_task
-from models.tables import Task
-from models.tasks import TaskBatchCreate, TaskCreate
+from ains.core.composition import batches
+from ains.core.platform.errors import Unavailable
+from ains.core.tasks.service import record_task
+from ains.models.tables import Task
+from ains.models.tasks import TaskBatchCreate, TaskCreate
 from tests.support.stack import Stack, auth
 
 

@@ -1,4 +1,4 @@
-"""A batch bigger than its agents' free slots queues ahead of its runs (core.batch_queue), end to end.
+"""A batch bigger than its agents' free slots queues ahead of its runs (core.composition.batch_queue), end to end.
 
 Its tasks join the dispatch queue with no run; a hand-over starts each one's run with its assignment in the
 input, so a queued task never routes on its own. Runs started delayed by an earlier version still get theirs by
@@ -18,13 +18,13 @@ from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.batch_queue import queue_ahead
-from core.dispatch import Dispatcher
-from core.metrics import DOMAIN_REGISTRY
-from core.task_start import TASK_WORKFLOW_NAME, task_start_options, task_workflow_id
-from core.tasks import workflow_input
-from models.tables import Task, TaskAttempt, TaskWait
-from models.workflow_io import TaskWorkflowInput
+from ains.core.composition.batch_queue import queue_ahead
+from ains.core.platform.metrics import DOMAIN_REGISTRY
+from ains.core.routing.dispatch import Dispatcher
+from ains.core.tasks.service import workflow_input
+from ains.core.tasks.start import TASK_WORKFLOW_NAME, task_start_options, task_workflow_id
+from ains.models.tables import Task, TaskAttempt, TaskWait
+from ains.models.workflow_io import TaskWorkflowInput
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
 from tests.support.rows import task_row
 from tests.support.stack import Stack, auth

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from models.tables import Task
-from models.tasks import TaskStatus
+from ains.models.tables import Task
+from ains.models.tasks import TaskStatus
 from tests.support.stack import Stack, auth
 
 

@@ -22,10 +22,10 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from ains.workflows.composition import CompositionWorkflow
 from tests.api.test_chains_plans import _steps, _wait
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack, auth
-from workflows.composition import CompositionWorkflow
 
 BLOB_LIMIT = 2 * 1024 * 1024  # Temporal's default limit on one payload
 BIG = 1_100_000  # characters in each large output: two of them make a step input above BLOB_LIMIT

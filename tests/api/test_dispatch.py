@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from core.dispatch import Dispatcher
-from core.metrics import DOMAIN_REGISTRY
-from core.tasks import record_task
-from models.tables import Task, TaskAttempt, TaskWait
-from models.tasks import TaskCreate
-from models.workflow_io import SlotAssignment
+from ains.core.platform.metrics import DOMAIN_REGISTRY
+from ains.core.routing.dispatch import Dispatcher
+from ains.core.tasks.service import record_task
+from ains.models.tables import Task, TaskAttempt, TaskWait
+from ains.models.tasks import TaskCreate
+from ains.models.workflow_io import SlotAssignment
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
 from tests.support.stack import Stack, auth
 

@@ -9,9 +9,9 @@ from contextlib import AsyncExitStack
 import psutil
 import pytest
 
-from core.settings import Settings
+from ains.core.platform.settings import Settings
+from ains.workers.worker import start_worker_metrics
 from tests.support.stack import Stack, auth
-from workers.worker import start_worker_metrics
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

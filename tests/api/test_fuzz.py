@@ -25,8 +25,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from models.keys import Scope
-from models.tables import Schedule, WebhookSubscription
+from ains.models.keys import Scope
+from ains.models.tables import Schedule, WebhookSubscription
 from tests.support.stack import Stack, auth
 
 schemathesis = pytest.importorskip("schemathesis")

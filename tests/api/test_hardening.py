@@ -6,8 +6,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from api.app import create_app
-from core.settings import DEFAULT_WEBHOOK_SECRET, Settings, secret_setting_names
+from ains.api.app import create_app
+from ains.core.platform.settings import DEFAULT_WEBHOOK_SECRET, Settings, secret_setting_names
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth
 

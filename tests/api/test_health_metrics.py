@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from api.app import create_app
+from ains.api.app import create_app
 from tests.support.servers import bound_socket, serve
 from tests.support.stack import Stack, auth
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.api.enums.v1 import EventType
 
-from models.agent_calls import COMPLETION_TOKEN_HEADER
+from ains.models.agent_calls import COMPLETION_TOKEN_HEADER
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.templates import create_template
-from models.templates import TemplateCreate
+from ains.core.composition.templates import create_template
+from ains.models.templates import TemplateCreate
 from tests.support.stack import Stack, auth
 
 DEEP = "[" * 70 + "]" * 70
@@ -147,7 +147,7 @@ async def test_a_template_stored_with_an_unsafe_input_cannot_poison_a_task(stack
             session, client_id, TemplateCreate(name="poisoned", task_type="echo", defaults={})
         )
     async with stack.db.transaction() as session:
-        from models.tables import TaskTemplate
+        from ains.models.tables import TaskTemplate
 
         row = await session.get(TaskTemplate, template.id)
         assert row is not None

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
-from core.logging import REDACTED, build_handler
-from core.metrics import free_local_port, serve_worker_metrics, stop_worker_metrics
-from core.temporal import connect
+from ains.api.app import create_app
+from ains.core.platform.logging import REDACTED, build_handler
+from ains.core.platform.metrics import free_local_port, serve_worker_metrics, stop_worker_metrics
+from ains.core.platform.temporal import connect
 from tests.support.receivers import webhook_receiver
 from tests.support.servers import serve
 from tests.support.stack import CALLBACK_SECRET, SIGNING_SECRET, Stack, auth
@@ -150,7 +150,7 @@ async def test_a_worker_process_serves_sdk_and_ains_metrics_on_one_port(stack: S
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "workers.cli",
+        "ains.workers.cli",
         "worker",
         "--queue",
         "webhooks",
@@ -285,7 +285,7 @@ async def test_tracing_spans_api_requests_and_propagates_into_workflows(stack: S
     pytest.importorskip("opentelemetry.sdk.trace")
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from core import tracing
+    from ains.core.platform import tracing
 
     exporter = InMemorySpanExporter()
     settings = stack.settings.model_copy(update={"otel_enabled": True})

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from models.tables import Agent, Task, TaskAttempt, TrustRecord
+from ains.models.tables import Agent, Task, TaskAttempt, TrustRecord
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack, auth
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api.app import create_app
+from ains.api.app import create_app
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack, auth
 

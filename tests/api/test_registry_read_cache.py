@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from api.read_cache import RegistryReadCache, cache_key
-from core.settings import Settings
-from models.keys import Scope
-from models.tables import Agent
+from ains.api.read_cache import RegistryReadCache, cache_key
+from ains.core.platform.settings import Settings
+from ains.models.keys import Scope
+from ains.models.tables import Agent
 from tests.support.stack import Stack, auth
 
 NO_CACHE = {"Cache-Control": "no-cache"}

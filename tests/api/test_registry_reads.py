@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from models.tables import ApiKey, TaskAttempt, utcnow
+from ains.models.tables import ApiKey, TaskAttempt, utcnow
 from tests.support.rows import task_row
 from tests.support.stack import Stack, auth
 

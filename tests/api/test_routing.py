@@ -8,10 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from core.attempts import record_attempt
-from models.health import HealthCheckInput, HealthCheckResult
-from models.tables import TrustRecord
-from models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome
+from ains.core.tasks.attempts import record_attempt
+from ains.models.health import HealthCheckInput, HealthCheckResult
+from ains.models.tables import TrustRecord
+from ains.models.workflow_io import AgentCallResult, AttemptRecord, CallOutcome
 from tests.support.servers import bound_socket
 from tests.support.stack import Stack, auth
 

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.temporal import connect
+from ains.core.platform.temporal import connect
 from tests.support.stack import Stack, auth
 
 

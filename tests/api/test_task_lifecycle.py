@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 
-from core.settings import ORCHESTRATION_QUEUE
-from models.tables import TaskAttempt, TrustRecord
+from ains.core.platform.settings import ORCHESTRATION_QUEUE
+from ains.models.tables import TaskAttempt, TrustRecord
 from tests.support.stack import Stack, auth
 
 

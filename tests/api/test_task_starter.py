@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from temporalio.service import RPCError
 
-from api.task_starter import TaskStarter
-from core.task_start import task_workflow_id
-from core.tasks import record_task, workflow_input
-from models.tasks import TaskCreate
+from ains.api.task_starter import TaskStarter
+from ains.core.tasks.service import record_task, workflow_input
+from ains.core.tasks.start import task_workflow_id
+from ains.models.tasks import TaskCreate
 from tests.support.stack import Stack
 
 

@@ -7,9 +7,9 @@ import time
 import uuid
 from typing import Any
 
-from core.events import dispatch_pending, emit_tier_change
-from core.temporal import connect
-from core.webhook_verify import WebhookVerificationError, verify_webhook
+from ains.core.platform.temporal import connect
+from ains.core.webhooks.events import dispatch_pending, emit_tier_change
+from ains.core.webhooks.verify import WebhookVerificationError, verify_webhook
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import CALLBACK_SECRET, Stack, auth
 
@@ -178,7 +178,7 @@ async def test_unsafe_and_invalid_urls_are_refused(stack: Stack) -> None:
 
 
 def test_tampered_or_stale_signature_fails_verification() -> None:
-    from core.signing import signed_headers
+    from ains.core.platform.signing import signed_headers
 
     body = b'{"id":"evt_1","type":"task.succeeded"}'
     headers = signed_headers("whsec_s", body, now=1_000_000)

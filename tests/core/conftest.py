@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.db import Database
+from ains.core.platform.db import Database
 from tests.support.databases import backends, fresh_database
 
 

@@ -9,16 +9,16 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from activities.registry import RegistryActivities
-from core.agents import register_agent
-from core.batch_queue import queue_ahead
-from core.db import Database
-from core.dispatch import DeliveredFlags, Dispatcher
-from core.settings import Settings
-from core.tasks import workflow_input
-from models.agents import AgentCreate, Capability
-from models.tables import Task, TaskAttempt, TaskWait, utcnow
-from models.workflow_io import RouteOutcome, RouteRequest, TaskWorkflowInput
+from ains.activities.registry import RegistryActivities
+from ains.core.agents.registry import register_agent
+from ains.core.composition.batch_queue import queue_ahead
+from ains.core.platform.db import Database
+from ains.core.platform.settings import Settings
+from ains.core.routing.dispatch import DeliveredFlags, Dispatcher
+from ains.core.tasks.service import workflow_input
+from ains.models.agents import AgentCreate, Capability
+from ains.models.tables import Task, TaskAttempt, TaskWait, utcnow
+from ains.models.workflow_io import RouteOutcome, RouteRequest, TaskWorkflowInput
 from tests.support.rows import task_row
 
 

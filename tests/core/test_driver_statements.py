@@ -1,12 +1,12 @@
-"""Hand-written statements run through the driver (core.db.driver_fetch) belong to the session's transaction:
+"""Hand-written statements run through the driver (core.platform.db.driver_fetch) belong to the session's transaction:
 a rollback undoes them and a commit keeps them, on SQLite and Postgres alike."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.db import Database, driver_fetch
-from models.tables import Client
+from ains.core.platform.db import Database, driver_fetch
+from ains.models.tables import Client
 
 INSERT = (
     "INSERT INTO clients (id, name, created_at) VALUES (?, ?, CURRENT_TIMESTAMP)",

@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from core.db import create_engine
-from core.migrate import upgrade
-from models.tables import Base
+from ains.core.platform.db import create_engine
+from ains.core.platform.migrate import upgrade
+from ains.models.tables import Base
 from tests.support.databases import backends, fresh_database
 
 

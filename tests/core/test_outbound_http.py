@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from core.outbound_http import Answer, Unreachable, new_session, send
-from core.settings import Settings
+from ains.core.platform.outbound_http import Answer, Unreachable, new_session, send
+from ains.core.platform.settings import Settings
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.db import Database
-from core.overview import agent_attempts, capacity_by_capability, queue, task_attempts, throughput
-from models.tables import Agent, AgentCapability, TaskAttempt
+from ains.core.overview import agent_attempts, capacity_by_capability, queue, task_attempts, throughput
+from ains.core.platform.db import Database
+from ains.models.tables import Agent, AgentCapability, TaskAttempt
 from tests.support.rows import task_row
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from core.ratelimit import InProcessRateLimiter, RedisRateLimiter
+from ains.core.platform.ratelimit import InProcessRateLimiter, RedisRateLimiter
 from tests.support.databases import REDIS_ENV
 
 

@@ -9,13 +9,13 @@ import uuid
 
 from sqlalchemy import func, select
 
-from activities.registry import RegistryActivities
-from core.agents import deregister_agent, register_agent, update_agent
-from core.db import Database
-from core.routing import CandidateCache, RouteStep, route_attempt
-from models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
-from models.tables import Agent, RoutingReceipt, Task, TaskAttempt, TaskWait, as_utc, utcnow
-from models.workflow_io import RouteOutcome, RouteRequest
+from ains.activities.registry import RegistryActivities
+from ains.core.agents.registry import deregister_agent, register_agent, update_agent
+from ains.core.platform.db import Database
+from ains.core.routing.decide import CandidateCache, RouteStep, route_attempt
+from ains.models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
+from ains.models.tables import Agent, RoutingReceipt, Task, TaskAttempt, TaskWait, as_utc, utcnow
+from ains.models.workflow_io import RouteOutcome, RouteRequest
 from tests.support.rows import task_row
 
 TTL = 0.05

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from ains.core.platform.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
 
 SECRET = "s3cret"
 

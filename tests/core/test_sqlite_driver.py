@@ -1,4 +1,4 @@
-"""The one-hop aiosqlite adapter (core/sqlite_driver.py): same results as the stock adapter, fewer thread hops,
+"""The one-hop aiosqlite adapter (core/platform/sqlite_driver.py): same results as the stock adapter, fewer thread hops,
 and a connection never goes back to the pool inside a transaction."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core.db import Database
+from ains.core.platform.db import Database
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""SQLite writers take turns on a lock file (core.sqlite_write_turn): across processes (two instances on one file
+"""SQLite writers take turns on a lock file (core.platform.sqlite_write_turn): across processes (two instances on one file
 stand in for two processes: each has its own open file), within one, and a writer cancelled while it waits never
 keeps the turn."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sqlite_write_turn import SqliteWriteTurn
+from ains.core.platform.sqlite_write_turn import SqliteWriteTurn
 
 
 async def test_a_second_process_writes_only_after_the_first_released_its_turn(tmp_path: Path) -> None:

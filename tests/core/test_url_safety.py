@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from core.settings import Settings
-from core.url_safety import UnsafeUrl, UrlPolicy, address_problem, check_url
+from ains.core.platform.settings import Settings
+from ains.core.platform.url_safety import UnsafeUrl, UrlPolicy, address_problem, check_url
 
 DEV = UrlPolicy(allow_loopback=True, allow_private=False)
 STRICT = UrlPolicy(allow_loopback=False, allow_private=False)

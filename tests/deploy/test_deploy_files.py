@@ -1,8 +1,8 @@
 """Static checks for the deploy files: Dockerfile, .dockerignore, docker-compose.yml and deploy/.
 
 No Docker engine or cluster is needed. The files are parsed and checked against each other and
-against the application (core.settings): queues, env names, ports, probes, start order, images.
-Worker checks are driven by core.settings.ALL_QUEUES, so adding a queue there without its compose
+against the application (core.platform.settings): queues, env names, ports, probes, start order, images.
+Worker checks are driven by core.platform.settings.ALL_QUEUES, so adding a queue there without its compose
 service, k8s Deployment and KEDA ScaledObject fails here.
 """
 
@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from core.settings import ALL_QUEUES, Settings
-from models.search_attributes import ALL_KEYS
+from ains.core.platform.settings import ALL_QUEUES, Settings
+from ains.models.search_attributes import ALL_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -312,7 +312,7 @@ def test_dockerfile_copies_exist_and_are_in_the_build_context() -> None:
 
 def test_dockerignore_keeps_the_package_and_drops_local_state() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    packages = [p.rstrip("*").rstrip(".") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    packages = list(pyproject["tool"]["setuptools"]["package-dir"].values())
     assert packages
     for needed in ["pyproject.toml", "README.md", *(f"{p}/__init__.py" for p in packages)]:
         assert not excluded_from_build_context(needed), f"{needed} must be in the build context"
@@ -1046,7 +1046,7 @@ def test_grafana_dashboards_have_a_query_in_every_panel() -> None:
         "ains_http_request_duration_seconds_bucket",
         "ains_tasks_created_total",
         "temporal_workflow_task_schedule_to_start_latency_bucket",
-        # AINS domain metrics (core.metrics), served by each worker on AINS_WORKER_METRICS_PORT
+        # AINS domain metrics (core.platform.metrics), served by each worker on AINS_WORKER_METRICS_PORT
         "ains_tasks_by_type",
         "ains_task_queue_wait_seconds_bucket",
         "ains_task_duration_seconds_bucket",

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.db import Database
-from models.tables import Agent, TaskAttempt, TrustRecord
+from ains.core.platform.db import Database
+from ains.models.tables import Agent, TaskAttempt, TrustRecord
 
 
 def dead_port() -> int:
@@ -140,7 +140,7 @@ async def ledger(db: Database, task_ids: list[str]) -> dict[str, Any]:
 def spawn_api(env_extra: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, **env_extra, "AINS_API_PORT": str(port), "AINS_API_HOST": "127.0.0.1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "ains.workers.cli", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
 
 

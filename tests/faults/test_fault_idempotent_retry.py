@@ -8,7 +8,7 @@ import uuid
 import httpx
 from sqlalchemy import func, select
 
-from models.tables import Task
+from ains.models.tables import Task
 from tests.faults.faultkit import dead_port, kill, spawn_api
 from tests.support.stack import SIGNING_SECRET, Stack, auth
 

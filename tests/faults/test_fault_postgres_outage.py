@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
+from ains.api.app import create_app
+from ains.workers.worker import resolve_queues, run_workers
 from tests.faults.faultkit import TcpProxy, ledger
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth
-from workers.worker import resolve_queues, run_workers
 
 OUTAGE_SECONDS = 3.0
 

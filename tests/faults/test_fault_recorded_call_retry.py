@@ -8,10 +8,10 @@ import aiohttp
 from sqlalchemy import func, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.agent_calls import AgentCallActivities
-from core.attempt_finish import AttemptFinisher
-from models.tables import TrustRecord
-from models.workflow_io import AgentCallRequest, CallOutcome
+from ains.activities.agent_calls import AgentCallActivities
+from ains.core.tasks.attempt_finish import AttemptFinisher
+from ains.models.tables import TrustRecord
+from ains.models.workflow_io import AgentCallRequest, CallOutcome
 from tests.support.counting_agent import CountingAgent, is_routing_marker, register_counting_agent
 from tests.support.stack import SIGNING_SECRET, Stack
 

@@ -7,7 +7,7 @@ import logging
 import httpx
 import pytest
 
-from api.app import create_app
+from ains.api.app import create_app
 from tests.faults.faultkit import dead_port
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from api.app import create_app
+from ains.api.app import create_app
 from tests.faults.faultkit import TcpProxy
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth

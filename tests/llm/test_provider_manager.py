@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core import budgets
-from core.errors import BudgetExceeded
-from core.llm import CallContext, InProcessCache, LlmService
-from core.llm_metrics import LLM_CACHE_HITS, LLM_COST, LLM_TOKENS
-from core.metrics import DOMAIN_REGISTRY
-from core.providers import LlmCallFailed, ProviderManager
-from core.usage import usage_report
-from models.providers import ProvidersConfig
-from models.tables import ClientSpend, LlmCall
-from models.usage import BudgetSet, UsageGroup
+from ains.core.llm import budgets
+from ains.core.llm.metrics import LLM_CACHE_HITS, LLM_COST, LLM_TOKENS
+from ains.core.llm.providers import LlmCallFailed, ProviderManager
+from ains.core.llm.service import CallContext, InProcessCache, LlmService
+from ains.core.llm.usage import usage_report
+from ains.core.platform.errors import BudgetExceeded
+from ains.core.platform.metrics import DOMAIN_REGISTRY
+from ains.models.providers import ProvidersConfig
+from ains.models.tables import ClientSpend, LlmCall
+from ains.models.usage import BudgetSet, UsageGroup
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.stack import Stack
 
@@ -256,7 +256,7 @@ async def test_redis_response_cache_is_shared_between_services(
         pytest.skip("set AINS_TEST_REDIS_URL to test the Redis cache")
     from redis.asyncio import Redis
 
-    from core.llm import RedisCache
+    from ains.core.llm.service import RedisCache
 
     first, second = f"a-{uid()}", f"b-{uid()}"
     fake_llm.fake.set(first, content="shared")

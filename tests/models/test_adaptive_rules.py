@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from models import adaptive
-from models.capabilities import parse_requirement
-from models.routing import Candidate, Filter, RoutingQuery, Strategy, TagStats, evaluate
+from ains.models import adaptive
+from ains.models.capabilities import parse_requirement
+from ains.models.routing import Candidate, Filter, RoutingQuery, Strategy, TagStats, evaluate
 
 SCALES = adaptive.scales_of(1000.0, 0.01, 0.02, 0.25)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.capabilities import parse_requirement, satisfies
+from ains.models.capabilities import parse_requirement, satisfies
 
 
 def test_plain_tag_accepts_any_version() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import Settings
-from models.workflow_io import ExecutionPolicy, calls_inline
+from ains.core.platform.settings import Settings
+from ains.models.workflow_io import ExecutionPolicy, calls_inline
 
 POLICY = ExecutionPolicy(inline_call_max_ms=500)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from core.settings import Settings
-from models.chains import MAX_CHAIN_STEPS, ChainCreate
-from models.plans import MAX_PLAN_DEPTH, MAX_PLAN_STEPS, PlanCreate, PlanLimits, validate_plan
+from ains.core.platform.settings import Settings
+from ains.models.chains import MAX_CHAIN_STEPS, ChainCreate
+from ains.models.plans import MAX_PLAN_DEPTH, MAX_PLAN_STEPS, PlanCreate, PlanLimits, validate_plan
 
 
 def _codes(plan: PlanCreate, limits: PlanLimits = PlanLimits(), **kwargs: bool) -> list[str]:

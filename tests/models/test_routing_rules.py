@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from models import adaptive
-from models.capabilities import parse_requirement
-from models.routing import (
+from ains.models import adaptive
+from ains.models.capabilities import parse_requirement
+from ains.models.routing import (
     DEFAULT_OBJECTIVE,
     Candidate,
     Filter,
@@ -152,7 +152,7 @@ def test_tag_trust_replaces_overall_trust_once_it_has_enough_samples() -> None:
 
 
 def test_aging_raises_priority_but_never_above_a_fresh_priority_10() -> None:
-    from models.priority import effective_priority, ranks_ahead
+    from ains.models.priority import effective_priority, ranks_ahead
 
     assert effective_priority(2, 0, 60) == 2
     assert effective_priority(2, 120, 60) == 4

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from models.schedules import ScheduleBackfill, ScheduleCreate, ScheduleUpdate, validate_cron
+from ains.models.schedules import ScheduleBackfill, ScheduleCreate, ScheduleUpdate, validate_cron
 
 TARGET = {"kind": "task", "task": {"type": "echo"}}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.trust import INITIAL_TRUST, TrustEvent, TrustTier, next_trust, tier_of
+from ains.models.trust import INITIAL_TRUST, TrustEvent, TrustTier, next_trust, tier_of
 
 
 def test_initial_trust_is_half() -> None:

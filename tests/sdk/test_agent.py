@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from core.signing import signed_headers
-from examples import quick_agent
-from models.tasks import TaskStatus
-from sdk import AsyncClient
-from sdk.agent import Agent, CallContext
+from ains.core.platform.signing import signed_headers
+from ains.examples import quick_agent
+from ains.models.tasks import TaskStatus
+from ains.sdk import AsyncClient
+from ains.sdk.agent import Agent, CallContext
 from tests.support.sdk_agents import ServedAgent, served_agent
 from tests.support.stack import SIGNING_SECRET, Stack
 

@@ -12,10 +12,10 @@ from typing import Any
 import yaml
 from typer.testing import CliRunner, Result
 
-from models.keys import Scope
+from ains.models.keys import Scope
+from ains.workers.cli import app
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import Stack
-from workers.cli import app
 
 runner = CliRunner()
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models.agents import AgentStatus
-from models.keys import Scope
-from models.tables import Task
-from models.tasks import TaskStatus
-from sdk import AsyncClient, Client
-from sdk.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, WaitTimeout
-from sdk.transport import RetryPolicy
+from ains.models.agents import AgentStatus
+from ains.models.keys import Scope
+from ains.models.tables import Task
+from ains.models.tasks import TaskStatus
+from ains.sdk import AsyncClient, Client
+from ains.sdk.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, WaitTimeout
+from ains.sdk.transport import RetryPolicy
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack

@@ -14,11 +14,11 @@ import sys
 import time
 import uuid
 
-from core.signing import signed_headers
-from examples import progress_agent
-from models.tasks import TaskStatus
-from sdk import AsyncClient
-from sdk.agent import Agent, CallContext
+from ains.core.platform.signing import signed_headers
+from ains.examples import progress_agent
+from ains.models.tasks import TaskStatus
+from ains.sdk import AsyncClient
+from ains.sdk.agent import Agent, CallContext
 from tests.support.sdk_agents import served_agent
 from tests.support.servers import bound_socket
 from tests.support.stack import SIGNING_SECRET, Stack, auth
@@ -137,7 +137,7 @@ async def test_example_agent_runs_as_its_own_process(stack: Stack) -> None:
     port = sock.getsockname()[1]
     sock.close()
     env = {**os.environ, "AINS_URL": stack.api_url, "AINS_API_KEY": key, "AINS_AGENT_SIGNING_SECRET": SIGNING_SECRET}
-    process = _spawn("examples.progress_agent", port, env)
+    process = _spawn("ains.examples.progress_agent", port, env)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

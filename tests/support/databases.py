@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from core.migrate import upgrade
+from ains.core.platform.migrate import upgrade
 
 POSTGRES_ENV = "AINS_TEST_DATABASE_URL"
 REDIS_ENV = "AINS_TEST_REDIS_URL"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.tables import Task
+from ains.models.tables import Task
 
 
 def task_row(

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sdk import AsyncClient
-from sdk.agent import Agent
-from sdk.errors import NotFound
+from ains.sdk import AsyncClient
+from ains.sdk.agent import Agent
+from ains.sdk.errors import NotFound
 from tests.support.servers import RunningServer, bound_socket, serve
 from tests.support.stack import Stack
 

@@ -17,15 +17,15 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from api.app import create_app
-from core.db import Database
-from core.keys import create_key
-from core.settings import Settings
-from core.temporal import connect
-from models.keys import ApiKeyCreate, Scope
+from ains.api.app import create_app
+from ains.core.access.keys import create_key
+from ains.core.platform.db import Database
+from ains.core.platform.settings import Settings
+from ains.core.platform.temporal import connect
+from ains.models.keys import ApiKeyCreate, Scope
+from ains.workers.child_processes import die_with_parent
+from ains.workers.worker import resolve_queues, run_workers
 from tests.support.servers import RunningServer, serve
-from workers.child_processes import die_with_parent
-from workers.worker import resolve_queues, run_workers
 
 SIGNING_SECRET = "test-signing-secret"
 CALLBACK_SECRET = "test-callback-secret"
@@ -116,7 +116,7 @@ class Stack:
             "AINS_PRIORITY_AGING_SECONDS": str(self.settings.priority_aging_seconds),
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "worker", "--queue", "all"],
+            [sys.executable, "-m", "ains.workers.cli", "worker", "--queue", "all"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

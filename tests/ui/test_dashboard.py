@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from models.tables import LlmCall
+from ains.models.tables import LlmCall
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import Stack, auth
 from tests.ui.conftest import Session, open_session

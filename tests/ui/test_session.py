@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from api.ui.session import Session, csrf_token, decode, encode, new_session
+from ains.api.ui.session import Session, csrf_token, decode, encode, new_session
 
 
 def test_a_session_round_trips_and_rejects_forgery_and_expiry() -> None:

@@ -63,7 +63,7 @@ def test_an_idle_keep_alive_connection_is_still_served_after_uvicorns_default(tm
         "AINS_API_KEEPALIVE_SECONDS": "30",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "ains.workers.cli", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         _wait_for_port(port, process)

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PARENT = """
 import subprocess, sys, time
-from workers.child_processes import die_with_parent
+from ains.workers.child_processes import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=die_with_parent)
 print(child.pid, flush=True)
 time.sleep(120)

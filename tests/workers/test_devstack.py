@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from core.metrics import free_local_port
+from ains.core.platform.metrics import free_local_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 120
@@ -49,7 +49,7 @@ def test_ains_up_binds_loopback_and_restarts_a_killed_worker(tmp_path: Path) -> 
     for name in ("AINS_DATABASE_URL", "AINS_REDIS_URL", "AINS_TEMPORAL_NAMESPACE"):
         env.pop(name, None)
     up = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "up"],
+        [sys.executable, "-m", "ains.workers.cli", "up"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

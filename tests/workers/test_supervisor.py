@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.supervisor import Child, GaveUp, RestartPolicy, supervise
+from ains.workers.supervisor import Child, GaveUp, RestartPolicy, supervise
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
 CRASHER = [sys.executable, "-c", "import sys; print('boom: cannot start', flush=True); sys.exit(3)"]

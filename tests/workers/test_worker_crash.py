@@ -8,7 +8,7 @@ import signal
 import httpx
 from sqlalchemy import func, select
 
-from models.tables import TaskAttempt, TrustRecord
+from ains.models.tables import TaskAttempt, TrustRecord
 from tests.support.stack import Stack
 
 

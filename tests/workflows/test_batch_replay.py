@@ -8,7 +8,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.batch import BatchWorkflow
+from ains.workflows.batch import BatchWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 

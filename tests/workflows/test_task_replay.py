@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from workflows.task_workflow import TaskWorkflow
+from ains.workflows.task_workflow import TaskWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # Recorded with the polling TaskWorkflow (route, poll while busy, record, wake, notify, emit as separate steps).

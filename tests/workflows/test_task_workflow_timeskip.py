@@ -22,15 +22,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.routed_calls import RoutedCallActivities
-from core.agents import register_agent
-from core.db import Database
-from core.outbound_http import new_session
-from core.settings import AGENTS_QUEUE, ORCHESTRATION_QUEUE, Settings
-from models.agents import AgentCreate, Capability
-from models.search_attributes import ALL_KEYS
-from models.tables import Agent, Task, TaskAttempt, TrustRecord
-from models.workflow_io import (
+from ains.activities.routed_calls import RoutedCallActivities
+from ains.core.agents.registry import register_agent
+from ains.core.platform.db import Database
+from ains.core.platform.outbound_http import new_session
+from ains.core.platform.settings import AGENTS_QUEUE, ORCHESTRATION_QUEUE, Settings
+from ains.models.agents import AgentCreate, Capability
+from ains.models.search_attributes import ALL_KEYS
+from ains.models.tables import Agent, Task, TaskAttempt, TrustRecord
+from ains.models.workflow_io import (
     ROUTED_CALLS,
     TASK_FAILURE_TYPES,
     AgentCallRequest,
@@ -43,13 +43,13 @@ from models.workflow_io import (
     TaskWorkflowResult,
     task_result_of_failure,
 )
+from ains.workers.temporal_dev import find_binary
+from ains.workers.worker import build_workers, resolve_queues
+from ains.workflows.task_workflow import TaskWorkflow
 from tests.support.databases import fresh_database
 from tests.support.rows import task_row
 from tests.support.servers import RunningServer
 from tests.support.stack import SIGNING_SECRET
-from workers.temporal_dev import find_binary
-from workers.worker import build_workers, resolve_queues
-from workflows.task_workflow import TaskWorkflow
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import ValidationError
 
-from api.routes.agents import change_agent, set_trust
-from api.ui.session import UiUser
-from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
-from core import agents, overview, trust
-from core.errors import InvalidInput
-from models.agents import AgentStatus, AgentUpdate
-from models.capabilities import TAG_PATTERN
-from models.keys import Scope
-from models.trust import TrustTier
-from models.trust_views import TrustOverride
+from ains.api.routes.agents import change_agent, set_trust
+from ains.api.ui.session import UiUser
+from ains.api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
+from ains.core import overview
+from ains.core.agents import registry as agents
+from ains.core.agents import trust
+from ains.core.platform.errors import InvalidInput
+from ains.models.agents import AgentStatus, AgentUpdate
+from ains.models.capabilities import TAG_PATTERN
+from ains.models.keys import Scope
+from ains.models.trust import TrustTier
+from ains.models.trust_views import TrustOverride
 
 router = APIRouter(route_class=UiRoute)
 User = Annotated[UiUser, Depends(signed_in)]

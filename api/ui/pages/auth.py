@@ -6,9 +6,9 @@ import secrets
 
 from fastapi import APIRouter, Request, Response
 
-from api.ui import session as sessions
-from api.ui.web import UiRoute, action, read_form, redirect, render, signed_in, state_of
-from core.keys import principal_by_key_id
+from ains.api.ui import session as sessions
+from ains.api.ui.web import UiRoute, action, read_form, redirect, render, signed_in, state_of
+from ains.core.access.keys import principal_by_key_id
 
 router = APIRouter(route_class=UiRoute)
 LOGIN_CSRF_MAX_AGE = 3600

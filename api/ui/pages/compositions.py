@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.ui.graph import NODE_H, NODE_W, layout
-from api.ui.session import UiUser
-from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
-from core import compositions, overview
-from core.errors import NotFound
-from models.keys import Scope
+from ains.api.ui.graph import NODE_H, NODE_W, layout
+from ains.api.ui.session import UiUser
+from ains.api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
+from ains.core import overview
+from ains.core.composition import chains as compositions
+from ains.core.platform.errors import NotFound
+from ains.models.keys import Scope
 
 router = APIRouter(route_class=UiRoute)
 User = Annotated[UiUser, Depends(signed_in)]

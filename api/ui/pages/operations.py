@@ -8,14 +8,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.ui.session import UiUser
-from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
-from core import audit, schedules, usage, webhooks
-from core.errors import InvalidInput
-from models.audit import AUDITED_METHODS
-from models.keys import Scope
-from models.usage import UsageGroup
-from models.webhooks import DeliveryStatus
+from ains.api.ui.session import UiUser
+from ains.api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
+from ains.core.access import audit
+from ains.core.llm import usage
+from ains.core.platform.errors import InvalidInput
+from ains.core.schedules import service as schedules
+from ains.core.webhooks import service as webhooks
+from ains.models.audit import AUDITED_METHODS
+from ains.models.keys import Scope
+from ains.models.usage import UsageGroup
+from ains.models.webhooks import DeliveryStatus
 
 router = APIRouter(route_class=UiRoute)
 User = Annotated[UiUser, Depends(signed_in)]

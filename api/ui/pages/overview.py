@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.ui.session import UiUser
-from api.ui.web import UiRoute, render, signed_in, state_of
-from core import overview, usage
-from models.keys import Scope
+from ains.api.ui.session import UiUser
+from ains.api.ui.web import UiRoute, render, signed_in, state_of
+from ains.core import overview
+from ains.core.llm import usage
+from ains.models.keys import Scope
 
 router = APIRouter(route_class=UiRoute)
 User = Annotated[UiUser, Depends(signed_in)]

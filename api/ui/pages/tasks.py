@@ -8,15 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.routes.tasks import submit as submit_task
-from api.ui.session import UiUser
-from api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
-from core import overview, tasks
-from core.errors import InvalidInput
-from core.json_safety import UnsafeJSON, parse_request_json
-from core.overview import AttemptRow
-from models.keys import Scope
-from models.tasks import TaskCreate, TaskStatus, TaskView
+from ains.api.routes.tasks import submit as submit_task
+from ains.api.ui.session import UiUser
+from ains.api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
+from ains.core import overview
+from ains.core.overview import AttemptRow
+from ains.core.platform.errors import InvalidInput
+from ains.core.platform.json_safety import UnsafeJSON, parse_request_json
+from ains.core.tasks import service as tasks
+from ains.models.keys import Scope
+from ains.models.tasks import TaskCreate, TaskStatus, TaskView
 
 router = APIRouter(route_class=UiRoute)
 User = Annotated[UiUser, Depends(signed_in)]

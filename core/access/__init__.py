@@ -1,0 +1,1 @@
+"""Who may do what: API keys (keys) and the audit log of mutations (audit)."""

@@ -1,0 +1,1 @@
+"""Composition: batches (and their queue-ahead), chains and plans, task templates, the plan generator."""

@@ -1,0 +1,1 @@
+"""Infrastructure every domain uses: settings, the registry database and its migrations, the Temporal client, logging, metrics, tracing, rate limiting, signing, outbound HTTP and URL and JSON safety, errors."""

@@ -1,0 +1,1 @@
+"""Routing and dispatch: load candidates, decide and reserve (decide), the hand-written SQL of the hot path (writes), the waiting queue (queue), hand-over on release (dispatch), adaptive routing's evidence (adaptive)."""

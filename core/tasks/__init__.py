@@ -1,0 +1,1 @@
+"""Tasks: submit, read, list and cancel (service), how a run is started (start), live status events (events), recording attempts (attempts, attempt_finish), asynchronous completion (completion), dependencies."""
