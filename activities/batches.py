@@ -16,7 +16,7 @@ from ains.core.platform.settings import Settings
 from ains.core.routing.dispatch import Dispatcher
 from ains.core.tasks.dependencies import dependencies_of
 from ains.core.tasks.service import workflow_input
-from ains.core.tasks.start import TASK_WORKFLOW_NAME, task_start_options
+from ains.models.contract import TASK_WORKFLOW_NAME, task_start_options
 from ains.models.tables import Task
 from ains.models.workflow_io import BatchPage, BatchPageResult, TaskWorkflowInput
 

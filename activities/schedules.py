@@ -11,9 +11,9 @@ from temporalio import activity
 from ains.core.platform.db import Database
 from ains.core.platform.errors import AinsError, Conflict, NotFound, Unavailable
 from ains.core.platform.settings import Settings
-from ains.core.platform.temporal import start_task_workflow
 from ains.core.schedules.service import run_idempotency_key, task_budget_seconds
 from ains.core.tasks import service as tasks
+from ains.core.tasks.start import start_task_workflow
 from ains.models.schedules import AwaitTaskRequest, ScheduleCreate, ScheduledSubmit, ScheduledSubmitResult
 from ains.models.tables import Schedule, Task
 

@@ -25,7 +25,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from ains.api.metrics import TASK_STARTS
-from ains.core.platform.temporal import is_transient, start_task_workflow
+from ains.core.platform.temporal import is_transient
+from ains.core.tasks.start import start_task_workflow
 from ains.models.workflow_io import TaskWorkflowInput
 
 log = logging.getLogger("ains.api.starts")

@@ -157,11 +157,6 @@ def calls_inline(agent_kind: str, agent_avg_response_ms: float | None, policy: E
     return agent_kind == "http" and limit > 0 and agent_avg_response_ms is not None and agent_avg_response_ms <= limit
 
 
-SLOT_ASSIGNED_SIGNAL = "slot_assigned"
-DEPENDENCY_FINISHED_SIGNAL = "dependency_finished"
-SLOT_FREED_SIGNAL = "slot_freed"  # polled runs recorded before hand-over dispatch
-
-
 class TaskFinish(BaseModel):
     """A final status reached outside an attempt outcome (no agent, cancelled), with what follows from it."""
 

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ains.core.platform.settings import ALL_QUEUES, get_settings
+from ains.core.platform.settings import get_settings
+from ains.models.contract import ALL_QUEUES
 from ains.sdk.cli import add_client_commands, connection_callback
 
 app = typer.Typer(

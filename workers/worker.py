@@ -32,18 +32,12 @@ from ains.core.llm.service import LlmService
 from ains.core.platform.db import Database
 from ains.core.platform.metrics import serve_worker_metrics, stop_worker_metrics
 from ains.core.platform.outbound_http import new_session
-from ains.core.platform.settings import (
-    AGENTS_QUEUE,
-    ALL_QUEUES,
-    LLM_QUEUE,
-    ORCHESTRATION_QUEUE,
-    WEBHOOKS_QUEUE,
-    Settings,
-)
+from ains.core.platform.settings import Settings
 from ains.core.platform.temporal import connect
 from ains.core.routing.dispatch import DeliveredFlags, Dispatcher
 from ains.core.schedules.system import ensure_health_schedule, ensure_reconcile_schedule
 from ains.core.tasks.attempt_finish import AttemptFinisher
+from ains.models.contract import AGENTS_QUEUE, ALL_QUEUES, LLM_QUEUE, ORCHESTRATION_QUEUE, WEBHOOKS_QUEUE
 from ains.workflows.catalog import ALL_WORKFLOWS
 from ains.workflows.webhook_delivery import WebhookDeliveryWorkflow
 

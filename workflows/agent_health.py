@@ -9,14 +9,14 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from ains.activities.health import HealthActivities
-    from ains.core.platform.settings import AGENTS_QUEUE
+    from ains.models.contract import AGENTS_QUEUE, HEALTH_WORKFLOW_NAME
     from ains.models.health import HealthCheckInput, HealthCheckResult
 
 HEALTH_CHECK_TIMEOUT = timedelta(minutes=2)
 HEALTH_CHECK_RETRY = RetryPolicy(maximum_attempts=2)
 
 
-@workflow.defn(name="AgentHealthWorkflow")
+@workflow.defn(name=HEALTH_WORKFLOW_NAME)
 class AgentHealthWorkflow:
     @workflow.run
     async def run(self, params: HealthCheckInput) -> HealthCheckResult:

@@ -20,11 +20,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from ains.core.tasks.start import task_start_options
+    from ains.models.contract import BATCH_RECORDED_SIGNAL, BATCH_WORKFLOW_NAME, task_start_options
     from ains.models.workflow_io import BatchInput, BatchPage, BatchPageResult, TaskWorkflowInput
     from ains.workflows.task_workflow import TaskWorkflow
 
-RECORDED_SIGNAL = "batch_recorded"
 START_ACTIVITY = "start_batch_tasks"
 # Rows per activity call; the activity starts a page's workflows concurrently (bounded there).
 PAGE_SIZE = 250
@@ -35,14 +34,14 @@ START_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interva
 LEGACY_START_CHUNK = 50
 
 
-@workflow.defn(name="BatchWorkflow")
+@workflow.defn(name=BATCH_WORKFLOW_NAME)
 class BatchWorkflow:
     def __init__(self) -> None:
         self._recorded: bool | None = None
         self._started = 0  # task workflows started by this run
         self._ensured = 0  # tasks with a run (started now, earlier, or by a retried page) or a place in the queue
 
-    @workflow.signal(name=RECORDED_SIGNAL)
+    @workflow.signal(name=BATCH_RECORDED_SIGNAL)
     def batch_recorded(self, committed: bool) -> None:
         """The API's word on its transaction: True once the rows are committed, False if it rolled back."""
         self._recorded = committed

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, Workflow
 
 with workflow.unsafe.imports_passed_through():
     from ains.activities.compositions import CompositionActivities
-    from ains.core.tasks.start import task_start_options
+    from ains.models.contract import COMPOSITION_WORKFLOW_NAME, task_start_options
     from ains.models.workflow_io import (
         TASK_FAILURE_TYPES,
         CompositionInput,
@@ -44,7 +44,7 @@ CONTINUE_AS_NEW_PATCH = "ains-composition-continue-as-new"
 _CONTINUE = "continue-as-new"  # what _execute returns when the run should hand over to a new run
 
 
-@workflow.defn(name="CompositionWorkflow")
+@workflow.defn(name=COMPOSITION_WORKFLOW_NAME)
 class CompositionWorkflow:
     def __init__(self) -> None:
         self._steps: dict[str, dict[str, str | None]] = {}

@@ -9,13 +9,14 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from ains.activities.dispatch import DispatchActivities
+    from ains.models.contract import RECONCILE_WORKFLOW_NAME
     from ains.models.workflow_io import ReconcileInput, ReconcileResult
 
 RECONCILE_TIMEOUT = timedelta(minutes=2)
 RECONCILE_RETRY = RetryPolicy(maximum_attempts=2)
 
 
-@workflow.defn(name="DispatchReconcileWorkflow")
+@workflow.defn(name=RECONCILE_WORKFLOW_NAME)
 class DispatchReconcileWorkflow:
     @workflow.run
     async def run(self, params: ReconcileInput) -> ReconcileResult:

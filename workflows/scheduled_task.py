@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from ains.activities.schedules import ScheduleActivities
+    from ains.models.contract import SCHEDULED_WORKFLOW_NAME
     from ains.models.schedules import AwaitTaskRequest, ScheduledRunInput, ScheduledRunResult, ScheduledSubmit
 
 SUBMIT_TIMEOUT = timedelta(seconds=30)
@@ -28,7 +29,7 @@ CANCEL_SCHEDULE_TO_CLOSE = timedelta(minutes=10)
 CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10))
 
 
-@workflow.defn(name="ScheduledTaskWorkflow")
+@workflow.defn(name=SCHEDULED_WORKFLOW_NAME)
 class ScheduledTaskWorkflow:
     @workflow.run
     async def run(self, params: ScheduledRunInput) -> ScheduledRunResult:

@@ -25,18 +25,22 @@ with workflow.unsafe.imports_passed_through():
     from ains.activities.agent_calls import AgentCallActivities
     from ains.activities.registry import RegistryActivities
     from ains.activities.routed_calls import RoutedCallActivities
-    from ains.core.platform.settings import AGENTS_QUEUE, LLM_QUEUE
     from ains.models import search_attributes as sa
+    from ains.models.contract import (
+        AGENTS_QUEUE,
+        DEPENDENCY_FINISHED_SIGNAL,
+        LLM_QUEUE,
+        SLOT_ASSIGNED_SIGNAL,
+        SLOT_FREED_SIGNAL,
+        TASK_WORKFLOW_NAME,
+    )
     from ains.models.priority import effective_priority, task_queue_priority
     from ains.models.tasks import TaskStatus
     from ains.models.workflow_io import (
-        DEPENDENCY_FINISHED_SIGNAL,
         INLINE_CALL_LIMIT_SECONDS,
         ONE_STEP_ATTEMPTS,
         PLATFORM_ERROR,
         ROUTED_CALLS,
-        SLOT_ASSIGNED_SIGNAL,
-        SLOT_FREED_SIGNAL,
         TASK_FAILURE_TYPES,
         AgentCallRequest,
         AgentCallResult,
@@ -147,7 +151,7 @@ class _Routed:
     inline_tried_for: timedelta | None = None  # how long a route_and_call that did not answer took
 
 
-@workflow.defn(name="TaskWorkflow")
+@workflow.defn(name=TASK_WORKFLOW_NAME)
 class TaskWorkflow:
     def __init__(self) -> None:
         self._woken = False

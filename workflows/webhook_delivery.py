@@ -11,6 +11,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from ains.activities.webhooks import WebhookActivities
+    from ains.models.contract import WEBHOOK_WORKFLOW_NAME
     from ains.models.webhooks import (
         AttemptRequest,
         AttemptResult,
@@ -38,7 +39,7 @@ def backoff(policy: DeliveryPolicy, retry: int, jitter: float) -> timedelta:
     return timedelta(seconds=base * (1 + policy.jitter_ratio * jitter))
 
 
-@workflow.defn(name="WebhookDeliveryWorkflow")
+@workflow.defn(name=WEBHOOK_WORKFLOW_NAME)
 class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, params: DeliveryInput) -> DeliveryResult:

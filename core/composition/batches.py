@@ -32,15 +32,14 @@ from ains.core.composition.templates import apply as apply_template
 from ains.core.composition.templates import count_uses, load_owned
 from ains.core.platform.db import Database, asyncpg_in_transaction
 from ains.core.platform.errors import AinsError, Conflict, InvalidInput, Unavailable
-from ains.core.platform.settings import ORCHESTRATION_QUEUE, Settings
+from ains.core.platform.settings import Settings
 from ains.core.platform.url_safety import UrlPolicy, check_url
 from ains.core.tasks.service import Parent, owned_task_ids, task_values, validate_limits
+from ains.models.contract import BATCH_RECORDED_SIGNAL, BATCH_WORKFLOW_NAME, ORCHESTRATION_QUEUE
 from ains.models.tables import Task, TaskDependency, utcnow
 from ains.models.tasks import TaskAccepted, TaskBatchAccepted, TaskBatchCreate, TaskCreate, TaskStatus
 from ains.models.workflow_io import BatchInput
 
-BATCH_WORKFLOW_NAME = "BatchWorkflow"
-BATCH_RECORDED_SIGNAL = "batch_recorded"  # workflows.batch.RECORDED_SIGNAL
 BATCH_EXECUTION_TIMEOUT = timedelta(hours=1)
 # How long the batch workflow waits for the API's word on the commit before it reads the registry itself.
 RECORD_WAIT_SECONDS = 30.0

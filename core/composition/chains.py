@@ -20,9 +20,10 @@ from temporalio.service import RPCError
 
 from ains.core.platform.db import Database
 from ains.core.platform.errors import AinsError, Conflict, InvalidInput, NotFound, Unavailable
-from ains.core.platform.settings import ORCHESTRATION_QUEUE, Settings
+from ains.core.platform.settings import Settings
 from ains.core.tasks.service import Parent, record_task, workflow_input
 from ains.models.chains import ChainCreate
+from ains.models.contract import COMPOSITION_WORKFLOW_NAME, ORCHESTRATION_QUEUE
 from ains.models.plans import PlanCreate, PlanLimits, PlanProblem, PlanStep, PlanStepView, PlanView, validate_plan
 from ains.models.references import ReferenceError_, find_references, resolve
 from ains.models.tables import AgentCapability, Composition, Task, as_utc, utcnow
@@ -35,7 +36,6 @@ from ains.models.workflow_io import (
     PrepareStepRequest,
 )
 
-COMPOSITION_WORKFLOW_NAME = "CompositionWorkflow"
 _STEP_TASK_NAMESPACE = uuid.UUID("2f0c8a61-3c5e-4f7e-9d55-7b1f4b0f6a23")
 FINAL = {"succeeded", "failed", "cancelled"}
 

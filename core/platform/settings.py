@@ -13,18 +13,6 @@ from ains.models.feedback import Objectives
 
 DEFAULT_WEBHOOK_SECRET = "dev-insecure-secret-change-me"
 
-# Task queues served by separate worker pools; deploy/ has one Deployment and scaler per queue.
-ORCHESTRATION_QUEUE = "ains-orchestration"
-AGENTS_QUEUE = "ains-agents"
-WEBHOOKS_QUEUE = "ains-webhooks"
-LLM_QUEUE = "ains-llm"
-ALL_QUEUES: dict[str, str] = {
-    "orchestration": ORCHESTRATION_QUEUE,
-    "agents": AGENTS_QUEUE,
-    "webhooks": WEBHOOKS_QUEUE,
-    "llm": LLM_QUEUE,
-}
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AINS_", env_file=".env", extra="ignore")

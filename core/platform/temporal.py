@@ -1,17 +1,13 @@
-"""Temporal client creation and starting task workflows."""
+"""Temporal client creation and what a failed request means."""
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from ains.core.platform.settings import Settings
-from ains.core.tasks.start import TASK_WORKFLOW_NAME, task_start_options
-from ains.models.workflow_io import TaskWorkflowInput
 
 # Temporal missed the request rather than refused it: the same request may succeed later as it is.
 TRANSIENT_STATUSES = frozenset(
@@ -36,19 +32,6 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
 def prometheus_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
     """An SDK runtime that serves worker metrics (task latencies, slots, polls) on ``host:port``."""
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
-
-
-async def start_task_workflow(client: Client, params: TaskWorkflowInput) -> None:
-    """Start the task's workflow once. Safe to call again for the same task: an existing or finished run is kept."""
-    try:
-        await client.start_workflow(
-            TASK_WORKFLOW_NAME,
-            params,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            **task_start_options(params),
-        )
-    except WorkflowAlreadyStartedError:
-        pass
 
 
 def is_transient(exc: BaseException) -> bool:

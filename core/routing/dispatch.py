@@ -48,16 +48,17 @@ from temporalio.service import RPCError, RPCStatusCode
 from ains.core.platform.db import Database
 from ains.core.platform.metrics import observe_dispatch_repairs, observe_handovers, observe_queue_wait
 from ains.core.platform.settings import Settings
-from ains.core.platform.temporal import is_transient, start_task_workflow
+from ains.core.platform.temporal import is_transient
 from ains.core.routing import writes
 from ains.core.routing.decide import load_agent
 from ains.core.routing.queue import pick, with_running
 from ains.core.tasks.dependencies import dependencies_of
 from ains.core.tasks.service import queued_input, unstarted_clause, workflow_input
-from ains.core.tasks.start import TASK_WORKFLOW_NAME, task_start_options
+from ains.core.tasks.start import start_task_workflow
 from ains.models.agents import kind_of_endpoint
+from ains.models.contract import SLOT_ASSIGNED_SIGNAL, TASK_WORKFLOW_NAME, task_start_options
 from ains.models.tables import Agent, AgentCapability, Task, TaskAttempt, TaskWait, as_utc, utcnow
-from ains.models.workflow_io import SLOT_ASSIGNED_SIGNAL, SlotAssignment, TaskWorkflowInput
+from ains.models.workflow_io import SlotAssignment, TaskWorkflowInput
 
 log = logging.getLogger("ains.dispatch")
 

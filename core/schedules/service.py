@@ -35,9 +35,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ains.core.platform.db import Database
 from ains.core.platform.errors import InvalidInput, NotFound, Unavailable
-from ains.core.platform.settings import ORCHESTRATION_QUEUE, Settings
+from ains.core.platform.settings import Settings
 from ains.models import search_attributes as sa
 from ains.models.common import Page
+from ains.models.contract import ORCHESTRATION_QUEUE, SCHEDULED_WORKFLOW_NAME
 from ains.models.schedules import (
     OverlapPolicy,
     RunCounts,
@@ -52,7 +53,6 @@ from ains.models.tables import Schedule as ScheduleRow
 from ains.models.tables import Task, as_utc, utcnow
 from ains.models.tasks import TaskStatus
 
-SCHEDULED_WORKFLOW_NAME = "ScheduledTaskWorkflow"
 MAX_PAGE_SIZE = 100
 NEXT_RUNS_SHOWN = 5
 RECENT_RUNS_SHOWN = 10
@@ -384,5 +384,5 @@ def run_idempotency_key(run_workflow_id: str) -> str:
 
 
 def task_budget_seconds(settings: Settings, timeout_seconds: int, max_attempts: int) -> float:
-    """Upper bound of one task's life (mirrors core.platform.temporal.start_task_workflow)."""
+    """Upper bound of one task's life (mirrors core.tasks.start.start_task_workflow)."""
     return max_attempts * (timeout_seconds + settings.retry_backoff_seconds * 8) + settings.no_agent_wait_seconds + 3600

@@ -15,7 +15,8 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from ains.core.platform.settings import ORCHESTRATION_QUEUE, Settings
+from ains.core.platform.settings import Settings
+from ains.models.contract import HEALTH_WORKFLOW_NAME, ORCHESTRATION_QUEUE, RECONCILE_WORKFLOW_NAME
 from ains.models.health import HealthCheckInput
 from ains.models.workflow_io import ReconcileInput
 
@@ -27,7 +28,7 @@ async def ensure_health_schedule(client: Client, settings: Settings) -> None:
     """Create the health-check schedule once; visible and pausable in the Temporal UI."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            "AgentHealthWorkflow",
+            HEALTH_WORKFLOW_NAME,
             HealthCheckInput(
                 timeout_seconds=settings.health_check_timeout_seconds,
                 heartbeat_ttl_seconds=settings.heartbeat_ttl_seconds,
@@ -50,7 +51,7 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
     """Create the dispatch reconciler's schedule once (core.routing.dispatch.reconcile); visible in the Temporal UI."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            "DispatchReconcileWorkflow",
+            RECONCILE_WORKFLOW_NAME,
             ReconcileInput(after_seconds=settings.dispatch_reconcile_after_seconds),
             id="ains-dispatch-reconcile",
             task_queue=ORCHESTRATION_QUEUE,

@@ -17,9 +17,9 @@ from ains.core.routing.dispatch import DeliveredFlags, Dispatcher, HandOver, han
 from ains.core.tasks.attempts import moves_trust, record_attempt
 from ains.core.tasks.dependencies import waiting_dependents
 from ains.core.webhooks.events import dispatch_pending, emit_task_event
+from ains.models.contract import DEPENDENCY_FINISHED_SIGNAL
 from ains.models.tasks import FINAL_STATUSES
 from ains.models.workflow_io import (
-    DEPENDENCY_FINISHED_SIGNAL,
     AgentCallRequest,
     AgentCallResult,
     AttemptRecord,

@@ -23,14 +23,14 @@ from ains.core.composition.templates import resolve as resolve_template
 from ains.core.platform.db import Database
 from ains.core.platform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from ains.core.platform.json_safety import find_unsafe
-from ains.core.platform.settings import ALL_QUEUES, Settings
-from ains.core.platform.temporal import start_task_workflow
+from ains.core.platform.settings import Settings
 from ains.core.platform.url_safety import UrlPolicy, check_url
 from ains.core.routing.adaptive import tuning_for
 from ains.core.routing.queue import waiting_view
 from ains.core.tasks.dependencies import dependencies_of
-from ains.core.tasks.start import task_workflow_id
+from ains.core.tasks.start import start_task_workflow
 from ains.models.common import Page
+from ains.models.contract import ALL_QUEUES, task_workflow_id
 from ains.models.feedback import Objectives
 from ains.models.routing import Strategy
 from ains.models.tables import RoutingReceipt, Task, TaskDependency, TaskWait, as_utc, utcnow
@@ -45,7 +45,7 @@ from ains.models.tasks import (
 )
 from ains.models.workflow_io import ROUTED_CALLS, ExecutionPolicy, RetrySpec, SlotAssignment, TaskWorkflowInput
 
-# Starts a task's run: core.platform.temporal.start_task_workflow bound to a client, or the API's background starter.
+# Starts a task's run: core.tasks.start.start_task_workflow bound to a client, or the API's background starter.
 StartRun = Callable[[TaskWorkflowInput], Awaitable[None]]
 
 MAX_PAGE_SIZE = 500

@@ -1,55 +1,23 @@
-"""How a task's TaskWorkflow is started: one set of options, whoever starts it.
-
-The API (a task submitted on its own), the batch activity, batch and composition workflows (children) and the
-dispatcher (a hand-over that starts the run of a task queued ahead of it) all start task workflows with these
-options. Deterministic and free of I/O, so workflows import it too.
-"""
+"""Starting a task's run idempotently, with the contract's start options (models.contract)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from temporalio.common import WorkflowIDReusePolicy
-
-from ains.core.platform.settings import ORCHESTRATION_QUEUE
-from ains.models import search_attributes as sa
-from ains.models.priority import task_queue_priority
+from ains.models.contract import TASK_WORKFLOW_NAME, task_start_options
 from ains.models.workflow_io import TaskWorkflowInput
 
-TASK_WORKFLOW_NAME = "TaskWorkflow"
-# Bounds a task's whole life (all attempts, backoff and waiting for agents) so nothing runs forever.
-TASK_EXECUTION_SLACK = timedelta(hours=1)
-# A task that waits for other tasks cannot know how long they take; it is bounded like its longest peers.
-DEPENDENCY_WAIT = timedelta(days=2)
-# Backoff bound per attempt when a task has no retry policy of its own (the default doubles from its base).
-DEFAULT_BACKOFF_FACTOR = 8
 
-
-def task_workflow_id(task_id: str) -> str:
-    return f"task-{task_id}"
-
-
-def task_execution_timeout(task: TaskWorkflowInput) -> timedelta:
-    """The attempts, the backoff between them and the longest wait for an agent, plus slack."""
-    backoff = (
-        task.retry.maximum_interval_seconds
-        if task.retry is not None
-        else task.policy.retry_backoff_seconds * DEFAULT_BACKOFF_FACTOR
-    )
-    timeout = timedelta(seconds=task.max_attempts * (task.timeout_seconds + backoff) + task.queue_wait_seconds())
-    timeout += TASK_EXECUTION_SLACK
-    return max(timeout, DEPENDENCY_WAIT) if task.depends_on else timeout
-
-
-def task_start_options(task: TaskWorkflowInput) -> dict[str, Any]:
-    """Id, queue, id policy, execution timeout, priority, search attributes and summary of a task's run."""
-    return {
-        "id": task_workflow_id(task.task_id),
-        "task_queue": ORCHESTRATION_QUEUE,
-        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        "execution_timeout": task_execution_timeout(task),
-        "priority": task_queue_priority(task.priority, task.client_id),
-        "search_attributes": sa.new_task_attributes(task.client_id, task.task_type, task.priority),
-        "static_summary": f"{task.task_type} task {task.task_id} (priority {task.priority})",
-    }
+async def start_task_workflow(client: Client, params: TaskWorkflowInput) -> None:
+    """Start the task's workflow once. Safe to call again for the same task: an existing or finished run is kept."""
+    try:
+        await client.start_workflow(
+            TASK_WORKFLOW_NAME,
+            params,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **task_start_options(params),
+        )
+    except WorkflowAlreadyStartedError:
+        pass

@@ -25,15 +25,15 @@ from temporalio.service import RPCError
 
 from ains.core.platform.db import Database
 from ains.core.platform.errors import Unavailable
-from ains.core.platform.settings import WEBHOOKS_QUEUE, Settings
+from ains.core.platform.settings import Settings
 from ains.models import search_attributes as sa
+from ains.models.contract import WEBHOOK_WORKFLOW_NAME, WEBHOOKS_QUEUE
 from ains.models.events import TASK_EVENT_BY_STATUS, Event, EventType
 from ains.models.tables import Task, WebhookDelivery, WebhookSubscription, as_utc, utcnow
 from ains.models.trust import tier_of
 from ains.models.webhooks import DeliveryInput, DeliveryPolicy, EventFilter
 
 log = logging.getLogger("ains.events")
-WEBHOOK_WORKFLOW_NAME = "WebhookDeliveryWorkflow"
 DISPATCH_BATCH = 200
 _NAMESPACE = uuid.UUID("0c1f6a52-7d0e-4c4e-9b7b-6a0f3d2e9c44")
 CALLBACK_TARGET = "callback"

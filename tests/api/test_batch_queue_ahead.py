@@ -22,7 +22,7 @@ from ains.core.composition.batch_queue import queue_ahead
 from ains.core.platform.metrics import DOMAIN_REGISTRY
 from ains.core.routing.dispatch import Dispatcher
 from ains.core.tasks.service import workflow_input
-from ains.core.tasks.start import TASK_WORKFLOW_NAME, task_start_options, task_workflow_id
+from ains.models.contract import TASK_WORKFLOW_NAME, task_start_options, task_workflow_id
 from ains.models.tables import Task, TaskAttempt, TaskWait
 from ains.models.workflow_io import TaskWorkflowInput
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 
-from ains.core.platform.settings import ORCHESTRATION_QUEUE
+from ains.models.contract import ORCHESTRATION_QUEUE
 from ains.models.tables import TaskAttempt, TrustRecord
 from tests.support.stack import Stack, auth
 

@@ -7,7 +7,7 @@ from temporalio.service import RPCError
 
 from ains.api.task_starter import TaskStarter
 from ains.core.tasks.service import record_task, workflow_input
-from ains.core.tasks.start import task_workflow_id
+from ains.models.contract import task_workflow_id
 from ains.models.tasks import TaskCreate
 from tests.support.stack import Stack
 

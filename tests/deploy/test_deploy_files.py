@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from ains.core.platform.settings import ALL_QUEUES, Settings
+from ains.core.platform.settings import Settings
+from ains.models.contract import ALL_QUEUES
 from ains.models.search_attributes import ALL_KEYS
 
 REPO = Path(__file__).resolve().parents[2]

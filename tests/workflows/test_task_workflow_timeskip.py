@@ -26,8 +26,9 @@ from ains.activities.routed_calls import RoutedCallActivities
 from ains.core.agents.registry import register_agent
 from ains.core.platform.db import Database
 from ains.core.platform.outbound_http import new_session
-from ains.core.platform.settings import AGENTS_QUEUE, ORCHESTRATION_QUEUE, Settings
+from ains.core.platform.settings import Settings
 from ains.models.agents import AgentCreate, Capability
+from ains.models.contract import AGENTS_QUEUE, ORCHESTRATION_QUEUE
 from ains.models.search_attributes import ALL_KEYS
 from ains.models.tables import Agent, Task, TaskAttempt, TrustRecord
 from ains.models.workflow_io import (
