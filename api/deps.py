@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ains.api.state import AppState
 from ains.core.access.keys import Principal
+from ains.core.platform.pagination import CURSOR_MAX_LENGTH
 from ains.models.keys import Scope
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ains_...`")
@@ -23,6 +24,11 @@ async def get_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+# Every list's cursor parameter (core.platform.pagination).
+Cursor = Annotated[
+    str | None,
+    Query(max_length=CURSOR_MAX_LENGTH, description="The next_cursor of the previous page; leave out for the first."),
+]
 
 
 async def _authenticate(

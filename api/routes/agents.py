@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ains.api.deps import Admin, AgentsRead, AgentsWrite, State
+from ains.api.deps import Admin, AgentsRead, AgentsWrite, Cursor, State
 from ains.api.json_body import SafeJSONRoute
 from ains.api.read_cache import cache_key
 from ains.api.state import AppState
@@ -54,7 +54,7 @@ async def list_agents(
     tag: Annotated[list[str] | None, Query(description="Only agents offering every tag given.")] = None,
     status: AgentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=agents.MAX_PAGE_SIZE)] = 100,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     """Agents ordered by id, offering every tag given. May be up to AINS_REGISTRY_READ_CACHE_TTL_SECONDS old
     (``Cache-Control: no-cache``: fresh); writes through this API process show at once."""
@@ -104,7 +104,7 @@ async def agent_trust(
     state: State,
     _: AgentsRead,
     limit: Annotated[int, Query(ge=1, le=trust.MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Cursor = None,
 ) -> AgentTrustView:
     async with state.db.session() as session:
         return await trust.agent_trust(session, agent_id, limit=limit, cursor=cursor)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ains.api.deps import Admin, State
+from ains.api.deps import Admin, Cursor, State
 from ains.api.json_body import SafeJSONRoute
 from ains.core.access import audit
 from ains.models.audit import AuditEntryView, AuditMethod
@@ -32,7 +32,7 @@ async def list_audit(
     since: Annotated[datetime | None, Query(description="Entries at or after this time (with a zone)")] = None,
     until: Annotated[datetime | None, Query(description="Entries before this time (with a zone)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=19, pattern=r"^[0-9]+$")] = None,
+    cursor: Cursor = None,
 ) -> Page[AuditEntryView]:
     """Who changed what, when and from where: newest first, filtered, paginated with `next_cursor`."""
     if request.app.state.audit is not None:

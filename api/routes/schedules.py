@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.deps import Cursor, State, TasksRead, TasksWrite, visible_client
 from ains.api.json_body import SafeJSONRoute
 from ains.core.schedules import service as schedules
 from ains.models.common import Page
@@ -37,7 +37,7 @@ async def list_schedules(
     state: State,
     principal: TasksRead,
     limit: Annotated[int, Query(ge=1, le=schedules.MAX_PAGE_SIZE)] = 20,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Cursor = None,
 ) -> Page[ScheduleView]:
     return await schedules.list_schedules(
         state.db, await state.temporal(), state.settings, visible_client(principal), limit=limit, cursor=cursor

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 
-from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.deps import Cursor, State, TasksRead, TasksWrite, visible_client
 from ains.api.json_body import SafeJSONRoute
 from ains.api.metrics import TASKS_CREATED
 from ains.api.state import AppState
@@ -77,7 +77,7 @@ async def list_tasks(
     type: Annotated[str | None, Query(max_length=100)] = None,
     agent_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=tasks.MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Cursor = None,
 ) -> Page[TaskView]:
     return await tasks.list_tasks(
         state.db,

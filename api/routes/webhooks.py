@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ains.api.deps import State, TasksRead, TasksWrite, visible_client
+from ains.api.deps import Cursor, State, TasksRead, TasksWrite, visible_client
 from ains.api.json_body import SafeJSONRoute
 from ains.core.webhooks import service as webhooks
 from ains.models.common import Page
@@ -31,7 +31,7 @@ async def list_webhooks(
     state: State,
     principal: TasksRead,
     limit: Annotated[int, Query(ge=1, le=webhooks.MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Cursor = None,
 ) -> Page[WebhookView]:
     return await webhooks.list_subscriptions(state.db, visible_client(principal), limit=limit, cursor=cursor)
 
@@ -44,7 +44,7 @@ async def list_deliveries(
     webhook_id: Annotated[str | None, Query(max_length=64)] = None,
     event_type: EventType | None = None,
     limit: Annotated[int, Query(ge=1, le=webhooks.MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
 ) -> Page[DeliveryView]:
     """``status=dead`` lists the dead-letter queue."""
     return await webhooks.list_deliveries(

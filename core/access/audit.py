@@ -7,14 +7,12 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ains.core.platform.errors import InvalidInput
+from ains.core.platform.pagination import Keyset
 from ains.models.audit import AuditEntryView, AuditRecord
 from ains.models.common import Page
 from ains.models.tables import AuditEntry, as_utc, utcnow
 
-# audit_log.id is an INTEGER column (32 bits on Postgres): a larger cursor names no entry and would overflow
-# the driver.
-MAX_ENTRY_ID = 2**31 - 1
+ENTRIES = Keyset("audit", (AuditEntry.id,), descending=True)
 _INSERT_ENTRY = insert(AuditEntry)
 
 
@@ -66,12 +64,8 @@ async def list_entries(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[AuditEntryView]:
-    """Entries newest first; ``cursor`` is the ``next_cursor`` of the previous page (an entry id)."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-    if cursor:
-        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_ENTRY_ID:
-            raise InvalidInput(f"cursor {cursor!r} is not a cursor returned by this endpoint")
-        query = query.where(AuditEntry.id < int(cursor))
+    """Entries newest first."""
+    query = ENTRIES.page_query(select(AuditEntry), limit, cursor)
     for column, value in (
         (AuditEntry.client_id, client_id),
         (AuditEntry.key_id, key_id),
@@ -86,6 +80,5 @@ async def list_entries(
         query = query.where(AuditEntry.created_at >= _utc(since))
     if until is not None:
         query = query.where(AuditEntry.created_at < _utc(until))
-    rows = list((await session.execute(query)).scalars())
-    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[AuditEntryView](items=[_view(r) for r in rows[:limit]], next_cursor=next_cursor)
+    rows, next_cursor = ENTRIES.page(list((await session.execute(query)).scalars()), limit, lambda r: (r.id,))
+    return Page[AuditEntryView](items=[_view(r) for r in rows], next_cursor=next_cursor)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ains.core.platform.errors import Conflict, InvalidInput, NotFound
+from ains.core.platform.pagination import Keyset
 from ains.core.platform.settings import get_settings
 from ains.core.platform.url_safety import UrlPolicy, check_url
 from ains.core.routing.adaptive import learned_view
@@ -228,14 +229,16 @@ def _view_dict(row: Sequence[Any], capabilities: list[dict[str, str]]) -> dict[s
     }
 
 
+AGENTS = Keyset("agents", (Agent.id,))
+
 # The statements of the common pages, built once (building a select costs about as much as running it):
 # every page orders by id and reads the page size plus one to know whether another page follows.
 _PAGE = select(*_VIEW_COLUMNS, running_count_column()).order_by(Agent.id).limit(bindparam("limit"))
 _PAGES = {
     (False, False): _PAGE,
     (True, False): _PAGE.where(Agent.status == bindparam("status")),
-    (False, True): _PAGE.where(Agent.id > bindparam("cursor")),
-    (True, True): _PAGE.where(Agent.status == bindparam("status"), Agent.id > bindparam("cursor")),
+    (False, True): _PAGE.where(AGENTS.after((bindparam("cursor"),))),
+    (True, True): _PAGE.where(Agent.status == bindparam("status"), AGENTS.after((bindparam("cursor"),))),
 }
 _PAGE_CAPABILITIES = (
     select(AgentCapability.agent_id, AgentCapability.tag, AgentCapability.version)
@@ -252,8 +255,8 @@ async def list_agents_json(
     limit: int = 100,
     cursor: str | None = None,
 ) -> bytes:
-    """One page of agents as the JSON of ``Page[AgentView]``, ordered by id; ``tags`` must all be offered;
-    ``cursor`` is the last id of the previous page. ``db`` is a session or a plain connection.
+    """One page of agents as the JSON of ``Page[AgentView]``, ordered by id; ``tags`` must all be offered.
+    ``db`` is a session or a plain connection.
 
     The registry only holds validated values, so rows go straight to JSON (pydantic-core's serializer,
     the same one FastAPI uses) instead of through a validated model per agent: two indexed queries (the
@@ -270,10 +273,8 @@ async def list_agents_json(
     if status is not None:
         params["status"] = status.value
     if cursor:
-        params["cursor"] = cursor
-    found = (await db.execute(query, params)).all()
-    next_cursor: str | None = found[page_size - 1][0] if len(found) > page_size else None
-    rows = found[:page_size]
+        (params["cursor"],) = AGENTS.decode(cursor)
+    rows, next_cursor = AGENTS.page((await db.execute(query, params)).all(), page_size, lambda row: (row[0],))
     caps: dict[str, list[dict[str, str]]] = {row[0]: [] for row in rows}
     if caps:
         for agent_id, tag, version in await db.execute(_PAGE_CAPABILITIES, {"ids": list(caps)}):

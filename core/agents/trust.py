@@ -8,8 +8,9 @@ from pydantic_core import to_json
 from sqlalchemy import BindParameter, Float, bindparam, desc, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ains.core.platform.errors import InvalidInput, NotFound
+from ains.core.platform.errors import NotFound
 from ains.core.platform.metrics import TRUST_CHANGES
+from ains.core.platform.pagination import Keyset
 from ains.core.webhooks.events import emit_tier_change
 from ains.models.routing import MIN_TAG_SAMPLES
 from ains.models.tables import Agent, AgentCapability, TrustRecord, as_utc, utcnow
@@ -67,23 +68,23 @@ async def _trend(session: AsyncSession, agent_id: str) -> TrustTrend:
     return TrustTrend(direction=direction, change=change, window=len(recent))
 
 
+TRUST_RECORDS = Keyset("trust_records", (TrustRecord.id,), descending=True)
+
+
+def _record_key(record: TrustRecord) -> tuple[int]:
+    return (record.id,)
+
+
 async def agent_trust(
     session: AsyncSession, agent_id: str, limit: int = 50, cursor: str | None = None
 ) -> AgentTrustView:
-    """Score, tier, trend, per-capability trust and the audit records, newest first.
-
-    ``cursor`` is the id of the last record of the previous page.
-    """
+    """Score, tier, trend, per-capability trust and the audit records, newest first (a page of them)."""
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id!r} not found")
     page_size = min(limit, MAX_PAGE_SIZE)
-    query = select(TrustRecord).where(TrustRecord.agent_id == agent_id).order_by(TrustRecord.id.desc())
-    if cursor:
-        if not cursor.isdigit():
-            raise InvalidInput("cursor is not valid; pass the next_cursor value of a previous page")
-        query = query.where(TrustRecord.id < int(cursor))
-    rows = list((await session.execute(query.limit(page_size + 1))).scalars())
+    query = TRUST_RECORDS.page_query(select(TrustRecord).where(TrustRecord.agent_id == agent_id), page_size, cursor)
+    records, next_cursor = TRUST_RECORDS.page(list((await session.execute(query)).scalars()), page_size, _record_key)
     caps = (
         await session.execute(
             select(AgentCapability).where(AgentCapability.agent_id == agent_id).order_by(AgentCapability.tag)
@@ -107,8 +108,8 @@ async def agent_trust(
             )
             for c in caps
         ],
-        records=[_record_view(r) for r in rows[:page_size]],
-        next_cursor=str(rows[page_size - 1].id) if len(rows) > page_size else None,
+        records=[_record_view(r) for r in records],
+        next_cursor=next_cursor,
     )
 
 

@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ains.core.platform.db import Database
 from ains.core.platform.errors import InvalidInput, NotFound, Unavailable
+from ains.core.platform.pagination import Keyset
 from ains.core.platform.settings import Settings
 from ains.models import search_attributes as sa
 from ains.models.common import Page
@@ -230,6 +231,9 @@ async def get_schedule(
     return await _view(db, settings, row, await _describe(temporal, schedule_id))
 
 
+SCHEDULES = Keyset("schedules", (ScheduleRow.id,))
+
+
 async def list_schedules(
     db: Database,
     temporal: Client,
@@ -239,19 +243,16 @@ async def list_schedules(
     limit: int = 20,
     cursor: str | None = None,
 ) -> Page[ScheduleView]:
-    """Oldest first; ``cursor`` is the last id of the previous page."""
+    """Oldest first."""
     page_size = min(limit, MAX_PAGE_SIZE)
-    query = select(ScheduleRow).order_by(ScheduleRow.id).limit(page_size + 1)
+    query = select(ScheduleRow)
     if client_id is not None:
         query = query.where(ScheduleRow.client_id == client_id)
-    if cursor:
-        query = query.where(ScheduleRow.id > cursor)
     async with db.session() as session:
-        rows = list((await session.execute(query)).scalars())
-    page = rows[:page_size]
+        rows = list((await session.execute(SCHEDULES.page_query(query, page_size, cursor))).scalars())
+    page, next_cursor = SCHEDULES.page(rows, page_size, lambda r: (r.id,))
     described = await asyncio.gather(*(_describe(temporal, r.id) for r in page))
     items = [await _view(db, settings, r, d) for r, d in zip(page, described, strict=True)]
-    next_cursor = rows[page_size - 1].id if len(rows) > page_size else None
     return Page[ScheduleView](items=items, next_cursor=next_cursor)
 
 

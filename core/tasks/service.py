@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -23,6 +21,7 @@ from ains.core.composition.templates import resolve as resolve_template
 from ains.core.platform.db import Database
 from ains.core.platform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from ains.core.platform.json_safety import find_unsafe
+from ains.core.platform.pagination import Keyset
 from ains.core.platform.settings import Settings
 from ains.core.platform.url_safety import UrlPolicy, check_url
 from ains.core.routing.adaptive import tuning_for
@@ -341,19 +340,7 @@ async def get_task(db: Database, settings: Settings, task_id: str, client_id: st
     return view
 
 
-def _encode_cursor(task: Task) -> str:
-    created = as_utc(task.created_at) or utcnow()
-    raw = json.dumps([created.isoformat(), task.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, task_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(task_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not valid; pass the next_cursor value of a previous page") from exc
+TASKS = Keyset("tasks", (Task.created_at, Task.id), descending=True)
 
 
 async def list_tasks(
@@ -367,9 +354,9 @@ async def list_tasks(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[TaskView]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+    """Newest first."""
     page_size = min(limit, MAX_PAGE_SIZE)
-    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(page_size + 1)
+    query = select(Task)
     if client_id is not None:
         query = query.where(Task.client_id == client_id)
     if status is not None:
@@ -378,13 +365,10 @@ async def list_tasks(
         query = query.where(Task.type == task_type)
     if agent_id is not None:
         query = query.where(Task.assigned_agent_id == agent_id)
-    if cursor:
-        created, last_id = _decode_cursor(cursor)
-        query = query.where(or_(Task.created_at < created, and_(Task.created_at == created, Task.id < last_id)))
     async with db.session() as session:
-        rows = list((await session.execute(query)).scalars())
-    next_cursor = _encode_cursor(rows[page_size - 1]) if len(rows) > page_size else None
-    return Page[TaskView](items=[to_view(t, settings) for t in rows[:page_size]], next_cursor=next_cursor)
+        found = list((await session.execute(TASKS.page_query(query, page_size, cursor))).scalars())
+    rows, next_cursor = TASKS.page(found, page_size, lambda t: (t.created_at, t.id))
+    return Page[TaskView](items=[to_view(t, settings) for t in rows], next_cursor=next_cursor)
 
 
 async def cancel_task(

@@ -13,8 +13,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from ains.core.platform.db import Database
-from ains.core.platform.errors import Conflict, InvalidInput, NotFound, Unavailable
+from ains.core.platform.errors import Conflict, NotFound, Unavailable
 from ains.core.platform.outbound_http import NoConnection, Unreachable, send
+from ains.core.platform.pagination import Keyset
 from ains.core.platform.settings import Settings
 from ains.core.platform.signing import signed_headers
 from ains.core.platform.url_safety import UnsafeUrl, UrlPolicy, check_url
@@ -89,19 +90,21 @@ async def get_subscription(db: Database, webhook_id: str, client_id: str | None)
     return _view(await _get_subscription(db, webhook_id, client_id))
 
 
+SUBSCRIPTIONS = Keyset("webhooks", (WebhookSubscription.id,))
+DELIVERIES = Keyset("webhook_deliveries", (WebhookDelivery.created_at, WebhookDelivery.id), descending=True)
+
+
 async def list_subscriptions(
     db: Database, client_id: str | None, *, limit: int = 50, cursor: str | None = None
 ) -> Page[WebhookView]:
     page_size = min(limit, MAX_PAGE_SIZE)
-    query = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(page_size + 1)
+    query = select(WebhookSubscription)
     if client_id is not None:
         query = query.where(WebhookSubscription.client_id == client_id)
-    if cursor:
-        query = query.where(WebhookSubscription.id > cursor)
     async with db.session() as session:
-        rows = list((await session.execute(query)).scalars())
-    next_cursor = rows[page_size - 1].id if len(rows) > page_size else None
-    return Page[WebhookView](items=[_view(r) for r in rows[:page_size]], next_cursor=next_cursor)
+        found = list((await session.execute(SUBSCRIPTIONS.page_query(query, page_size, cursor))).scalars())
+    rows, next_cursor = SUBSCRIPTIONS.page(found, page_size, lambda r: (r.id,))
+    return Page[WebhookView](items=[_view(r) for r in rows], next_cursor=next_cursor)
 
 
 async def delete_subscription(db: Database, webhook_id: str, client_id: str | None) -> None:
@@ -157,11 +160,7 @@ async def list_deliveries(
 ) -> Page[DeliveryView]:
     """Newest first. ``status=dead`` is the dead-letter list."""
     page_size = min(limit, MAX_PAGE_SIZE)
-    query = (
-        select(WebhookDelivery)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-        .limit(page_size + 1)
-    )
+    query = select(WebhookDelivery)
     if client_id is not None:
         query = query.where(WebhookDelivery.client_id == client_id)
     if status is not None:
@@ -170,18 +169,10 @@ async def list_deliveries(
         query = query.where(WebhookDelivery.subscription_id == webhook_id)
     if event_type is not None:
         query = query.where(WebhookDelivery.event_type == event_type.value)
-    if cursor:
-        try:
-            offset = int(cursor)
-        except ValueError:
-            raise InvalidInput("cursor is not valid; pass the next_cursor value of a previous page") from None
-        query = query.offset(max(offset, 0))
-    else:
-        offset = 0
     async with db.session() as session:
-        rows = list((await session.execute(query)).scalars())
-    next_cursor = str(offset + page_size) if len(rows) > page_size else None
-    return Page[DeliveryView](items=[_delivery_view(r) for r in rows[:page_size]], next_cursor=next_cursor)
+        found = list((await session.execute(DELIVERIES.page_query(query, page_size, cursor))).scalars())
+    rows, next_cursor = DELIVERIES.page(found, page_size, lambda r: (r.created_at, r.id))
+    return Page[DeliveryView](items=[_delivery_view(r) for r in rows], next_cursor=next_cursor)
 
 
 async def get_delivery(db: Database, delivery_id: str, client_id: str | None) -> DeliveryView:
