@@ -32,6 +32,7 @@ from ains.core.composition.templates import apply as apply_template
 from ains.core.composition.templates import count_uses, load_owned
 from ains.core.platform.db import Database, asyncpg_in_transaction
 from ains.core.platform.errors import AinsError, Conflict, InvalidInput, Unavailable
+from ains.core.platform.idempotency import key_reused
 from ains.core.platform.settings import Settings
 from ains.core.platform.url_safety import UrlPolicy, check_url
 from ains.core.tasks.service import Parent, owned_task_ids, task_values, validate_limits
@@ -71,7 +72,7 @@ async def submit_batch(
     for index, row in rows.items():
         old = existing.get(row["id"])
         if old is not None and old[0] != row["request_hash"]:
-            problems[index] = f"idempotency key {row['idempotency_key']!r} was already used for a different request"
+            problems[index] = key_reused(row["idempotency_key"])
     if problems:
         raise BatchInvalid(problems)
 

@@ -7,19 +7,20 @@ a failure policy per step and the previous output merged into the next input. Ev
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from ains.core.access.ownership import owned
 from ains.core.platform.db import Database
-from ains.core.platform.errors import AinsError, Conflict, InvalidInput, NotFound, Unavailable
+from ains.core.platform.errors import AinsError, Conflict, InvalidInput, Unavailable
+from ains.core.platform.idempotency import create_once, idempotent_id, key_reused, request_hash
 from ains.core.platform.settings import Settings
 from ains.core.tasks.service import Parent, record_task, workflow_input
 from ains.models.chains import ChainCreate
@@ -98,12 +99,9 @@ async def _create(
         "steps": [s.model_dump(mode="json") for s in steps],
         "policies": policies,
     }
-    request_hash = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-    composition_id = (
-        f"{kind[:2]}_{uuid.uuid5(_STEP_TASK_NAMESPACE, f'{client_id}/{kind}/{idempotency_key}').hex}"
-        if idempotency_key
-        else f"{kind[:2]}_{uuid.uuid4().hex}"
-    )
+    fingerprint = request_hash(spec, compact=False)
+    key_name = f"{client_id}/{kind}/{idempotency_key}" if idempotency_key else None
+    composition_id = idempotent_id(kind[:2], _STEP_TASK_NAMESPACE, key_name)
     row = Composition(
         id=composition_id,
         client_id=client_id,
@@ -114,17 +112,19 @@ async def _create(
         steps={s.name: {"status": "pending", "task_id": None, "reason": None} for s in steps},
         workflow_id=f"{kind}-{composition_id}",
         idempotency_key=idempotency_key,
-        request_hash=request_hash,
+        request_hash=fingerprint,
     )
-    try:
-        async with db.transaction() as session:
-            session.add(row)
-    except IntegrityError:
-        async with db.session() as session:
-            existing = await session.get(Composition, composition_id)
-        if existing is None or existing.request_hash != request_hash:
-            raise Conflict(f"idempotency key {idempotency_key!r} was already used for a different {kind}") from None
-        row = existing
+
+    async def write(session: AsyncSession) -> Composition:
+        session.add(row)
+        return row
+
+    async def stored(session: AsyncSession) -> Composition | None:
+        return await session.get(Composition, composition_id)
+
+    row, _ = await create_once(
+        db, write, stored, lambda existing: existing.request_hash == fingerprint, key_reused(idempotency_key, kind)
+    )
     params = CompositionInput(
         composition_id=row.id,
         kind=kind,
@@ -191,9 +191,8 @@ async def get_composition(
     db: Database, settings: Settings, kind: str, composition_id: str, client_id: str | None
 ) -> PlanView:
     async with db.session() as session:
-        row = await session.get(Composition, composition_id)
-        if row is None or row.kind != kind or (client_id is not None and row.client_id != client_id):
-            raise NotFound(f"{kind} {composition_id!r} not found")
+        found = await session.get(Composition, composition_id)
+        row = owned(found if found is None or found.kind == kind else None, client_id, f"{kind} {composition_id!r}")
         tasks = {
             t.step_name: t
             for t in (await session.execute(select(Task).where(Task.parent_id == composition_id))).scalars()

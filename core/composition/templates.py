@@ -9,7 +9,8 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ains.core.platform.errors import Conflict, InvalidInput, NotFound
+from ains.core.access.ownership import owned, visible
+from ains.core.platform.errors import Conflict, InvalidInput
 from ains.models.tables import TaskTemplate, as_utc, utcnow
 from ains.models.tasks import TaskCreate
 from ains.models.templates import TemplateCreate, TemplateView, apply_template
@@ -44,15 +45,12 @@ async def create_template(session: AsyncSession, client_id: str, spec: TemplateC
     return _view(row)
 
 
-async def _owned(session: AsyncSession, client_id: str | None, template_id: str) -> TaskTemplate:
-    row = await session.get(TaskTemplate, template_id)
-    if row is None or (client_id is not None and row.client_id != client_id):
-        raise NotFound(f"template {template_id!r} not found")
-    return row
+async def _template(session: AsyncSession, client_id: str | None, template_id: str) -> TaskTemplate:
+    return owned(await session.get(TaskTemplate, template_id), client_id, f"template {template_id!r}")
 
 
 async def get_template(session: AsyncSession, client_id: str | None, template_id: str) -> TemplateView:
-    return _view(await _owned(session, client_id, template_id))
+    return _view(await _template(session, client_id, template_id))
 
 
 async def list_templates(session: AsyncSession, client_id: str | None) -> list[TemplateView]:
@@ -63,7 +61,7 @@ async def list_templates(session: AsyncSession, client_id: str | None) -> list[T
 
 
 async def delete_template(session: AsyncSession, client_id: str | None, template_id: str) -> None:
-    await session.delete(await _owned(session, client_id, template_id))
+    await session.delete(await _template(session, client_id, template_id))
     await session.flush()
 
 
@@ -87,7 +85,7 @@ def apply(row: TaskTemplate | None, client_id: str, spec: TaskCreate) -> TaskCre
     """``spec`` with template ``row`` applied (``resolve`` without the query)."""
     if spec.template_id is None:
         return spec
-    if row is None or row.client_id != client_id:
+    if row is None or not visible(row.client_id, client_id):
         raise InvalidInput(f"template {spec.template_id!r} not found")
     try:
         return apply_template(row.task_type, row.defaults, spec)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ains.core.access.ownership import owned
 from ains.core.platform.errors import Conflict, NotFound
 from ains.core.platform.settings import Settings, get_settings
 from ains.models import adaptive
@@ -209,9 +210,7 @@ async def give_feedback(
     Another client's task is not found (404); a task without a result yet, or without one at all, is 409.
     With several clients' scores for one task (its owner and an admin), the evidence uses their mean.
     """
-    task = await session.get(Task, task_id)
-    if task is None or (visible_client is not None and task.client_id != visible_client):
-        raise NotFound(f"task {task_id!r} not found")
+    task = owned(await session.get(Task, task_id), visible_client, f"task {task_id!r}")
     if task.status != TaskStatus.SUCCEEDED.value:
         raise Conflict(
             f"task {task_id!r} is {task.status}: feedback rates the result of a succeeded task; "
@@ -249,9 +248,7 @@ async def give_feedback(
 
 
 async def get_feedback(session: AsyncSession, task_id: str, client_id: str, visible_client: str | None) -> FeedbackView:
-    task = await session.get(Task, task_id)
-    if task is None or (visible_client is not None and task.client_id != visible_client):
-        raise NotFound(f"task {task_id!r} not found")
+    task = owned(await session.get(Task, task_id), visible_client, f"task {task_id!r}")
     row = await session.get(TaskFeedback, (task_id, client_id))
     if row is None:
         raise NotFound(f"no feedback from client {client_id!r} on task {task_id!r}")

@@ -33,6 +33,7 @@ from temporalio.client import ScheduleBackfill as TemporalBackfill
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from ains.core.access.ownership import owned
 from ains.core.platform.db import Database
 from ains.core.platform.errors import InvalidInput, NotFound, Unavailable
 from ains.core.platform.pagination import Keyset
@@ -146,9 +147,7 @@ async def create_schedule(
 async def _row(db: Database, schedule_id: str, client_id: str | None) -> ScheduleRow:
     async with db.session() as session:
         row = await session.get(ScheduleRow, schedule_id)
-    if row is None or (client_id is not None and row.client_id != client_id):
-        raise NotFound(f"schedule {schedule_id!r} not found")
-    return row
+    return owned(row, client_id, f"schedule {schedule_id!r}")
 
 
 async def _describe(temporal: Client, schedule_id: str) -> ScheduleDescription:

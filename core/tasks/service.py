@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,15 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from ains.core.access.ownership import owned
 from ains.core.composition.templates import count_use as count_template_use
 from ains.core.composition.templates import resolve as resolve_template
 from ains.core.platform.db import Database
-from ains.core.platform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from ains.core.platform.errors import Conflict, InvalidInput, PayloadTooLarge, Unavailable
+from ains.core.platform.idempotency import create_once, idempotent_id, key_reused, request_hash
 from ains.core.platform.json_safety import find_unsafe
 from ains.core.platform.pagination import Keyset
 from ains.core.platform.settings import Settings
@@ -56,17 +56,15 @@ _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b6f3c8e-5c1e-4a7b-9a59-2f1d0c7e8a11")
 
 
 def _task_id(client_id: str, idempotency_key: str | None) -> str:
-    if idempotency_key is None:
-        return f"tsk_{uuid.uuid4().hex}"
-    name = client_id + "\x00" + idempotency_key
-    return f"tsk_{uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name).hex}"
+    key_name = None if idempotency_key is None else client_id + "\x00" + idempotency_key
+    return idempotent_id("tsk", _IDEMPOTENCY_NAMESPACE, key_name)
 
 
 def _request_hash(spec: TaskCreate) -> str:
     body = spec.model_dump(mode="json", exclude={"idempotency_key"})
     if body.get("objectives") is None:  # added later: requests without it keep the hash they always had
         body.pop("objectives", None)
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return request_hash(body)
 
 
 def validate_limits(spec: TaskCreate, settings: Settings) -> None:
@@ -272,26 +270,27 @@ async def record_task(
     async with db.session() as session:
         spec = await prepare_spec(session, settings, client_id, spec)
     task = build_task(settings, client_id, spec, schedule_id=schedule_id, parent=parent, task_id=task_id)
-    task_id, request_hash = task.id, task.request_hash
-    try:
-        async with db.transaction() as session:
-            await check_dependencies(session, client_id, spec.depends_on)
-            session.add(task)
-            await session.flush()
-            session.add_all(TaskDependency(task_id=task_id, depends_on_id=d) for d in spec.depends_on)
-            if spec.template_id:
-                await count_template_use(session, spec.template_id)
-        return task, True
-    except IntegrityError:
-        async with db.session() as session:
-            existing = await session.get(Task, task_id)
-        if existing is None:  # pragma: no cover - the conflicting row vanished; the client can retry
-            raise Conflict("a concurrent request for this task is in progress; retry") from None
-        if existing.request_hash != request_hash and parent is None:
-            raise Conflict(
-                f"idempotency key {spec.idempotency_key!r} was already used for a different request"
-            ) from None
-        return existing, False
+
+    async def write(session: AsyncSession) -> Task:
+        await check_dependencies(session, client_id, spec.depends_on)
+        session.add(task)
+        await session.flush()
+        session.add_all(TaskDependency(task_id=task.id, depends_on_id=d) for d in spec.depends_on)
+        if spec.template_id:
+            await count_template_use(session, spec.template_id)
+        return task
+
+    async def stored(session: AsyncSession) -> Task | None:
+        return await session.get(Task, task.id)
+
+    # A step task written again by a retried activity is the same step whatever its fingerprint.
+    return await create_once(
+        db,
+        write,
+        stored,
+        lambda existing: existing.request_hash == task.request_hash or parent is not None,
+        key_reused(spec.idempotency_key),
+    )
 
 
 async def submit_task(
@@ -331,9 +330,7 @@ def accepted(task: Task, settings: Settings, created: bool) -> TaskAccepted:
 async def get_task(db: Database, settings: Settings, task_id: str, client_id: str | None) -> TaskView:
     """``client_id`` None means any client (admin). Another client's task is reported as not found."""
     async with db.session() as session:
-        task = await session.get(Task, task_id)
-        if task is None or (client_id is not None and task.client_id != client_id):
-            raise NotFound(f"task {task_id!r} not found")
+        task = owned(await session.get(Task, task_id), client_id, f"task {task_id!r}")
         view = to_view(task, settings)
         if task.status == TaskStatus.ROUTING.value:
             view.waiting = await waiting_view(session, task_id, settings.priority_aging_seconds)

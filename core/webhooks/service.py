@@ -12,8 +12,9 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from ains.core.access.ownership import owned
 from ains.core.platform.db import Database
-from ains.core.platform.errors import Conflict, NotFound, Unavailable
+from ains.core.platform.errors import Conflict, Unavailable
 from ains.core.platform.outbound_http import NoConnection, Unreachable, send
 from ains.core.platform.pagination import Keyset
 from ains.core.platform.settings import Settings
@@ -58,10 +59,6 @@ def _view(sub: WebhookSubscription) -> WebhookView:
     )
 
 
-def _owned(row_client: str | None, client_id: str | None) -> bool:
-    return client_id is None or row_client == client_id
-
-
 async def create_subscription(db: Database, settings: Settings, client_id: str, spec: WebhookCreate) -> WebhookCreated:
     await check_url(str(spec.url), UrlPolicy.from_settings(settings))
     sub = WebhookSubscription(
@@ -81,9 +78,7 @@ async def create_subscription(db: Database, settings: Settings, client_id: str, 
 async def _get_subscription(db: Database, webhook_id: str, client_id: str | None) -> WebhookSubscription:
     async with db.session() as session:
         sub = await session.get(WebhookSubscription, webhook_id)
-    if sub is None or not _owned(sub.client_id, client_id):
-        raise NotFound(f"webhook {webhook_id!r} not found")
-    return sub
+    return owned(sub, client_id, f"webhook {webhook_id!r}")
 
 
 async def get_subscription(db: Database, webhook_id: str, client_id: str | None) -> WebhookView:
@@ -110,10 +105,9 @@ async def list_subscriptions(
 async def delete_subscription(db: Database, webhook_id: str, client_id: str | None) -> None:
     """Stops new deliveries; pending ones end as dead (their secret is gone). History stays."""
     async with db.transaction() as session:
-        sub = await session.get(WebhookSubscription, webhook_id)
-        if sub is None or not _owned(sub.client_id, client_id):
-            raise NotFound(f"webhook {webhook_id!r} not found")
-        await session.delete(sub)
+        await session.delete(
+            owned(await session.get(WebhookSubscription, webhook_id), client_id, f"webhook {webhook_id!r}")
+        )
 
 
 # --- deliveries --------------------------------------------------------------------------------------
@@ -177,9 +171,7 @@ async def list_deliveries(
 
 async def get_delivery(db: Database, delivery_id: str, client_id: str | None) -> DeliveryView:
     async with db.session() as session:
-        row = await session.get(WebhookDelivery, delivery_id)
-        if row is None or not _owned(row.client_id, client_id):
-            raise NotFound(f"delivery {delivery_id!r} not found")
+        row = owned(await session.get(WebhookDelivery, delivery_id), client_id, f"delivery {delivery_id!r}")
         attempts = list(
             (
                 await session.execute(
@@ -197,9 +189,7 @@ async def replay_delivery(
 ) -> DeliveryView:
     """Deliver a dead-lettered delivery again, with a fresh retry period; attempt numbers keep counting."""
     async with db.transaction() as session:
-        row = await session.get(WebhookDelivery, delivery_id)
-        if row is None or not _owned(row.client_id, client_id):
-            raise NotFound(f"delivery {delivery_id!r} not found")
+        row = owned(await session.get(WebhookDelivery, delivery_id), client_id, f"delivery {delivery_id!r}")
         if row.status != DeliveryStatus.DEAD.value:
             raise Conflict(
                 f"delivery {delivery_id!r} is {row.status}; only dead-lettered deliveries (status=dead) can be replayed"
