@@ -21,4 +21,5 @@ class CompositionActivities:
 
     @activity.defn(name="save_composition_state")
     async def save_composition_state(self, state: CompositionState) -> None:
-        await save_state(self._db, state)
+        async with self._db.transaction() as session:
+            await save_state(session, state)

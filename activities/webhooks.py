@@ -39,4 +39,5 @@ class WebhookActivities:
 
     @activity.defn(name="finish_webhook_delivery")
     async def finish_delivery(self, finish: DeliveryFinish) -> None:
-        await webhooks.finish_delivery(self._db, finish)
+        async with self._db.transaction() as session:
+            await webhooks.finish_delivery(session, finish)

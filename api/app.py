@@ -49,13 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.create(settings)
+        state.audit = AuditWriter(state.db) if settings.audit_enabled else None
         app.state.ains = state
-        app.state.audit = AuditWriter(state.db) if settings.audit_enabled else None
         try:
             yield
         finally:
-            if app.state.audit is not None:
-                await app.state.audit.close()
             await state.close()
 
     # Swagger UI and ReDoc from the fastapi-offline package (under /static-offline-docs), not from a CDN, so

@@ -143,7 +143,8 @@ class AuditMiddleware:
     def _record(self, scope: Scope, status: int, body: bytes) -> None:
         state_dict: dict[str, Any] = scope.get("state") or {}
         principal = state_dict.get("principal")
-        writer: AuditWriter | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
+        app_state = getattr(getattr(scope.get("app"), "state", None), "ains", None)
+        writer: AuditWriter | None = getattr(app_state, "audit", None)
         if principal is None or writer is None:
             return
         headers = dict(scope.get("headers") or [])

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from temporalio.client import Client
 
+from ains.api.audit import AuditWriter
 from ains.api.read_cache import RegistryReadCache
 from ains.api.task_starter import TaskStarter
 from ains.core.access.keys import KeyCache
@@ -34,6 +35,8 @@ class AppState:
     read_cache: RegistryReadCache = field(init=False)
     # Starts submitted tasks' runs after their POST is answered.
     starter: TaskStarter = field(default_factory=TaskStarter)
+    # Buffers audit entries (api.audit); None when AINS_AUDIT_ENABLED is false.
+    audit: AuditWriter | None = None
     _temporal: Client | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -70,6 +73,8 @@ class AppState:
             log.warning("agent %s changed; its free slots wait for the reconciler: %s", agent_id, exc.message)
 
     async def close(self) -> None:
+        if self.audit is not None:
+            await self.audit.close()
         await self.starter.close()
         await self.db.dispose()
         if self.redis is not None:

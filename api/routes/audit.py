@@ -35,8 +35,8 @@ async def list_audit(
     cursor: Cursor = None,
 ) -> Page[AuditEntryView]:
     """Who changed what, when and from where: newest first, filtered, paginated with `next_cursor`."""
-    if request.app.state.audit is not None:
-        await request.app.state.audit.flush()  # this replica's entries still in the write buffer
+    if state.audit is not None:
+        await state.audit.flush()  # this replica's entries still in the write buffer
     async with state.db.session() as session:
         return await audit.list_entries(
             session,

@@ -23,7 +23,8 @@ async def create_chain(chain: ChainCreate, state: State, principal: TasksWrite) 
 
 @chains.get("/{chain_id}", response_model=PlanView)
 async def get_chain(chain_id: str, state: State, principal: TasksRead) -> PlanView:
-    return await compositions.get_composition(state.db, state.settings, "chain", chain_id, visible_client(principal))
+    async with state.db.session() as session:
+        return await compositions.get_composition(session, state.settings, "chain", chain_id, visible_client(principal))
 
 
 @chains.post("/{chain_id}/cancel", status_code=202, response_model=PlanView)
@@ -42,7 +43,8 @@ async def create_plan(plan: PlanCreate, state: State, principal: TasksWrite) -> 
 
 @plans.get("/{plan_id}", response_model=PlanView)
 async def get_plan(plan_id: str, state: State, principal: TasksRead) -> PlanView:
-    return await compositions.get_composition(state.db, state.settings, "plan", plan_id, visible_client(principal))
+    async with state.db.session() as session:
+        return await compositions.get_composition(session, state.settings, "plan", plan_id, visible_client(principal))
 
 
 @plans.post("/{plan_id}/cancel", status_code=202, response_model=PlanView)

@@ -79,21 +79,23 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=tasks.MAX_PAGE_SIZE)] = 50,
     cursor: Cursor = None,
 ) -> Page[TaskView]:
-    return await tasks.list_tasks(
-        state.db,
-        state.settings,
-        visible_client(principal),
-        status=status,
-        task_type=type,
-        agent_id=agent_id,
-        limit=limit,
-        cursor=cursor,
-    )
+    async with state.db.session() as session:
+        return await tasks.list_tasks(
+            session,
+            state.settings,
+            visible_client(principal),
+            status=status,
+            task_type=type,
+            agent_id=agent_id,
+            limit=limit,
+            cursor=cursor,
+        )
 
 
 @router.get("/{task_id}", response_model=TaskView)
 async def get_task(task_id: str, state: State, principal: TasksRead) -> TaskView:
-    return await tasks.get_task(state.db, state.settings, task_id, visible_client(principal))
+    async with state.db.session() as session:
+        return await tasks.get_task(session, state.settings, task_id, visible_client(principal))
 
 
 @router.get(
@@ -141,7 +143,8 @@ async def task_events(
 @router.get("/{task_id}/routing", response_model=TaskRoutingView)
 async def task_routing(task_id: str, state: State, principal: TasksRead) -> TaskRoutingView:
     """Routing receipts, one per attempt: candidates, the filter that removed each, scores, the winner."""
-    return await tasks.task_routing(state.db, state.settings, task_id, visible_client(principal))
+    async with state.db.session() as session:
+        return await tasks.task_routing(session, state.settings, task_id, visible_client(principal))
 
 
 @router.post("/{task_id}/cancel", status_code=202, response_model=TaskView)

@@ -33,7 +33,8 @@ async def list_webhooks(
     limit: Annotated[int, Query(ge=1, le=webhooks.MAX_PAGE_SIZE)] = 50,
     cursor: Cursor = None,
 ) -> Page[WebhookView]:
-    return await webhooks.list_subscriptions(state.db, visible_client(principal), limit=limit, cursor=cursor)
+    async with state.db.session() as session:
+        return await webhooks.list_subscriptions(session, visible_client(principal), limit=limit, cursor=cursor)
 
 
 @router.get("/deliveries", response_model=Page[DeliveryView])
@@ -47,21 +48,23 @@ async def list_deliveries(
     cursor: Cursor = None,
 ) -> Page[DeliveryView]:
     """``status=dead`` lists the dead-letter queue."""
-    return await webhooks.list_deliveries(
-        state.db,
-        visible_client(principal),
-        status=status,
-        webhook_id=webhook_id,
-        event_type=event_type,
-        limit=limit,
-        cursor=cursor,
-    )
+    async with state.db.session() as session:
+        return await webhooks.list_deliveries(
+            session,
+            visible_client(principal),
+            status=status,
+            webhook_id=webhook_id,
+            event_type=event_type,
+            limit=limit,
+            cursor=cursor,
+        )
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryView)
 async def get_delivery(delivery_id: str, state: State, principal: TasksRead) -> DeliveryView:
     """The delivery with every attempt: status code, latency, error."""
-    return await webhooks.get_delivery(state.db, delivery_id, visible_client(principal))
+    async with state.db.session() as session:
+        return await webhooks.get_delivery(session, delivery_id, visible_client(principal))
 
 
 @router.post("/deliveries/{delivery_id}/replay", status_code=202, response_model=DeliveryView)
@@ -73,10 +76,12 @@ async def replay_delivery(delivery_id: str, state: State, principal: TasksWrite)
 
 @router.get("/{webhook_id}", response_model=WebhookView)
 async def get_webhook(webhook_id: str, state: State, principal: TasksRead) -> WebhookView:
-    return await webhooks.get_subscription(state.db, webhook_id, visible_client(principal))
+    async with state.db.session() as session:
+        return await webhooks.get_subscription(session, webhook_id, visible_client(principal))
 
 
 @router.delete("/{webhook_id}", status_code=204)
 async def delete_webhook(webhook_id: str, state: State, principal: TasksWrite) -> Response:
-    await webhooks.delete_subscription(state.db, webhook_id, visible_client(principal))
+    async with state.db.transaction() as session:
+        await webhooks.delete_subscription(session, webhook_id, visible_client(principal))
     return Response(status_code=204)

@@ -77,9 +77,8 @@ def output_of(result: dict[str, Any] | None) -> Any:
     return result
 
 
-async def offered_tags(db: Database) -> set[str]:
-    async with db.session() as session:
-        return set((await session.execute(select(AgentCapability.tag).distinct())).scalars())
+async def offered_tags(session: AsyncSession) -> set[str]:
+    return set((await session.execute(select(AgentCapability.tag).distinct())).scalars())
 
 
 async def _create(
@@ -157,7 +156,8 @@ async def _create(
         pass  # a retried request (same idempotency key) for a composition that has already finished
     except RPCError as exc:
         raise Unavailable(f"Temporal is unreachable, the {kind} was not started: {exc.message}") from exc
-    return await get_composition(db, settings, kind, row.id, client_id)
+    async with db.session() as session:
+        return await get_composition(session, settings, kind, row.id, client_id)
 
 
 async def create_chain(
@@ -168,7 +168,8 @@ async def create_chain(
     # A chain is as deep as it is long: its one limit is its number of steps.
     limits = PlanLimits(max_steps=settings.max_chain_steps, max_depth=settings.max_chain_steps)
     plan = PlanCreate(steps=steps, priority=chain.priority)
-    problems = validate_plan(plan, await offered_tags(db), limits, reference_ancestors=True)
+    async with db.session() as session:
+        problems = validate_plan(plan, await offered_tags(session), limits, reference_ancestors=True)
     problems += input_problems(steps, settings)
     if problems:
         raise PlanInvalid(problems)
@@ -179,7 +180,8 @@ async def create_chain(
 
 async def create_plan(db: Database, temporal: Client, settings: Settings, client_id: str, plan: PlanCreate) -> PlanView:
     limits = PlanLimits(max_steps=settings.max_plan_steps, max_depth=settings.max_plan_depth)
-    problems = validate_plan(plan, await offered_tags(db), limits) + input_problems(plan.steps, settings)
+    async with db.session() as session:
+        problems = validate_plan(plan, await offered_tags(session), limits) + input_problems(plan.steps, settings)
     if problems:
         raise PlanInvalid(problems)
     return await _create(
@@ -188,15 +190,13 @@ async def create_plan(db: Database, temporal: Client, settings: Settings, client
 
 
 async def get_composition(
-    db: Database, settings: Settings, kind: str, composition_id: str, client_id: str | None
+    session: AsyncSession, settings: Settings, kind: str, composition_id: str, client_id: str | None
 ) -> PlanView:
-    async with db.session() as session:
-        found = await session.get(Composition, composition_id)
-        row = owned(found if found is None or found.kind == kind else None, client_id, f"{kind} {composition_id!r}")
-        tasks = {
-            t.step_name: t
-            for t in (await session.execute(select(Task).where(Task.parent_id == composition_id))).scalars()
-        }
+    found = await session.get(Composition, composition_id)
+    row = owned(found if found is None or found.kind == kind else None, client_id, f"{kind} {composition_id!r}")
+    tasks = {
+        t.step_name: t for t in (await session.execute(select(Task).where(Task.parent_id == composition_id))).scalars()
+    }
     steps = []
     for raw in row.spec["steps"]:
         name = raw["name"]
@@ -233,7 +233,8 @@ async def get_composition(
 async def cancel_composition(
     db: Database, temporal: Client, settings: Settings, kind: str, composition_id: str, client_id: str | None
 ) -> PlanView:
-    view = await get_composition(db, settings, kind, composition_id, client_id)
+    async with db.session() as session:
+        view = await get_composition(session, settings, kind, composition_id, client_id)
     if view.status in FINAL:
         raise Conflict(f"{kind} {composition_id!r} already finished with status {view.status}")
     try:
@@ -312,13 +313,12 @@ async def prepare_step(db: Database, settings: Settings, request: PrepareStepReq
     return PreparedStep(task=workflow_input(task, settings, []))
 
 
-async def save_state(db: Database, state: CompositionState) -> None:
-    async with db.transaction() as session:
-        row = await session.get(Composition, state.composition_id)
-        if row is None:
-            return
-        row.status = state.status
-        row.steps = state.steps
-        row.updated_at = utcnow()
-        if state.status in FINAL and row.completed_at is None:
-            row.completed_at = utcnow()
+async def save_state(session: AsyncSession, state: CompositionState) -> None:
+    row = await session.get(Composition, state.composition_id)
+    if row is None:
+        return
+    row.status = state.status
+    row.steps = state.steps
+    row.updated_at = utcnow()
+    if state.status in FINAL and row.completed_at is None:
+        row.completed_at = utcnow()

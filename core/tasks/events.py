@@ -42,7 +42,8 @@ async def watch_task(
     caller sends a keep-alive). Raises ``NotFound`` (another client's task, too) before yielding anything."""
     # The fingerprint is read before the task, so a change in between is seen at the next poll, never missed.
     last = await _fingerprint(db, task_id)
-    sent = await get_task(db, settings, task_id, client_id)
+    async with db.session() as session:
+        sent = await get_task(session, settings, task_id, client_id)
     yield sent
     if sent.status.is_final:
         return
@@ -61,7 +62,8 @@ async def watch_task(
         if current != last:
             last = current
             quiet_since = time.monotonic()
-            view = await get_task(db, settings, task_id, client_id)
+            async with db.session() as session:
+                view = await get_task(session, settings, task_id, client_id)
             if view != sent:
                 sent = view
                 yield view

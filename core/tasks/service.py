@@ -327,13 +327,12 @@ def accepted(task: Task, settings: Settings, created: bool) -> TaskAccepted:
     )
 
 
-async def get_task(db: Database, settings: Settings, task_id: str, client_id: str | None) -> TaskView:
+async def get_task(session: AsyncSession, settings: Settings, task_id: str, client_id: str | None) -> TaskView:
     """``client_id`` None means any client (admin). Another client's task is reported as not found."""
-    async with db.session() as session:
-        task = owned(await session.get(Task, task_id), client_id, f"task {task_id!r}")
-        view = to_view(task, settings)
-        if task.status == TaskStatus.ROUTING.value:
-            view.waiting = await waiting_view(session, task_id, settings.priority_aging_seconds)
+    task = owned(await session.get(Task, task_id), client_id, f"task {task_id!r}")
+    view = to_view(task, settings)
+    if task.status == TaskStatus.ROUTING.value:
+        view.waiting = await waiting_view(session, task_id, settings.priority_aging_seconds)
     return view
 
 
@@ -341,7 +340,7 @@ TASKS = Keyset("tasks", (Task.created_at, Task.id), descending=True)
 
 
 async def list_tasks(
-    db: Database,
+    session: AsyncSession,
     settings: Settings,
     client_id: str | None,
     *,
@@ -362,8 +361,7 @@ async def list_tasks(
         query = query.where(Task.type == task_type)
     if agent_id is not None:
         query = query.where(Task.assigned_agent_id == agent_id)
-    async with db.session() as session:
-        found = list((await session.execute(TASKS.page_query(query, page_size, cursor))).scalars())
+    found = list((await session.execute(TASKS.page_query(query, page_size, cursor))).scalars())
     rows, next_cursor = TASKS.page(found, page_size, lambda t: (t.created_at, t.id))
     return Page[TaskView](items=[to_view(t, settings) for t in rows], next_cursor=next_cursor)
 
@@ -371,7 +369,8 @@ async def list_tasks(
 async def cancel_task(
     db: Database, temporal: Client, settings: Settings, task_id: str, client_id: str | None
 ) -> TaskView:
-    view = await get_task(db, settings, task_id, client_id)
+    async with db.session() as session:
+        view = await get_task(session, settings, task_id, client_id)
     if view.status.is_final:
         raise Conflict(f"task {task_id!r} already finished with status {view.status.value}")
     handle = temporal.get_workflow_handle(view.workflow_id)
@@ -410,28 +409,29 @@ async def _start_run_to_cancel(db: Database, temporal: Client, settings: Setting
     return True
 
 
-async def task_routing(db: Database, settings: Settings, task_id: str, client_id: str | None) -> TaskRoutingView:
+async def task_routing(
+    session: AsyncSession, settings: Settings, task_id: str, client_id: str | None
+) -> TaskRoutingView:
     """Every routing receipt of the task, one per attempt, in attempt order."""
-    await get_task(db, settings, task_id, client_id)
-    async with db.session() as session:
-        rows = (
-            await session.execute(
-                select(RoutingReceipt).where(RoutingReceipt.task_id == task_id).order_by(RoutingReceipt.attempt)
-            )
-        ).scalars()
-        receipts = [
-            RoutingReceiptView(
-                attempt=r.attempt,
-                strategy=Strategy(r.strategy),
-                outcome=r.outcome,
-                winner_agent_id=r.winner_agent_id,
-                reason=r.reason,
-                candidates_total=r.candidates_total,
-                candidates=[CandidateView.model_validate(c) for c in r.candidates],
-                duration_ms=r.duration_ms,
-                created_at=as_utc(r.created_at) or utcnow(),
-                updated_at=as_utc(r.updated_at) or utcnow(),
-            )
-            for r in rows
-        ]
+    await get_task(session, settings, task_id, client_id)
+    rows = (
+        await session.execute(
+            select(RoutingReceipt).where(RoutingReceipt.task_id == task_id).order_by(RoutingReceipt.attempt)
+        )
+    ).scalars()
+    receipts = [
+        RoutingReceiptView(
+            attempt=r.attempt,
+            strategy=Strategy(r.strategy),
+            outcome=r.outcome,
+            winner_agent_id=r.winner_agent_id,
+            reason=r.reason,
+            candidates_total=r.candidates_total,
+            candidates=[CandidateView.model_validate(c) for c in r.candidates],
+            duration_ms=r.duration_ms,
+            created_at=as_utc(r.created_at) or utcnow(),
+            updated_at=as_utc(r.updated_at) or utcnow(),
+        )
+        for r in rows
+    ]
     return TaskRoutingView(task_id=task_id, receipts=receipts)

@@ -9,6 +9,7 @@ import uuid
 
 import aiohttp
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -75,14 +76,8 @@ async def create_subscription(db: Database, settings: Settings, client_id: str, 
     return WebhookCreated(**_view(sub).model_dump(), secret=sub.secret)
 
 
-async def _get_subscription(db: Database, webhook_id: str, client_id: str | None) -> WebhookSubscription:
-    async with db.session() as session:
-        sub = await session.get(WebhookSubscription, webhook_id)
-    return owned(sub, client_id, f"webhook {webhook_id!r}")
-
-
-async def get_subscription(db: Database, webhook_id: str, client_id: str | None) -> WebhookView:
-    return _view(await _get_subscription(db, webhook_id, client_id))
+async def get_subscription(session: AsyncSession, webhook_id: str, client_id: str | None) -> WebhookView:
+    return _view(owned(await session.get(WebhookSubscription, webhook_id), client_id, f"webhook {webhook_id!r}"))
 
 
 SUBSCRIPTIONS = Keyset("webhooks", (WebhookSubscription.id,))
@@ -90,24 +85,22 @@ DELIVERIES = Keyset("webhook_deliveries", (WebhookDelivery.created_at, WebhookDe
 
 
 async def list_subscriptions(
-    db: Database, client_id: str | None, *, limit: int = 50, cursor: str | None = None
+    session: AsyncSession, client_id: str | None, *, limit: int = 50, cursor: str | None = None
 ) -> Page[WebhookView]:
     page_size = min(limit, MAX_PAGE_SIZE)
     query = select(WebhookSubscription)
     if client_id is not None:
         query = query.where(WebhookSubscription.client_id == client_id)
-    async with db.session() as session:
-        found = list((await session.execute(SUBSCRIPTIONS.page_query(query, page_size, cursor))).scalars())
+    found = list((await session.execute(SUBSCRIPTIONS.page_query(query, page_size, cursor))).scalars())
     rows, next_cursor = SUBSCRIPTIONS.page(found, page_size, lambda r: (r.id,))
     return Page[WebhookView](items=[_view(r) for r in rows], next_cursor=next_cursor)
 
 
-async def delete_subscription(db: Database, webhook_id: str, client_id: str | None) -> None:
+async def delete_subscription(session: AsyncSession, webhook_id: str, client_id: str | None) -> None:
     """Stops new deliveries; pending ones end as dead (their secret is gone). History stays."""
-    async with db.transaction() as session:
-        await session.delete(
-            owned(await session.get(WebhookSubscription, webhook_id), client_id, f"webhook {webhook_id!r}")
-        )
+    await session.delete(
+        owned(await session.get(WebhookSubscription, webhook_id), client_id, f"webhook {webhook_id!r}")
+    )
 
 
 # --- deliveries --------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ def _delivery_view(row: WebhookDelivery, attempts: list[WebhookAttempt] | None =
 
 
 async def list_deliveries(
-    db: Database,
+    session: AsyncSession,
     client_id: str | None,
     *,
     status: DeliveryStatus | None = None,
@@ -163,24 +156,20 @@ async def list_deliveries(
         query = query.where(WebhookDelivery.subscription_id == webhook_id)
     if event_type is not None:
         query = query.where(WebhookDelivery.event_type == event_type.value)
-    async with db.session() as session:
-        found = list((await session.execute(DELIVERIES.page_query(query, page_size, cursor))).scalars())
+    found = list((await session.execute(DELIVERIES.page_query(query, page_size, cursor))).scalars())
     rows, next_cursor = DELIVERIES.page(found, page_size, lambda r: (r.created_at, r.id))
     return Page[DeliveryView](items=[_delivery_view(r) for r in rows], next_cursor=next_cursor)
 
 
-async def get_delivery(db: Database, delivery_id: str, client_id: str | None) -> DeliveryView:
-    async with db.session() as session:
-        row = owned(await session.get(WebhookDelivery, delivery_id), client_id, f"delivery {delivery_id!r}")
-        attempts = list(
-            (
-                await session.execute(
-                    select(WebhookAttempt)
-                    .where(WebhookAttempt.delivery_id == delivery_id)
-                    .order_by(WebhookAttempt.attempt)
-                )
-            ).scalars()
-        )
+async def get_delivery(session: AsyncSession, delivery_id: str, client_id: str | None) -> DeliveryView:
+    row = owned(await session.get(WebhookDelivery, delivery_id), client_id, f"delivery {delivery_id!r}")
+    attempts = list(
+        (
+            await session.execute(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.attempt)
+            )
+        ).scalars()
+    )
     return _delivery_view(row, attempts)
 
 
@@ -208,7 +197,8 @@ async def replay_delivery(
                 back.status, back.replays = DeliveryStatus.DEAD.value, back.replays - 1
                 back.completed_at = utcnow()
         raise Unavailable(f"Temporal is unreachable, the delivery was not replayed: {exc.message}") from exc
-    return await get_delivery(db, delivery_id, client_id)
+    async with db.session() as session:
+        return await get_delivery(session, delivery_id, client_id)
 
 
 async def _record_attempt(db: Database, request: AttemptRequest, result: AttemptResult) -> None:
@@ -285,14 +275,13 @@ async def attempt_delivery(
     return result
 
 
-async def finish_delivery(db: Database, finish: DeliveryFinish) -> None:
+async def finish_delivery(session: AsyncSession, finish: DeliveryFinish) -> None:
     """The workflow gave up: move a still-pending delivery to the dead-letter list."""
-    async with db.transaction() as session:
-        row = await session.get(WebhookDelivery, finish.delivery_id)
-        if row is None or row.status != DeliveryStatus.PENDING.value:
-            return
-        row.status = finish.status.value
-        row.completed_at = utcnow()
-        row.updated_at = utcnow()
-        if finish.error:
-            row.last_error = finish.error
+    row = await session.get(WebhookDelivery, finish.delivery_id)
+    if row is None or row.status != DeliveryStatus.PENDING.value:
+        return
+    row.status = finish.status.value
+    row.completed_at = utcnow()
+    row.updated_at = utcnow()
+    if finish.error:
+        row.last_error = finish.error

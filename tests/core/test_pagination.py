@@ -84,7 +84,8 @@ async def test_deliveries_page_newest_first_without_skipping_or_repeating_as_new
     seen: list[str] = []
     cursor = None
     for arrival in range(10):
-        page = await list_deliveries(db, "c1", limit=2, cursor=cursor)
+        async with db.session() as session:
+            page = await list_deliveries(session, "c1", limit=2, cursor=cursor)
         seen += [item.id for item in page.items]
         # Newer deliveries arrive between the pages: an offset would have repeated rows of the first pages.
         await _add_deliveries(db, [f"new-{arrival}"], start + timedelta(seconds=10 + arrival))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from ains.models.tables import LlmCall
+from ains.models.tables import AuditEntry, LlmCall
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import Stack, auth
 from tests.ui.conftest import Session, open_session
@@ -436,6 +436,30 @@ async def test_llm_cost_shows_on_the_overview_and_usage_and_admins_read_the_audi
     await expect(page.locator("table.audit")).to_contain_text("POST")
     await expect(page.locator("table.audit")).to_contain_text("/v1/agents")
     await ui.snap("audit")
+
+
+async def test_the_audit_log_pages_to_older_entries(ui: Session, stack: Stack) -> None:
+    resource = f"paged-{time.monotonic_ns()}"
+    async with stack.db.transaction() as session:
+        session.add_all(
+            AuditEntry(
+                method="PATCH",
+                route="/v1/agents/{agent_id}",
+                path=f"/v1/agents/{resource}",
+                resource_id=resource,
+                status_code=200,
+                request_id=f"req-{n}",
+                user_agent=f"entry-{n}",
+            )
+            for n in range(101)
+        )
+    await ui.sign_in(stack.admin_key)
+    page = await ui.goto(f"/ui/audit?resource_id={resource}")
+    rows = page.locator("table.audit tbody tr")
+    await expect(rows).to_have_count(100)  # a page
+    await page.get_by_role("link", name="Older entries →").click()
+    await expect(rows).to_have_count(1)  # the oldest, on the next page (its cursor is the list's opaque one)
+    assert "cursor=audit." in page.url
 
 
 async def test_assets_are_served_locally_and_revalidated(stack: Stack) -> None:

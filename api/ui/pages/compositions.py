@@ -37,9 +37,10 @@ async def compositions_page(request: Request, user: User) -> Response:
 async def composition_page(kind: str, composition_id: str, request: Request, user: User) -> Response:
     require(user, Scope.TASKS_READ)
     state = state_of(request)
-    view = await compositions.get_composition(
-        state.db, state.settings, _kind(kind), composition_id, user.visible_client
-    )
+    async with state.db.session() as session:
+        view = await compositions.get_composition(
+            session, state.settings, _kind(kind), composition_id, user.visible_client
+        )
     return render(
         request,
         "composition.html",

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ains.api.deps import Cursor
 from ains.api.ui.session import UiUser
 from ains.api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
 from ains.core.access import audit
@@ -63,8 +64,9 @@ async def webhooks_page(request: Request, user: User, status: str = "") -> Respo
     except ValueError as exc:
         raise InvalidInput(f"status must be one of {', '.join(s.value for s in DeliveryStatus)}") from exc
     state = state_of(request)
-    subscriptions = await webhooks.list_subscriptions(state.db, user.visible_client, limit=webhooks.MAX_PAGE_SIZE)
-    deliveries = await webhooks.list_deliveries(state.db, user.visible_client, status=wanted, limit=100)
+    async with state.db.session() as session:
+        subscriptions = await webhooks.list_subscriptions(session, user.visible_client, limit=webhooks.MAX_PAGE_SIZE)
+        deliveries = await webhooks.list_deliveries(session, user.visible_client, status=wanted, limit=100)
     return render(
         request,
         "webhooks.html",
@@ -110,14 +112,15 @@ async def audit_page(
     client_id: Annotated[str, Query(max_length=64)] = "",
     method: str = "",
     resource_id: Annotated[str, Query(max_length=200)] = "",
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
+    cursor: Cursor = None,
 ) -> Response:
     require(user, Scope.ADMIN)
     if method and method not in AUDITED_METHODS:
         raise InvalidInput(f"method must be one of {', '.join(sorted(AUDITED_METHODS))}")
-    if request.app.state.audit is not None:
-        await request.app.state.audit.flush()  # this replica's entries still in the write buffer
-    async with state_of(request).db.session() as session:
+    state = state_of(request)
+    if state.audit is not None:
+        await state.audit.flush()  # this replica's entries still in the write buffer
+    async with state.db.session() as session:
         page = await audit.list_entries(
             session,
             client_id=client_id or None,

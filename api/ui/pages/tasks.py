@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ains.api.deps import Cursor
 from ains.api.routes.tasks import submit as submit_task
 from ains.api.ui.session import UiUser
 from ains.api.ui.web import UiRoute, action, redirect, render, require, signed_in, state_of
@@ -59,20 +60,21 @@ async def tasks_page(
     status: str = "",
     type: Annotated[str, Query(max_length=100)] = "",
     agent_id: Annotated[str, Query(max_length=64)] = "",
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     require(user, Scope.TASKS_READ)
     state = state_of(request)
-    page = await tasks.list_tasks(
-        state.db,
-        state.settings,
-        user.visible_client,
-        status=_status(status),
-        task_type=type or None,
-        agent_id=agent_id or None,
-        limit=PAGE_SIZE,
-        cursor=cursor,
-    )
+    async with state.db.session() as session:
+        page = await tasks.list_tasks(
+            session,
+            state.settings,
+            user.visible_client,
+            status=_status(status),
+            task_type=type or None,
+            agent_id=agent_id or None,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+        )
     filters = {"status": status, "type": type, "agent_id": agent_id}
     return render(request, "tasks.html", user, page=page, filters=filters, statuses=[s.value for s in TaskStatus])
 
@@ -111,9 +113,9 @@ async def submit(request: Request, user: User) -> Response:
 async def task_page(task_id: str, request: Request, user: User) -> Response:
     require(user, Scope.TASKS_READ)
     state = state_of(request)
-    task = await tasks.get_task(state.db, state.settings, task_id, user.visible_client)
-    routing = await tasks.task_routing(state.db, state.settings, task_id, user.visible_client)
     async with state.db.session() as session:
+        task = await tasks.get_task(session, state.settings, task_id, user.visible_client)
+        routing = await tasks.task_routing(session, state.settings, task_id, user.visible_client)
         attempts = await overview.task_attempts(session, task_id)
     return render(
         request,
