@@ -7,7 +7,8 @@ from temporalio.client import Client
 
 from ains.core.platform.db import Database
 from ains.core.platform.settings import Settings
-from ains.core.routing.decide import CandidateCache, RouteStep, SlotTaken, choose, route_attempt
+from ains.core.routing.decide import RouteStep, SlotTaken, choose, route_attempt
+from ains.core.routing.snapshot import CandidateCache
 from ains.core.tasks.attempt_finish import AttemptFinisher
 from ains.core.tasks.attempts import record_attempt, set_task_status
 from ains.core.tasks.dependencies import dependency_state

@@ -176,7 +176,7 @@ async def run_speed(samples: int) -> tuple[list[str], dict[str, float]]:
 
     from ains.core.platform.db import Database
     from ains.core.platform.migrate import upgrade
-    from ains.core.routing.decide import CandidateCache
+    from ains.core.routing.snapshot import CandidateCache
     from ains.models.routing import Strategy
     from ains.models.tables import AdaptiveStat, AgentCapability
     from bench.routing_speed import DEFAULT_CACHE_TTL, populate, time_routing

@@ -31,7 +31,8 @@ from sqlalchemy.engine import make_url
 from ains.core.platform.db import Database
 from ains.core.platform.migrate import upgrade
 from ains.core.platform.settings import Settings
-from ains.core.routing.decide import CandidateCache, choose, route_attempt
+from ains.core.routing.decide import choose, route_attempt
+from ains.core.routing.snapshot import CandidateCache
 from ains.models.routing import Strategy
 from ains.models.tables import Agent, AgentCapability, Task, TaskAttempt
 from ains.models.workflow_io import RouteOutcome, RouteRequest

@@ -1,7 +1,7 @@
 """Routing rules as pure functions: filter candidate agents, score them by a strategy, explain the choice.
 
-No I/O here: core/routing/decide.py loads the candidates and stores the receipt. Keeping the decision pure makes
-every strategy and filter deterministic and testable without a database.
+No I/O here: core/routing/candidates.py loads the candidates, core/routing/decide.py stores the receipt. Keeping
+the decision pure makes every strategy and filter deterministic and testable without a database.
 """
 
 from __future__ import annotations

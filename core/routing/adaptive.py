@@ -3,7 +3,7 @@ and clients' feedback, which replaces an observation's provisional quality (succ
 
 Observations are written in the transaction that records the attempt (core.tasks.attempts), after its trust
 update, so they happen at most once per (task, attempt) like trust; the agent row that transaction locks
-serialises them per agent on Postgres. Snapshots (core.routing.decide) pick the evidence up when they load agents:
+serialises them per agent on Postgres. Snapshots (core.routing.snapshot) pick the evidence up when they load agents:
 every write here touches the agent's row, which is how a snapshot refresh finds what changed.
 """
 

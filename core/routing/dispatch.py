@@ -50,7 +50,7 @@ from ains.core.platform.metrics import observe_dispatch_repairs, observe_handove
 from ains.core.platform.settings import Settings
 from ains.core.platform.temporal import is_transient
 from ains.core.routing import writes
-from ains.core.routing.decide import load_agent
+from ains.core.routing.candidates import load_agent
 from ains.core.routing.queue import pick, with_running
 from ains.core.tasks.dependencies import dependencies_of
 from ains.core.tasks.service import queued_input, unstarted_clause, workflow_input

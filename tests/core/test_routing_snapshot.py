@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from ains.activities.registry import RegistryActivities
 from ains.core.agents.registry import deregister_agent, register_agent, update_agent
 from ains.core.platform.db import Database
-from ains.core.routing.decide import CandidateCache, RouteStep, route_attempt
+from ains.core.routing.decide import RouteStep, route_attempt
+from ains.core.routing.snapshot import CandidateCache
 from ains.models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
 from ains.models.tables import Agent, RoutingReceipt, Task, TaskAttempt, TaskWait, as_utc, utcnow
 from ains.models.workflow_io import RouteOutcome, RouteRequest
