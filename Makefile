@@ -8,7 +8,7 @@ TEST_WORKERS ?= 2
 # The folders installed as the ains.* import package (pyproject.toml's package-dir).
 PACKAGES := models workflows activities core api workers sdk examples
 
-.PHONY: install up test lint bench chaos clean
+.PHONY: install up test test-unit lint bench chaos clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ up: install
 
 test: install
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The unit tier alone (no Temporal dev server, workers or agents): what to run while editing.
+test-unit: install
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from bench.harness import ROOT, Proc, Stack, http_ok, wait_until
 from bench.loadgen import LoadClient
 from bench.stats import LoadResult, fmt, median
 from bench.throughput import STAGES, LevelResult, breakdown, db_breakdown, run_s1, run_s2
+from tests.support.databases import postgres_reachable, scratch_postgres
 
 API_NAMESPACE = "ains-apibench"
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -452,14 +454,12 @@ async def api_section(report: Report, cfg: Config, stack: Stack) -> None:
     sqlite_url = f"sqlite+aiosqlite:///{stack.workdir / 'api-bench.db'}"
     backends.append(("SQLite", sqlite_url, None))
     admin_pg = os.environ.get("AINS_BENCH_DATABASE_URL") or LOCAL_POSTGRES
-    if "postgres" not in cfg.skip and await api_latency.postgres_reachable(admin_pg):
+    if "postgres" not in cfg.skip and await postgres_reachable(admin_pg):
         backends.append(("Postgres", "", admin_pg))
     else:
         report.add(f"- Postgres: not reachable at {admin_pg.split('@')[-1]} (or skipped); only SQLite measured.")
-    for label, url, admin in backends:
-        if admin is not None:
-            url = await api_latency.create_database(admin)
-        try:
+    for label, sqlite_url, admin in backends:
+        async with scratch_postgres(admin, "ains_bench") if admin is not None else nullcontext(sqlite_url) as url:
             say(f"API bench on {label}: populating")
             t0 = time.monotonic()
             await stack.bootstrap(url, register_demo=False)
@@ -475,9 +475,6 @@ async def api_section(report: Report, cfg: Config, stack: Stack) -> None:
                         http, ids, cfg.api_levels, cfg.api_requests, cfg.api_runs, 30
                     )
             proc.stop()
-        finally:
-            if admin is not None:
-                await api_latency.drop_database(admin, url)
         report.add(
             f"### {label} (filled in {fill:.0f} s; API RSS {rest:.0f} MB at rest, "
             f"{sampler.peak.get(proc.name, 0):.0f} MB peak under load)",

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
 from ains.core.platform.db import Database
@@ -93,38 +91,6 @@ async def populate(url: str, n_agents: int, n_tasks: int, seed: int = 7) -> list
     finally:
         await db.dispose()
     return bench_ids
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def postgres_reachable(admin_url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(_asyncpg_dsn(admin_url), timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    await conn.close()
-    return True
-
-
-async def create_database(admin_url: str) -> str:
-    name = f"ains_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @dataclass

@@ -37,6 +37,7 @@ import psutil
 from bench import api_latency
 from bench.harness import Proc, Stack, free_port, http_ok, say_to, wait_until
 from bench.stats import LoadResult, closed_loop, fmt, median
+from tests.support.databases import postgres_reachable, scratch_postgres
 
 RESULTS = Path(__file__).parent / "results" / "API_READ.md"
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -342,12 +343,9 @@ async def main(args: argparse.Namespace) -> int:
             results.append(await run_backend("SQLite", url, tmp / "sqlite", args, levels))
         if "postgres" not in args.skip:
             admin = os.environ.get("AINS_BENCH_DATABASE_URL") or LOCAL_POSTGRES
-            if await api_latency.postgres_reachable(admin):
-                url = await api_latency.create_database(admin)
-                try:
+            if await postgres_reachable(admin):
+                async with scratch_postgres(admin, "ains_bench") as url:
                     results.append(await run_backend("Postgres", url, tmp / "postgres", args, levels))
-                finally:
-                    await api_latency.drop_database(admin, url)
             else:
                 say(f"Postgres not reachable at {admin.split('@')[-1]}; skipped")
         report = render(results, args, levels, started)

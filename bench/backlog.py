@@ -49,11 +49,12 @@ from ains.core.platform.db import Database
 from ains.models.agents import AgentCreate, AgentUpdate, Capability
 from ains.models.keys import ApiKeyCreate, Scope
 from ains.models.tables import Task, TaskAttempt
-from bench import api_latency, profile
+from bench import profile
 from bench.harness import BENCH_AGENT_ID, Proc, Stack, say_to
 from bench.loadgen import LoadClient
 from bench.stats import pct as percentile
 from bench.throughput import run_s1
+from tests.support.databases import postgres_reachable, scratch_postgres
 
 RESULTS = Path(__file__).parent / "results" / "BACKLOG.md"
 # The CI and development Postgres (AINS_BENCH_DATABASE_URL overrides); a scratch database is made in it.
@@ -395,14 +396,11 @@ async def run(args: argparse.Namespace) -> str:
                     results.append(await run_backend(stack, backend, url, args.tasks, out))
                 else:
                     admin = os.environ.get("AINS_BENCH_DATABASE_URL") or LOCAL_POSTGRES
-                    if not await api_latency.postgres_reachable(admin):
+                    if not await postgres_reachable(admin):
                         say("Postgres not reachable: skipped")
                         continue
-                    url = await api_latency.create_database(admin)
-                    try:
+                    async with scratch_postgres(admin, "ains_bench") as url:
                         results.append(await run_backend(stack, backend, url, args.tasks))
-                    finally:
-                        await api_latency.drop_database(admin, url)
         finally:
             stack.stop_all()
             if args.keep_logs:  # every process's log, e.g. to find what a "duration exceeded" warning followed

@@ -25,17 +25,14 @@ import os
 import platform
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -45,6 +42,7 @@ from ains.models.agents import AgentStatus, AgentUpdate
 from ains.models.tables import Task
 from bench.harness import BENCH_AGENT_ID, Stack, say_to
 from bench.stats import median, pct
+from tests.support.databases import postgres_reachable, scratch_postgres
 
 RESULTS = Path(__file__).parent / "results" / "BATCH.md"
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -69,30 +67,14 @@ class Backend:
     note: str = ""
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @asynccontextmanager
 async def registry(backend: str, tmp: str, postgres_url: str) -> AsyncIterator[str]:
     """A migrated-on-bootstrap database URL: a SQLite file, or a Postgres database dropped afterwards."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp}/ains.db"
         return
-    name = f"ains_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(postgres_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_asyncpg_dsn(postgres_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with scratch_postgres(postgres_url, "ains_bench") as url:
+        yield url
 
 
 async def _all_running(db: Database, batch_id: str, size: int, timeout: float = 300) -> None:
@@ -235,14 +217,10 @@ async def run(args: argparse.Namespace) -> str:
     results: list[Backend] = []
     skipped: dict[str, str] = {}
     for backend in args.backends.split(","):
-        if backend == "postgres":
-            try:
-                conn = await asyncpg.connect(_asyncpg_dsn(args.postgres_url), timeout=5)
-                await conn.close()
-            except (OSError, asyncpg.PostgresError) as exc:
-                skipped[backend] = f"Postgres at {args.postgres_url} unreachable: {exc}"
-                say(skipped[backend])
-                continue
+        if backend == "postgres" and not await postgres_reachable(args.postgres_url):
+            skipped[backend] = f"Postgres at {args.postgres_url} unreachable"
+            say(skipped[backend])
+            continue
         say(f"{backend}: starting")
         results.append(await run_backend(backend, args))
     return report(results, args, skipped, load)

@@ -24,9 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import insert, text, update
-from sqlalchemy.engine import make_url
 
 from ains.core.platform.db import Database
 from ains.core.platform.migrate import upgrade
@@ -37,6 +35,7 @@ from ains.models.routing import Strategy
 from ains.models.tables import Agent, AgentCapability, Task, TaskAttempt
 from ains.models.workflow_io import RouteOutcome, RouteRequest
 from bench.stats import pct
+from tests.support.databases import postgres_reachable, scratch_postgres
 
 RESULTS = Path(__file__).parent / "results" / "ROUTING.md"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -236,24 +235,11 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows += await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/routing.db", args, maintenance)
     if not args.no_postgres:
-        admin = make_url(args.postgres)
-        name = f"ains_bench_{uuid.uuid4().hex[:8]}"
-        dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-        try:
-            conn = await asyncpg.connect(dsn)
-        except OSError as exc:
-            print(f"[postgres] skipped: {exc}")
+        if not await postgres_reachable(args.postgres):
+            print(f"[postgres] skipped: not reachable at {args.postgres.split('@')[-1]}")
         else:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            await conn.close()
-            try:
-                rows += await run_backend(
-                    "postgres", admin.set(database=name).render_as_string(hide_password=False), args, maintenance
-                )
-            finally:
-                conn = await asyncpg.connect(dsn)
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.close()
+            async with scratch_postgres(args.postgres, "ains_bench") as url:
+                rows += await run_backend("postgres", url, args, maintenance)
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(

@@ -1,4 +1,4 @@
-"""Throwaway registry databases: a SQLite file, or a fresh Postgres database created and dropped per use."""
+"""Throwaway registry databases, for the tests and the benches: a SQLite file, or a fresh Postgres database\ncreated and dropped per use."""
 
 from __future__ import annotations
 
@@ -24,8 +24,38 @@ def backends() -> list[str]:
     return list(BACKENDS) if os.environ.get(POSTGRES_ENV) else ["sqlite"]
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy Postgres URL as asyncpg connects to it."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def postgres_reachable(admin_url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(asyncpg_dsn(admin_url), timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+@asynccontextmanager
+async def scratch_postgres(admin_url: str, prefix: str = "ains_test") -> AsyncIterator[str]:
+    """An empty Postgres database on ``admin_url``'s server (its URL), dropped afterwards even if still in use.
+    The tests' and the benches' one way to get a throwaway registry on Postgres."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 @asynccontextmanager
@@ -36,20 +66,6 @@ async def fresh_database(backend: str, tmp_dir: Path) -> AsyncIterator[str]:
         await upgrade(url)
         yield url
         return
-    admin_url = os.environ[POSTGRES_ENV]
-    name = f"ains_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    async with scratch_postgres(os.environ[POSTGRES_ENV]) as url:
         await upgrade(url)
         yield url
-    finally:
-        conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()

@@ -18,13 +18,13 @@ import httpx
 from temporalio.client import Client
 
 from ains.api.app import create_app
-from ains.core.access.keys import create_key
 from ains.core.platform.db import Database
 from ains.core.platform.settings import Settings
 from ains.core.platform.temporal import connect
-from ains.models.keys import ApiKeyCreate, Scope
+from ains.models.keys import Scope
 from ains.workers.child_processes import die_with_parent
 from ains.workers.worker import resolve_queues, run_workers
+from tests.support import factories
 from tests.support.servers import RunningServer, serve
 
 SIGNING_SECRET = "test-signing-secret"
@@ -130,15 +130,7 @@ class Stack:
         self, client_id: str | None = None, scopes: list[Scope] | None = None, **extra: Any
     ) -> tuple[str, str]:
         """A fresh key; returns (key, client_id)."""
-        client_id = client_id or f"client-{uuid.uuid4().hex[:8]}"
-        spec = ApiKeyCreate(
-            client_id=client_id,
-            scopes=scopes or [Scope.TASKS_READ, Scope.TASKS_WRITE, Scope.AGENTS_READ, Scope.AGENTS_WRITE],
-            **extra,
-        )
-        async with self.db.transaction() as session:
-            created = await create_key(session, spec)
-        return created.key, client_id
+        return await factories.new_key(self.db, client_id, scopes, **extra)
 
     async def register_agent(
         self, path: str = "/run", max_concurrency: int = 10, tag: str | None = None, **extra: Any
@@ -221,8 +213,7 @@ def auth(key: str) -> dict[str, str]:
 
 async def start_stack(backend: str, settings: Settings, demo_url: str) -> Stack:
     db = Database(settings.effective_database_url)
-    async with db.transaction() as session:
-        admin = await create_key(session, ApiKeyCreate(client_id="admin", name="test admin", scopes=[Scope.ADMIN]))
+    admin = await factories.admin_key(db)
     api = await serve(create_app(settings))
     stack = Stack(
         backend=backend,
@@ -230,7 +221,7 @@ async def start_stack(backend: str, settings: Settings, demo_url: str) -> Stack:
         db=db,
         api=api,
         demo_url=demo_url,
-        admin_key=admin.key,
+        admin_key=admin,
         http=httpx.AsyncClient(base_url=api.url, timeout=30),
     )
     await stack.start_worker()

@@ -60,7 +60,7 @@ def _fuzz(base_url: str, headers: dict[str, str], accepted: set[str]) -> tuple[l
     from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
     # Left out: the agent-call endpoints, authenticated by the agent signature over the raw body (every
-    # unsigned request is a 401 before anything else; tests/sdk covers them), and the task event stream,
+    # unsigned request is a 401 before anything else; tests/e2e/sdk covers them), and the task event stream,
     # which stays open until its task finishes (time-dependent answers make Hypothesis's replays diverge).
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json").exclude(path_regex=UNFUZZED_PATHS)
     failures: list[str] = []

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.faults.faultkit import dead_port, kill
+from tests.e2e.faults.faultkit import dead_port, kill
 
 IDLE_SECONDS = 6.5  # past uvicorn's default of 5 s
 

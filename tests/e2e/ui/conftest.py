@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Screenshots of the main pages for the README: AINS_UI_SCREENSHOTS=docs/screenshots pytest tests/ui
+# Screenshots of the main pages for the README: AINS_UI_SCREENSHOTS=docs/screenshots pytest tests/e2e/ui
 SCREENSHOTS = os.environ.get("AINS_UI_SCREENSHOTS", "")
 # Generous waits: in CI these tests share two cores with the Postgres half of the suite.
 expect.set_options(timeout=15_000)

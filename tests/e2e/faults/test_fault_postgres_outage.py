@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from ains.api.app import create_app
 from ains.workers.worker import resolve_queues, run_workers
-from tests.faults.faultkit import TcpProxy, ledger
+from tests.e2e.faults.faultkit import TcpProxy, ledger
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.faultkit import MidResponseCloser, ledger
+from tests.e2e.faults.faultkit import MidResponseCloser, ledger
 from tests.support.stack import Stack
 
 

@@ -10,7 +10,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SETUPTOOLS = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
 DATA_ONLY = {"ains.api.ui.static", "ains.api.ui.static.vendor", "ains.api.ui.templates"}
 

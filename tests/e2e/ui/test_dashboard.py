@@ -1,7 +1,7 @@
 """The operator dashboard in a real browser against the real stack (Temporal, API, workers, demo agent).
 
 The browser tests run on the SQLite stack only: the pages call the same core functions as the API, whose
-Postgres behaviour the API tests cover; tests/core/test_overview.py checks the dashboard's own queries on both.
+Postgres behaviour the API tests cover; tests/unit/core/test_overview.py checks the dashboard's own queries on both.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from ains.models.tables import AuditEntry, LlmCall
+from tests.e2e.ui.conftest import Session, open_session
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import Stack, auth
-from tests.ui.conftest import Session, open_session
 
 pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="session")
 LIVE = 20_000  # ms: how long a live page may take to show a change
@@ -396,7 +396,7 @@ async def test_llm_cost_shows_on_the_overview_and_usage_and_admins_read_the_audi
 ) -> None:
     agent_id, _ = await stack.register_agent("/run")
     key, client_id = await stack.new_key()
-    # A settled LLM call as the call_llm activity records it (tests/llm run real ones; here only the pages matter).
+    # A settled LLM call as the call_llm activity records it (tests/e2e/llm run real ones; here only the pages matter).
     async with stack.db.transaction() as session:
         for client, usd in ((client_id, 0.056), ("someone-else", 1.0)):
             session.add(

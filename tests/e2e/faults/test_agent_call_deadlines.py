@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.faultkit import dead_port
+from tests.e2e.faults.faultkit import dead_port
 from tests.support.receivers import webhook_receiver
 from tests.support.stack import Stack, auth
 

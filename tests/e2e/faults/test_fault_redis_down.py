@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from ains.api.app import create_app
-from tests.faults.faultkit import dead_port
+from tests.e2e.faults.faultkit import dead_port
 from tests.support.servers import serve
 from tests.support.stack import Stack, auth
 

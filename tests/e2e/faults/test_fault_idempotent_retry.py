@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from ains.models.tables import Task
-from tests.faults.faultkit import dead_port, kill, spawn_api
+from tests.e2e.faults.faultkit import dead_port, kill, spawn_api
 from tests.support.stack import SIGNING_SECRET, Stack, auth
 
 CLIENTS = 8

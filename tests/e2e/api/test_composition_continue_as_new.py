@@ -23,7 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from ains.workflows.composition import CompositionWorkflow
-from tests.api.test_chains_plans import _steps, _wait
+from tests.e2e.api.test_chains_plans import _steps, _wait
 from tests.support.servers import RunningServer, serve
 from tests.support.stack import Stack, auth
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 
-from tests.faults.faultkit import ledger
+from tests.e2e.faults.faultkit import ledger
 from tests.support.stack import Stack
 
 TASKS = 20

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from ains.core.agents.registry import AGENTS
 from ains.models.tables import ApiKey, TaskAttempt, utcnow
 from tests.support.rows import task_row
 from tests.support.stack import Stack, auth
@@ -86,7 +87,7 @@ async def test_list_entry_equals_the_agent_view_including_live_load(stack: Stack
             ]
         )
     # Attempts are written by workers, not through this API: live load is read fresh (without no-cache it
-    # shows within AINS_REGISTRY_READ_CACHE_TTL_SECONDS; tests/api/test_registry_read_cache.py).
+    # shows within AINS_REGISTRY_READ_CACHE_TTL_SECONDS; tests/e2e/api/test_registry_read_cache.py).
     listed = await _listed(stack, tag, fresh=True)
     assert [a["id"] for a in listed] == sorted(ids)
     by_id = {a["id"]: a for a in listed}
@@ -98,7 +99,11 @@ async def test_list_entry_equals_the_agent_view_including_live_load(stack: Stack
         assert [c["tag"] for c in by_id[agent_id]["capabilities"]] == [tag, f"{tag}-x"]
 
     page = (await stack.http.get("/v1/agents", headers=headers, params={"tag": tag, "limit": 2})).json()
-    assert [a["id"] for a in page["items"]] == sorted(ids)[:2] and page["next_cursor"] == sorted(ids)[1]
+    assert [a["id"] for a in page["items"]] == sorted(ids)[:2] and AGENTS.decode(page["next_cursor"]) == (
+        sorted(ids)[1],
+    )
+    rest = await stack.http.get("/v1/agents", headers=headers, params={"tag": tag, "cursor": page["next_cursor"]})
+    assert [a["id"] for a in rest.json()["items"]] == sorted(ids)[2:]
 
 
 async def test_leaderboard_follows_a_trust_override_at_once(stack: Stack) -> None:

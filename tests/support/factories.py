@@ -1,0 +1,28 @@
+"""Rows the tests need again and again, written through the same core functions the API uses."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ains.core.access.keys import create_key
+from ains.core.platform.db import Database
+from ains.models.keys import ApiKeyCreate, Scope
+
+CLIENT_SCOPES = [Scope.TASKS_READ, Scope.TASKS_WRITE, Scope.AGENTS_READ, Scope.AGENTS_WRITE]
+
+
+async def new_key(
+    db: Database, client_id: str | None = None, scopes: list[Scope] | None = None, **extra: Any
+) -> tuple[str, str]:
+    """A fresh API key of a new client (or ``client_id``); returns (key, client_id)."""
+    client_id = client_id or f"client-{uuid.uuid4().hex[:8]}"
+    spec = ApiKeyCreate(client_id=client_id, scopes=scopes or CLIENT_SCOPES, **extra)
+    async with db.transaction() as session:
+        created = await create_key(session, spec)
+    return created.key, client_id
+
+
+async def admin_key(db: Database) -> str:
+    key, _ = await new_key(db, "admin", [Scope.ADMIN], name="test admin")
+    return key
