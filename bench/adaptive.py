@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -32,14 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import adaptive_sim as sim
+from bench.report import Report
 
 RESULTS = Path(__file__).parent / "results"
 SEEDS = 5
 WINDOW = 100
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def _median(values: list[float]) -> float:
@@ -407,7 +401,7 @@ async def main() -> None:
     parser.add_argument("--e2e-concurrency", type=int, default=4)
     parser.add_argument("--skip", action="append", default=[], choices=["speed", "e2e"])
     args = parser.parse_args()
-    before = _uptime()
+    written = Report("Adaptive routing", "python -m bench.adaptive (needs the `bench` extra for the plot)")
     started = time.time()
     runs = run_pure(args.seeds)
     pure_lines, checks = pure_tables(runs, args.seeds)
@@ -418,18 +412,9 @@ async def main() -> None:
     e2e: dict[str, Any] = {}
     if "e2e" not in args.skip:
         e2e_lines, e2e = await run_e2e(args.e2e_tasks, args.e2e_concurrency, sim.STRATEGIES)
-    after = _uptime()
     report_targets = targets(checks, speed_medians)
     report = [
-        "# Adaptive routing",
-        "",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-        f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
         f"{time.time() - started:.0f} s in all.",
-        f"Load before: `{before}`  ",
-        f"Load after: `{after}`",
-        "",
-        "Reproduce: `.venv/bin/python -m bench.adaptive` (needs the `bench` extra for the plot).",
         "",
         "## Method",
         "",
@@ -488,8 +473,8 @@ async def main() -> None:
             *e2e_lines,
             "",
         ]
-    (RESULTS / "ADAPTIVE.md").write_text("\n".join(report))
-    print("\n".join(report))
+    written.add(*report)
+    print(written.write(RESULTS / "ADAPTIVE.md"))
     print(checks, e2e)
 
 

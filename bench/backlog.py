@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -52,6 +51,7 @@ from ains.models.tables import Task, TaskAttempt
 from bench import profile
 from bench.harness import BENCH_AGENT_ID, Proc, Stack, say_to
 from bench.loadgen import LoadClient
+from bench.report import Report
 from bench.stats import pct as percentile
 from bench.throughput import run_s1
 from tests.support.databases import postgres_reachable, scratch_postgres
@@ -367,9 +367,9 @@ async def run_backend(
     return result
 
 
-async def run(args: argparse.Namespace) -> str:
+async def run(args: argparse.Namespace) -> Report:
     results: list[BackendResult] = []
-    load_start = os.getloadavg()
+    written = Report("Dispatch under a backlog", "python -m bench.backlog")
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp))
         try:
@@ -405,16 +405,13 @@ async def run(args: argparse.Namespace) -> str:
             stack.stop_all()
             if args.keep_logs:  # every process's log, e.g. to find what a "duration exceeded" warning followed
                 shutil.copytree(stack.logs, args.keep_logs, dirs_exist_ok=True)
-    return report(results, s1_rates, s1_rate, args.tasks, load_start)
+    written.add(*report(results, s1_rates, s1_rate, args.tasks))
+    return written
 
 
-def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks: int, load: tuple[float, ...]) -> str:
+def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks: int) -> list[str]:
     target = 0.8 * min(80.0, s1)
     lines = [
-        "# Dispatch under a backlog",
-        "",
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}. "
         f"One agent with {SLOTS} slots, {TASK_SECONDS * 1000:.0f} ms per task (the slots could take "
         f"{SLOTS / TASK_SECONDS:.0f} tasks/s); {tasks} tasks per scenario, submitted as one batch.",
         "",
@@ -470,8 +467,6 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         "registry's started_at / completed_at of the scenario's tasks; CPU from psutil (user + system) of the `ains api` and `ains worker` processes; the "
         "API probe's tasks go to a separate idle agent so they do not join the backlog.",
         "",
-        "Reproduce: `.venv/bin/python -m bench.backlog`.",
-        "",
     ]
     if any(r.handover_stages for r in results):
         lines += [
@@ -496,7 +491,7 @@ def report(results: list[BackendResult], s1_rates: list[float], s1: float, tasks
         if r.profile:
             lines += [f"Worker profile during the {r.backend} drain (share of busy samples):", "", "```"]
             lines += [*r.profile, "```", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -506,10 +501,7 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="py-spy the worker for 15 s of the SQLite drain into FILE")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every process's log into DIR at the end")
     args = parser.parse_args()
-    text = asyncio.run(run(args))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    print(asyncio.run(run(args)).write(RESULTS))
 
 
 if __name__ == "__main__":

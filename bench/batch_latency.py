@@ -22,13 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -41,6 +39,7 @@ from ains.core.platform.db import Database
 from ains.models.agents import AgentStatus, AgentUpdate
 from ains.models.tables import Task
 from bench.harness import BENCH_AGENT_ID, Stack, say_to
+from bench.report import Report
 from bench.stats import median, pct
 from tests.support.databases import postgres_reachable, scratch_postgres
 
@@ -169,7 +168,7 @@ def _row(backend: str, size: int, timed: Size) -> str:
     )
 
 
-def report(results: list[Backend], args: argparse.Namespace, skipped: dict[str, str], load: str) -> str:
+def report(results: list[Backend], args: argparse.Namespace, skipped: dict[str, str]) -> str:
     rows = [_row(r.name, size, r.sizes[size]) for r in results for size in (1000, 100)]
     checks = [
         f"- {r.name}: {r.task_workflows if r.task_workflows is not None else 'n/a'} TaskWorkflow executions on the "
@@ -180,12 +179,7 @@ def report(results: list[Backend], args: argparse.Namespace, skipped: dict[str, 
     notes = [f"- {name}: not run ({why})" for name, why in skipped.items()]
     return "\n".join(
         [
-            "# Batch submission latency",
-            "",
-            f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
-            f"{platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at start {load} "
-            "(the machine is shared). API, worker, Temporal dev server, the registry database and the load "
-            "generator on the same machine.",
+            "API, worker, Temporal dev server, the registry database and the load generator on the same machine.",
             "",
             f"Method: per backend, a fresh stack; {args.runs} timed requests of 1,000 tasks after {WARMUP[1000]} "
             f"warm-up request, then {args.runs_100} of 100 tasks after {WARMUP[100]}, one at a time. Every item "
@@ -205,15 +199,12 @@ def report(results: list[Backend], args: argparse.Namespace, skipped: dict[str, 
             *checks,
             *notes,
             "",
-            "Reproduce: `.venv/bin/python -m bench.batch_latency` (Postgres admin URL from `--postgres-url` or "
-            "`AINS_TEST_DATABASE_URL`).",
-            "",
+            "Postgres: the admin URL from `--postgres-url` or `AINS_TEST_DATABASE_URL`.",
         ]
     )
 
 
 async def run(args: argparse.Namespace) -> str:
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     results: list[Backend] = []
     skipped: dict[str, str] = {}
     for backend in args.backends.split(","):
@@ -223,7 +214,7 @@ async def run(args: argparse.Namespace) -> str:
             continue
         say(f"{backend}: starting")
         results.append(await run_backend(backend, args))
-    return report(results, args, skipped, load)
+    return report(results, args, skipped)
 
 
 def main() -> None:
@@ -234,10 +225,9 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("AINS_TEST_DATABASE_URL") or DEFAULT_POSTGRES)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    text = asyncio.run(run(args))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    report = Report("Batch submission latency", "python -m bench.batch_latency")
+    report.add(asyncio.run(run(args)))
+    print(report.write(args.output))
 
 
 if __name__ == "__main__":

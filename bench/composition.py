@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -32,6 +30,7 @@ from temporalio.client import Client
 
 from bench.chain_worker import TASK_QUEUE
 from bench.harness import Proc, Stack, say_to
+from bench.report import Report
 
 RESULTS = Path(__file__).parent / "results" / "COMPOSITION.md"
 say = say_to("composition")
@@ -122,10 +121,7 @@ async def run(args: argparse.Namespace) -> str:
         rows.append(f"| {label} | {median:.0f} | {spread:.0f} | {overhead} |")
     return "\n".join(
         [
-            "# Chain and plan overhead per step",
-            "",
-            f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Temporal dev server (SQLite), registry on SQLite.",
+            "Temporal dev server (SQLite), registry on SQLite.",
             f"Method: {args.runs} runs of a {args.steps}-step sequential composition per kind, interleaved, after "
             "one warm-up each; time from submission to final status divided by the number of steps; medians, "
             "spread = max - min.",
@@ -137,9 +133,6 @@ async def run(args: argparse.Namespace) -> str:
             "An AINS step is a full task: its task row, a child TaskWorkflow, routing (local activity), the signed "
             "HTTP call to the agent (regular activity), trust recording (local activity), events, plus preparing "
             "the step's input from earlier outputs and saving the composition's state.",
-            "",
-            "Reproduce: `.venv/bin/python -m bench.composition`.",
-            "",
         ]
     )
 
@@ -149,10 +142,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    report = asyncio.run(run(args))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(report)
-    print(report)
+    report = Report("Chain and plan overhead per step", "python -m bench.composition")
+    report.add(asyncio.run(run(args)))
+    print(report.write(RESULTS))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import tempfile
 import time
 import uuid
@@ -37,6 +35,7 @@ from ains.core.agents.registry import update_agent
 from ains.core.platform.db import Database
 from ains.models.agents import AgentUpdate
 from bench.harness import BENCH_AGENT_ID, Stack, say_to
+from bench.report import Report
 
 RESULTS = Path(__file__).parent / "results" / "PRIORITY.md"
 CONCURRENCY = 4
@@ -123,10 +122,7 @@ async def run(args: argparse.Namespace) -> str:
     high_wait = (high_start - high_submitted).total_seconds() if high_start else float("nan")
     low_wait = (low_start - low_submitted).total_seconds() if low_start else None
     lines = [
-        "# Priority under a backlog",
-        "",
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. One agent, max_concurrency {CONCURRENCY}, "
+        f"One agent, max_concurrency {CONCURRENCY}, "
         f"{TASK_SECONDS * 1000:.0f} ms per task; {args.backlog} priority-2 tasks queued first; "
         f"AINS_PRIORITY_AGING_SECONDS={args.aging}.",
         "",
@@ -144,9 +140,6 @@ async def run(args: argparse.Namespace) -> str:
         "",
         "The priority-1 task is bounded: every queued task ahead of it drains, and new priority-2 arrivals "
         f"only overtake it during the first {args.aging:g} s ((2 - 1) x aging) after it was submitted.",
-        "",
-        "Reproduce: `.venv/bin/python -m bench.priority`.",
-        "",
     ]
     return "\n".join(lines)
 
@@ -157,10 +150,9 @@ def main() -> None:
     parser.add_argument("--aging", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=240.0)
     args = parser.parse_args()
-    report = asyncio.run(run(args))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(report)
-    print(report)
+    report = Report("Priority under a backlog", "python -m bench.priority")
+    report.add(asyncio.run(run(args)))
+    print(report.write(RESULTS))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import statistics
 import tempfile
@@ -34,6 +33,7 @@ from ains.core.routing.snapshot import CandidateCache
 from ains.models.routing import Strategy
 from ains.models.tables import Agent, AgentCapability, Task, TaskAttempt
 from ains.models.workflow_io import RouteOutcome, RouteRequest
+from bench.report import Report
 from bench.stats import pct
 from tests.support.databases import postgres_reachable, scratch_postgres
 
@@ -231,7 +231,7 @@ async def main() -> None:
 
     rows: list[str] = []
     maintenance: list[str] = []
-    load_at_start = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    report = Report("Routing speed", "python -m bench.routing_speed")
     with tempfile.TemporaryDirectory() as tmp:
         rows += await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/routing.db", args, maintenance)
     if not args.no_postgres:
@@ -241,53 +241,40 @@ async def main() -> None:
             async with scratch_postgres(args.postgres, "ains_bench") as url:
                 rows += await run_backend("postgres", url, args, maintenance)
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        "\n".join(
-            [
-                "# Routing speed",
-                "",
-                f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-                f"Python {platform.python_version()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
-                "",
-                f"Registry: {args.agents:,} agents, {args.tags} tags ({TAGS_PER_AGENT} per agent, so about "
-                f"{args.agents * TAGS_PER_AGENT // args.tags} agents per tag), {RUNNING_ATTEMPTS:,} running attempts. "
-                f"Each sample is one `route_attempt` call (candidates, live load, filters, strategy, reservation, "
-                f"receipt) for a random tag, every third with a version constraint; {WARMUP} warm-up calls, then "
-                f"{args.samples} timed calls per strategy, each in a transaction that is rolled back. The load "
-                "generator is this process; the machine's load average when the run started was "
-                f"{load_at_start}. A worker keeps a snapshot of every agent (capabilities, versions, trust, "
-                f"availability, limits), brought up to date at most every {DEFAULT_CACHE_TTL:g} s "
-                "(AINS_ROUTING_CACHE_TTL_SECONDS) by reading only the agents changed since the last refresh; live "
-                "load is read fresh for every decision in the same query as the routing queue's length. "
-                "'worker snapshot' rows are how workers route (a refresh falls inside some of the timed calls); "
-                "'no snapshot' rows read the candidates from the database on every call "
-                "(AINS_ROUTING_CACHE_TTL_SECONDS=0). On Postgres the bulk-loaded registry is vacuumed and analysed "
-                "before timing, as autovacuum would do shortly after such a load.",
-                "",
-                "Goal: median under 5 ms. Two timings per sample: the routing decision (`core.routing.decide.choose`: "
-                "read live load and the queue length, candidates, filters, strategy; reads only) and the whole step "
-                "(`route_attempt`: the decision plus its four writes: the agent's row lock and assignment time, the "
-                "attempt row holding the slot, the task, the receipt).",
-                "",
-                "| backend | strategy | candidate data | decision median ms | decision p95 ms | decision < 5 ms "
-                "| step median ms | step p95 ms | step p99 ms | step < 5 ms |",
-                "|---|---|---|---|---|---|---|---|---|---|",
-                *rows,
-                "",
-                f"Snapshot upkeep (medians of {UPKEEP_SAMPLES}, not on any decision's path except a worker's first): "
-                "a full load of the registry, and a refresh after 100 agents changed.",
-                "",
-                "| backend | full load ms | refresh ms (100 changed) | refresh p95 ms |",
-                "|---|---|---|---|",
-                *maintenance,
-                "",
-                "Reproduce: `.venv/bin/python -m bench.routing_speed`.",
-                "",
-            ]
-        )
+    report.add(
+        f"Registry: {args.agents:,} agents, {args.tags} tags ({TAGS_PER_AGENT} per agent, so about "
+        f"{args.agents * TAGS_PER_AGENT // args.tags} agents per tag), {RUNNING_ATTEMPTS:,} running attempts. "
+        f"Each sample is one `route_attempt` call (candidates, live load, filters, strategy, reservation, "
+        f"receipt) for a random tag, every third with a version constraint; {WARMUP} warm-up calls, then "
+        f"{args.samples} timed calls per strategy, each in a transaction that is rolled back. The load "
+        "generator is this process. A worker keeps a snapshot of every agent (capabilities, versions, trust, "
+        f"availability, limits), brought up to date at most every {DEFAULT_CACHE_TTL:g} s "
+        "(AINS_ROUTING_CACHE_TTL_SECONDS) by reading only the agents changed since the last refresh; live "
+        "load is read fresh for every decision in the same query as the routing queue's length. "
+        "'worker snapshot' rows are how workers route (a refresh falls inside some of the timed calls); "
+        "'no snapshot' rows read the candidates from the database on every call "
+        "(AINS_ROUTING_CACHE_TTL_SECONDS=0). On Postgres the bulk-loaded registry is vacuumed and analysed "
+        "before timing, as autovacuum would do shortly after such a load.",
+        "",
+        "Goal: median under 5 ms. Two timings per sample: the routing decision (`core.routing.decide.choose`: "
+        "read live load and the queue length, candidates, filters, strategy; reads only) and the whole step "
+        "(`route_attempt`: the decision plus its four writes: the agent's row lock and assignment time, the "
+        "attempt row holding the slot, the task, the receipt).",
+        "",
+        "| backend | strategy | candidate data | decision median ms | decision p95 ms | decision < 5 ms "
+        "| step median ms | step p95 ms | step p99 ms | step < 5 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Snapshot upkeep (medians of {UPKEEP_SAMPLES}, not on any decision's path except a worker's first): "
+        "a full load of the registry, and a refresh after 100 agents changed.",
+        "",
+        "| backend | full load ms | refresh ms (100 changed) | refresh p95 ms |",
+        "|---|---|---|---|",
+        *maintenance,
+        "",
     )
-    print(f"wrote {RESULTS}")
+    report.write(RESULTS)
 
 
 if __name__ == "__main__":
