@@ -15,8 +15,9 @@ from pathlib import Path
 import psutil
 import temporalio
 
+import ains.core
+
 RESULTS = Path(__file__).parent / "results"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load() -> tuple[float, float, float]:
@@ -38,11 +39,13 @@ def cpu_model() -> str:
 
 
 def commit() -> str:
-    """The AINS commit measured: AINS_BENCH_COMMIT (a worktree's, in an A/B), else this checkout's HEAD."""
+    """The AINS commit measured: AINS_BENCH_COMMIT when set, else the HEAD of the checkout the ``ains`` package is
+    installed from (the code the bench's processes run, which need not be this bench's own checkout)."""
+    installed = Path(ains.core.__file__).resolve().parents[1]
     return (
         os.environ.get("AINS_BENCH_COMMIT")
         or subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=installed, check=False
         ).stdout.strip()
         or "unknown"
     )

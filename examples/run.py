@@ -1,4 +1,4 @@
-"""Shared command line of the examples: ``python -m examples.<name> [--port N] [--no-register]``.
+"""Shared command line of the examples: ``python -m ains.examples.<name> [--port N] [--no-register]``.
 
 Reads ``AINS_URL``, ``AINS_API_KEY`` (a key with agents:write, to register and heartbeat) and
 ``AINS_AGENT_SIGNING_SECRET`` (the API's agent signing secret) from the environment.

@@ -17,7 +17,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, Select, literal, tuple_
@@ -90,7 +90,13 @@ def _value(column: InstrumentedAttribute[Any], value: Any) -> Any:
     if isinstance(column_type, DateTime):
         if not isinstance(value, str):
             raise ValueError("not a timestamp")
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a timestamp without its zone")
+        try:
+            return moment.astimezone(UTC)  # OverflowError at the ends of the calendar, which Postgres refuses too
+        except OverflowError as exc:
+            raise ValueError("a timestamp out of range") from exc
     if isinstance(column_type, Integer):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError("not an integer")
@@ -99,4 +105,7 @@ def _value(column: InstrumentedAttribute[Any], value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValueError("not a string")
+    length = getattr(column_type, "length", None)
+    if "\x00" in value or (length is not None and len(value) > length):
+        raise ValueError("not a value of the column")  # Postgres refuses NUL in text; no stored key is longer
     return value

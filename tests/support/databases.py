@@ -1,4 +1,5 @@
-"""Throwaway registry databases, for the tests and the benches: a SQLite file, or a fresh Postgres database\ncreated and dropped per use."""
+"""Throwaway registry databases, for the tests and the benches: a SQLite file, or a fresh Postgres database
+created and dropped per use."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ async def scratch_postgres(admin_url: str, prefix: str = "ains_test") -> AsyncIt
 
 @asynccontextmanager
 async def fresh_database(backend: str, tmp_dir: Path) -> AsyncIterator[str]:
-    """A migrated, empty database URL for ``backend``; removed afterwards."""
+    """A migrated, empty database URL for ``backend``: a SQLite file in ``tmp_dir`` (the caller's to remove), or a
+    Postgres database dropped afterwards."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_dir / f'ains-{uuid.uuid4().hex[:8]}.db'}"
         await upgrade(url)

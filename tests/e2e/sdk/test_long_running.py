@@ -132,7 +132,7 @@ def _spawn(module: str, port: int, env: dict[str, str]) -> subprocess.Popen[byte
 
 
 async def test_example_agent_runs_as_its_own_process(stack: Stack) -> None:
-    """``python -m examples.progress_agent`` registers itself from AINS_* and completes a task through the API."""
+    """``python -m ains.examples.progress_agent`` registers itself from AINS_* and completes a task through the API."""
     key, _ = await stack.new_key()
     sock = bound_socket()
     port = sock.getsockname()[1]

@@ -41,6 +41,12 @@ def test_a_cursor_names_its_list_and_round_trips_its_key() -> None:
         _forged("tasks", ["not a time", "t-1"]),
         _forged("tasks", ["2026-12-01T00:00:00+00:00"]),
         _forged("tasks", {"created": "2026-12-01T00:00:00+00:00"}),
+        # Values the columns cannot hold (Postgres would refuse them as a 500, not a 422):
+        _forged("tasks", ["2026-12-01T00:00:00", "t-1"]),  # no zone
+        _forged("tasks", ["0001-01-01T00:00:00+14:00", "t-1"]),
+        _forged("tasks", ["9999-12-31T23:59:59-14:00", "t-1"]),
+        _forged("tasks", ["2026-12-01T00:00:00+00:00", "t\u0000"]),
+        _forged("tasks", ["2026-12-01T00:00:00+00:00", "t" * 65]),
     ],
 )
 def test_anything_but_a_cursor_of_the_same_list_is_invalid_input(cursor: str) -> None:

@@ -2,7 +2,7 @@
 
 No Docker engine or cluster is needed. The files are parsed and checked against each other and
 against the application (core.platform.settings): queues, env names, ports, probes, start order, images.
-Worker checks are driven by core.platform.settings.ALL_QUEUES, so adding a queue there without its compose
+Worker checks are driven by models.contract.ALL_QUEUES, so adding a queue there without its compose
 service, k8s Deployment and KEDA ScaledObject fails here.
 """
 
