@@ -89,14 +89,16 @@ DISPATCH_PATCH = "ains-handover-dispatch"
 
 
 def _bookkeeping(
-    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType], arg: ParamType
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+    arg: ParamType,
+    schedule_to_close: timedelta = REGISTRY_SCHEDULE_TO_CLOSE,
 ) -> Awaitable[ReturnType]:
-    """A registry local activity, retried until the DB answers (e.g. during a restart)."""
+    """A registry local activity, retried until the DB answers (e.g. during a restart), or ``schedule_to_close``."""
     return workflow.execute_local_activity_method(
         activity,
         arg,
         start_to_close_timeout=REGISTRY_TIMEOUT,
-        schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
+        schedule_to_close_timeout=schedule_to_close,
         retry_policy=REGISTRY_RETRY,
     )
 
@@ -405,7 +407,7 @@ class TaskWorkflow:
             result = await self._call_agent(params, call, decision.agent_kind)
             status_value, reason, code = status_after(result, attempt, is_last, agent_id)
             status = TaskStatus(status_value)
-            await workflow.execute_local_activity_method(
+            await _bookkeeping(
                 RegistryActivities.record_attempt,
                 AttemptRecord(
                     task_id=params.task_id,
@@ -416,9 +418,6 @@ class TaskWorkflow:
                     status_reason=reason,
                     error_code=code,
                 ),
-                start_to_close_timeout=REGISTRY_TIMEOUT,
-                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
-                retry_policy=REGISTRY_RETRY,
             )
             await self._wake_next(params, agent_id)
             if result.outcome is CallOutcome.SUCCESS:
@@ -440,7 +439,7 @@ class TaskWorkflow:
         limit = timedelta(seconds=params.queue_wait_seconds())
         reported: str | None = None
         while True:
-            decision = await workflow.execute_local_activity_method(
+            decision = await _bookkeeping(
                 RegistryActivities.route_task,
                 RouteRequest(
                     task_id=params.task_id,
@@ -453,9 +452,6 @@ class TaskWorkflow:
                     priority_aging_seconds=params.policy.priority_aging_seconds,
                     adaptive=params.adaptive,
                 ),
-                start_to_close_timeout=REGISTRY_TIMEOUT,
-                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
-                retry_policy=REGISTRY_RETRY,
             )
             if decision.outcome is not RouteOutcome.ALL_BUSY:
                 return decision
@@ -534,12 +530,9 @@ class TaskWorkflow:
         return await _inline(AgentCallActivities.call_agent, request, summary)
 
     async def _set_status(self, task_id: str, status: TaskStatus, reason: str | None, code: str | None) -> None:
-        await workflow.execute_local_activity_method(
+        await _bookkeeping(
             RegistryActivities.set_task_status,
             TaskStatusUpdate(task_id=task_id, status=status.value, reason=reason, error_code=code),
-            start_to_close_timeout=REGISTRY_TIMEOUT,
-            schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
-            retry_policy=REGISTRY_RETRY,
         )
 
     @staticmethod
@@ -555,12 +548,10 @@ class TaskWorkflow:
 
     async def _wake_next(self, params: TaskWorkflowInput, agent_id: str) -> None:
         try:
-            await workflow.execute_local_activity_method(
+            await _bookkeeping(
                 RegistryActivities.wake_waiting_task,
                 WakeRequest(agent_id=agent_id, priority_aging_seconds=params.policy.priority_aging_seconds),
-                start_to_close_timeout=REGISTRY_TIMEOUT,
-                schedule_to_close_timeout=WAKE_SCHEDULE_TO_CLOSE,
-                retry_policy=REGISTRY_RETRY,
+                WAKE_SCHEDULE_TO_CLOSE,
             )
         except ActivityError:
             workflow.logger.warning("could not wake a waiting task for agent %s; it will poll", agent_id)
@@ -573,12 +564,9 @@ class TaskWorkflow:
         """
         reported = False
         while True:
-            state = await workflow.execute_local_activity_method(
+            state = await _bookkeeping(
                 RegistryActivities.check_dependencies,
                 DependentsRequest(task_id=params.task_id),
-                start_to_close_timeout=REGISTRY_TIMEOUT,
-                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
-                retry_policy=REGISTRY_RETRY,
             )
             if state.failed is not None:
                 reason = f"dependency {state.failed} ended {state.failed_status}"
@@ -602,12 +590,9 @@ class TaskWorkflow:
         """Runs once when the task reaches its final status (already recorded in the registry)."""
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status)])
         try:
-            await workflow.execute_local_activity_method(
+            await _bookkeeping(
                 RegistryActivities.notify_dependents,
                 DependentsRequest(task_id=params.task_id),
-                start_to_close_timeout=REGISTRY_TIMEOUT,
-                schedule_to_close_timeout=REGISTRY_SCHEDULE_TO_CLOSE,
-                retry_policy=REGISTRY_RETRY,
             )
         except ActivityError:
             workflow.logger.warning("could not notify the dependents of %s; they re-check on their own", params.task_id)
