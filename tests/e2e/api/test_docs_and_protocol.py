@@ -4,13 +4,9 @@ schedules' next runs, and loopback listeners in the dev stack."""
 from __future__ import annotations
 
 import re
-from contextlib import AsyncExitStack
 
-import psutil
 import pytest
 
-from ains.core.platform.settings import Settings
-from ains.workers.worker import start_worker_metrics
 from tests.support.stack import Stack, auth
 
 
@@ -67,25 +63,3 @@ async def test_a_paused_schedule_lists_no_next_runs(stack: Stack) -> None:
         assert view["paused"] is False and view["next_run_times"]
     finally:
         await stack.http.delete(f"/v1/schedules/{schedule_id}", headers=auth(key))
-
-
-def test_dev_stack_listeners_default_to_loopback() -> None:
-    settings = Settings(environment="development")
-    hosts = {
-        "api": settings.api_host,
-        "demo agent": settings.demo_agent_host,
-        "worker metrics": settings.worker_metrics_host,
-        "temporal": settings.temporal_address.rpartition(":")[0],
-    }
-    assert all(host == "127.0.0.1" for host in hosts.values()), hosts
-
-
-async def test_worker_metrics_listen_on_loopback_by_default() -> None:
-    async with AsyncExitStack() as stack:
-        start_worker_metrics(0, None, stack, Settings(environment="development").worker_metrics_host)
-        listening = [
-            c.laddr
-            for c in psutil.Process().net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.ip in ("0.0.0.0", "::", "127.0.0.1")
-        ]
-        assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
