@@ -3,7 +3,8 @@ request is fingerprinted, and a repeat is answered with what the first request c
 when the same key comes with a different request.
 
 The ids and fingerprints of rows already stored must not change, so each caller keeps its own UUID namespace
-and name scheme, and compositions their original JSON separators (see ``request_hash``).
+and name scheme, and compositions their original JSON separators (see ``request_hash``). A batch checks its
+items' keys in bulk, one query for all (core.composition.batches), with the same ids, fingerprints and message.
 """
 
 from __future__ import annotations
