@@ -6,7 +6,9 @@ import uuid
 from typing import Any
 
 from ains.core.access.keys import create_key
+from ains.core.agents import registry as agents
 from ains.core.platform.db import Database
+from ains.models.agents import AgentCreate, Capability
 from ains.models.keys import ApiKeyCreate, Scope
 
 CLIENT_SCOPES = [Scope.TASKS_READ, Scope.TASKS_WRITE, Scope.AGENTS_READ, Scope.AGENTS_WRITE]
@@ -26,3 +28,16 @@ async def new_key(
 async def admin_key(db: Database) -> str:
     key, _ = await new_key(db, "admin", [Scope.ADMIN], name="test admin")
     return key
+
+
+async def idle_agent(db: Database, agent_id: str, tag: str, max_concurrency: int = 1) -> None:
+    """An HTTP agent offering ``tag`` 1.0 at a port nothing listens on: for routing and dispatch, never called."""
+    spec = AgentCreate(
+        id=agent_id,
+        display_name=agent_id,
+        endpoint_url=f"http://127.0.0.1:9/{agent_id}",  # type: ignore[arg-type]
+        capabilities=[Capability(tag=tag, version="1.0")],
+        max_concurrency=max_concurrency,
+    )
+    async with db.transaction() as session:
+        await agents.register_agent(session, spec)

@@ -10,28 +10,15 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from ains.activities.registry import RegistryActivities
-from ains.core.agents.registry import register_agent
 from ains.core.composition.batch_queue import queue_ahead
 from ains.core.platform.db import Database
 from ains.core.platform.settings import Settings
 from ains.core.routing.dispatch import DeliveredFlags, Dispatcher
 from ains.core.tasks.service import workflow_input
-from ains.models.agents import AgentCreate, Capability
 from ains.models.tables import Task, TaskAttempt, TaskWait, utcnow
 from ains.models.workflow_io import RouteOutcome, RouteRequest, TaskWorkflowInput
+from tests.support.factories import idle_agent
 from tests.support.rows import task_row
-
-
-async def _agent(db: Database, agent_id: str, tag: str, max_concurrency: int = 1) -> None:
-    spec = AgentCreate(
-        id=agent_id,
-        display_name=agent_id,
-        endpoint_url=f"http://127.0.0.1:9/{agent_id}",  # type: ignore[arg-type]
-        capabilities=[Capability(tag=tag, version="1.0")],
-        max_concurrency=max_concurrency,
-    )
-    async with db.transaction() as session:
-        await register_agent(session, spec)
 
 
 async def _queued(
@@ -75,7 +62,7 @@ def _registry(db: Database, aging: float = 0.0, weights: dict[str, float] | None
 
 async def test_priority_first_then_first_come_first_served(db: Database) -> None:
     registry = _registry(db)
-    await _agent(db, "solo", "sum")
+    await idle_agent(db, "solo", "sum")
     holder = await _queued_or_running(registry, db, "sum")
     low = await _queued(registry, db, "sum", priority=2)
     high = await _queued(registry, db, "sum", priority=9)
@@ -104,7 +91,7 @@ async def _queued_or_running(registry: RegistryActivities, db: Database, tag: st
 
 async def test_a_low_priority_class_that_waited_long_enough_goes_first(db: Database) -> None:
     registry = _registry(db, aging=1.0)
-    await _agent(db, "solo", "sum")
+    await idle_agent(db, "solo", "sum")
     await _queued_or_running(registry, db, "sum")
     fresh_high = await _queued(registry, db, "sum", priority=8)
     old_low = await _queued(registry, db, "sum", priority=1, age=30)  # 1 + 30 levels, capped at 9.5
@@ -114,7 +101,7 @@ async def test_a_low_priority_class_that_waited_long_enough_goes_first(db: Datab
 
 async def test_clients_take_turns_within_a_priority(db: Database) -> None:
     registry = _registry(db)
-    await _agent(db, "solo", "sum")
+    await idle_agent(db, "solo", "sum")
     await _queued_or_running(registry, db, "sum")
     heavy = [await _queued(registry, db, "sum", client="heavy") for _ in range(8)]
     light = [await _queued(registry, db, "sum", client="light") for _ in range(3)]
@@ -128,7 +115,7 @@ async def test_clients_take_turns_within_a_priority(db: Database) -> None:
 
 async def test_a_heavier_weight_gets_more_turns(db: Database) -> None:
     registry = _registry(db, weights={"gold": 3.0})
-    await _agent(db, "solo", "sum")
+    await idle_agent(db, "solo", "sum")
     await _queued_or_running(registry, db, "sum")
     plain = [await _queued(registry, db, "sum", client="plain") for _ in range(6)]
     gold = [await _queued(registry, db, "sum", client="gold") for _ in range(6)]
@@ -139,7 +126,7 @@ async def test_a_heavier_weight_gets_more_turns(db: Database) -> None:
 
 async def test_a_slot_is_never_handed_out_twice(db: Database) -> None:
     registry = _registry(db)
-    await _agent(db, "pair", "sum", max_concurrency=2)
+    await idle_agent(db, "pair", "sum", max_concurrency=2)
     await _queued_or_running(registry, db, "sum")
     await _queued_or_running(registry, db, "sum")
     waiting = [await _queued(registry, db, "sum") for _ in range(5)]
@@ -172,7 +159,7 @@ async def test_delivered_flags_are_cleared_together_after_their_delay_or_at_a_fl
     flags stand (a crash leaves them to the reconciler), after it none is left; a flush (the worker stopping)
     clears them at once."""
     registry = _registry(db)
-    await _agent(db, "trio", "sum", max_concurrency=3)
+    await idle_agent(db, "trio", "sum", max_concurrency=3)
     for _ in range(3):
         await _queued_or_running(registry, db, "sum")
     for _ in range(3):
@@ -206,7 +193,7 @@ async def _batch_rows(db: Database, tag: str, client: str, count: int) -> list[T
 
 async def test_a_batch_queued_ahead_takes_the_turns_its_tasks_would_take_one_by_one(db: Database) -> None:
     registry = _registry(db, weights={"gold": 2.0})
-    await _agent(db, "solo", "sum")
+    await idle_agent(db, "solo", "sum")
     await _queued_or_running(registry, db, "sum")
     plain = [await _queued(registry, db, "sum", client="plain") for _ in range(2)]
     gold = await _batch_rows(db, "sum", "gold", 4)

@@ -10,28 +10,17 @@ import uuid
 from sqlalchemy import func, select
 
 from ains.activities.registry import RegistryActivities
-from ains.core.agents.registry import deregister_agent, register_agent, update_agent
+from ains.core.agents.registry import deregister_agent, update_agent
 from ains.core.platform.db import Database
 from ains.core.routing.decide import RouteStep, route_attempt
 from ains.core.routing.snapshot import CandidateCache
-from ains.models.agents import AgentCreate, AgentStatus, AgentUpdate, Capability
+from ains.models.agents import AgentStatus, AgentUpdate, Capability
 from ains.models.tables import Agent, RoutingReceipt, Task, TaskAttempt, TaskWait, as_utc, utcnow
 from ains.models.workflow_io import RouteOutcome, RouteRequest
+from tests.support.factories import idle_agent
 from tests.support.rows import task_row
 
 TTL = 0.05
-
-
-async def register(db: Database, agent_id: str, tag: str, max_concurrency: int = 1) -> None:
-    spec = AgentCreate(
-        id=agent_id,
-        display_name=agent_id,
-        endpoint_url=f"http://127.0.0.1:9/{agent_id}",  # type: ignore[arg-type]
-        capabilities=[Capability(tag=tag, version="1.0")],
-        max_concurrency=max_concurrency,
-    )
-    async with db.transaction() as session:
-        await register_agent(session, spec)
 
 
 async def new_task(db: Database, tag: str) -> str:
@@ -56,10 +45,10 @@ async def snapshot_ids(db: Database, cache: CandidateCache, tag: str) -> set[str
 
 async def test_snapshot_follows_registrations_updates_and_deregistrations(db: Database) -> None:
     cache = CandidateCache(TTL)
-    await register(db, "a1", "sum")
+    await idle_agent(db, "a1", "sum")
     assert await snapshot_ids(db, cache, "sum") == {"a1"}
 
-    await register(db, "a2", "sum")
+    await idle_agent(db, "a2", "sum")
     async with db.transaction() as session:
         await update_agent(session, "a1", AgentUpdate(status=AgentStatus.UNAVAILABLE))
     await asyncio.sleep(TTL * 2)
@@ -77,15 +66,15 @@ async def test_snapshot_follows_registrations_updates_and_deregistrations(db: Da
 
 async def test_an_agent_registered_after_the_snapshot_is_found_at_once(db: Database) -> None:
     cache = CandidateCache(3600)  # never stale by age: only the check before failing for good can see it
-    await register(db, "old", "sum")
+    await idle_agent(db, "old", "sum")
     assert await route(db, cache, await new_task(db, "sum"), "sum") is RouteOutcome.ASSIGNED
-    await register(db, "new", "fresh-tag")
+    await idle_agent(db, "new", "fresh-tag")
     assert await route(db, cache, await new_task(db, "fresh-tag"), "fresh-tag") is RouteOutcome.ASSIGNED
 
 
 async def test_live_load_is_read_for_every_decision(db: Database) -> None:
     cache = CandidateCache(3600)
-    await register(db, "solo", "sum", max_concurrency=1)
+    await idle_agent(db, "solo", "sum", max_concurrency=1)
     first, second = await new_task(db, "sum"), await new_task(db, "sum")
     assert await route(db, cache, first, "sum") is RouteOutcome.ASSIGNED
     assert await route(db, cache, second, "sum") is RouteOutcome.ALL_BUSY, "the one slot is taken"
@@ -98,8 +87,8 @@ async def test_live_load_is_read_for_every_decision(db: Database) -> None:
 
 async def test_a_replayed_routing_step_returns_the_same_agent_and_writes_nothing_new(db: Database) -> None:
     cache = CandidateCache(3600)
-    await register(db, "a", "sum", max_concurrency=1)
-    await register(db, "b", "sum", max_concurrency=1)
+    await idle_agent(db, "a", "sum", max_concurrency=1)
+    await idle_agent(db, "b", "sum", max_concurrency=1)
     task_id = await new_task(db, "sum")
     request = RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
     async with db.transaction() as session:
@@ -122,7 +111,7 @@ async def test_the_routing_steps_rows_read_back_through_the_models_as_written(db
     # The step writes through the driver with hand-written SQL: its timestamps and JSON must be stored in the
     # columns' own formats, or the API and workers (which read through SQLAlchemy) would misread them.
     cache = CandidateCache(3600)
-    await register(db, "w", "sum", max_concurrency=2)
+    await idle_agent(db, "w", "sum", max_concurrency=2)
     task_id = await new_task(db, "sum")
     before = utcnow()
     request = RouteRequest(task_id=task_id, attempt=1, required_capabilities=["sum"], failed_agent_ids=[])
@@ -149,7 +138,7 @@ async def test_the_routing_steps_rows_read_back_through_the_models_as_written(db
 
 async def test_concurrent_decisions_never_fill_an_agent_beyond_its_limit(db: Database) -> None:
     registry = RegistryActivities(db, None, cache_ttl_seconds=3600)
-    await register(db, "pair", "sum", max_concurrency=2)
+    await idle_agent(db, "pair", "sum", max_concurrency=2)
     task_ids = [await new_task(db, "sum") for _ in range(8)]
     decisions = await asyncio.gather(
         *(
@@ -171,7 +160,7 @@ async def test_concurrent_decisions_never_fill_an_agent_beyond_its_limit(db: Dat
 async def test_round_robin_rotates_within_a_worker_on_its_own_assignments(db: Database) -> None:
     cache = CandidateCache(3600)  # the snapshot never refreshes: only this worker's own records move it
     for name in ("r1", "r2", "r3"):
-        await register(db, name, "sum", max_concurrency=10)
+        await idle_agent(db, name, "sum", max_concurrency=10)
     chosen = []
     for _ in range(6):
         request = RouteRequest(
@@ -208,7 +197,7 @@ class _SlotFreedAfterQueueing(RegistryActivities):
 
 
 async def test_a_waiter_looks_again_after_queueing_and_a_busy_agent_costs_no_second_step(db: Database) -> None:
-    await register(db, "solo", "sum", max_concurrency=1)
+    await idle_agent(db, "solo", "sum", max_concurrency=1)
     holder = await new_task(db, "sum")
     registry = _SlotFreedAfterQueueing(db, holder)
 
