@@ -1,4 +1,5 @@
-"""Rows the tests need again and again, written through the same core functions the API uses."""
+"""Rows the tests need again and again: written through the same core functions the API uses, or (``task_row``)
+straight to the database for tests that drive workers or routing without the API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ains.core.agents import registry as agents
 from ains.core.platform.db import Database
 from ains.models.agents import AgentCreate, Capability
 from ains.models.keys import ApiKeyCreate, Scope
+from ains.models.tables import Task
 
 CLIENT_SCOPES = [Scope.TASKS_READ, Scope.TASKS_WRITE, Scope.AGENTS_READ, Scope.AGENTS_WRITE]
 
@@ -41,3 +43,26 @@ async def idle_agent(db: Database, agent_id: str, tag: str, max_concurrency: int
     )
     async with db.transaction() as session:
         await agents.register_agent(session, spec)
+
+
+def task_row(
+    task_id: str,
+    capabilities: list[str],
+    *,
+    client_id: str = "c",
+    status: str = "pending",
+    timeout_seconds: int = 60,
+    max_attempts: int = 3,
+) -> Task:
+    """A minimal echo task, as the API would have recorded it, with the usual ``task-<id>`` workflow id."""
+    return Task(
+        id=task_id,
+        client_id=client_id,
+        type="echo",
+        input={},
+        required_capabilities=capabilities,
+        timeout_seconds=timeout_seconds,
+        max_attempts=max_attempts,
+        status=status,
+        workflow_id=f"task-{task_id}",
+    )

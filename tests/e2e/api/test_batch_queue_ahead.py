@@ -26,7 +26,7 @@ from ains.models.contract import TASK_WORKFLOW_NAME, task_start_options, task_wo
 from ains.models.tables import Task, TaskAttempt, TaskWait
 from ains.models.workflow_io import TaskWorkflowInput
 from tests.support.counting_agent import CountingAgent, hold_slot, register_counting_agent, route_markers_and_signals
-from tests.support.rows import task_row
+from tests.support.factories import task_row
 from tests.support.stack import Stack, auth
 
 

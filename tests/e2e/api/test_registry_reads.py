@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from ains.core.agents.registry import AGENTS
 from ains.models.tables import ApiKey, TaskAttempt, utcnow
-from tests.support.rows import task_row
+from tests.support.factories import task_row
 from tests.support.stack import Stack, auth
 
 

@@ -17,8 +17,7 @@ from ains.core.routing.dispatch import DeliveredFlags, Dispatcher
 from ains.core.tasks.service import workflow_input
 from ains.models.tables import Task, TaskAttempt, TaskWait, utcnow
 from ains.models.workflow_io import RouteOutcome, RouteRequest, TaskWorkflowInput
-from tests.support.factories import idle_agent
-from tests.support.rows import task_row
+from tests.support.factories import idle_agent, task_row
 
 
 async def _queued(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ains.core.overview import agent_attempts, capacity_by_capability, queue, task_attempts, throughput
 from ains.core.platform.db import Database
 from ains.models.tables import Agent, AgentCapability, TaskAttempt
-from tests.support.rows import task_row
+from tests.support.factories import task_row
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 

@@ -17,8 +17,7 @@ from ains.core.routing.snapshot import CandidateCache
 from ains.models.agents import AgentStatus, AgentUpdate, Capability
 from ains.models.tables import Agent, RoutingReceipt, Task, TaskAttempt, TaskWait, as_utc, utcnow
 from ains.models.workflow_io import RouteOutcome, RouteRequest
-from tests.support.factories import idle_agent
-from tests.support.rows import task_row
+from tests.support.factories import idle_agent, task_row
 
 TTL = 0.05
 

@@ -48,7 +48,7 @@ from ains.workers.temporal_dev import find_binary
 from ains.workers.worker import build_workers, resolve_queues
 from ains.workflows.task_workflow import TaskWorkflow
 from tests.support.databases import fresh_database
-from tests.support.rows import task_row
+from tests.support.factories import task_row
 from tests.support.servers import RunningServer
 from tests.support.stack import SIGNING_SECRET
 
