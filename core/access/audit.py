@@ -80,5 +80,5 @@ async def list_entries(
         query = query.where(AuditEntry.created_at >= _utc(since))
     if until is not None:
         query = query.where(AuditEntry.created_at < _utc(until))
-    rows, next_cursor = ENTRIES.page(list((await session.execute(query)).scalars()), limit, lambda r: (r.id,))
+    rows, next_cursor = ENTRIES.page(list((await session.execute(query)).scalars()), limit)
     return Page[AuditEntryView](items=[_view(r) for r in rows], next_cursor=next_cursor)

@@ -274,7 +274,7 @@ async def list_agents_json(
         params["status"] = status.value
     if cursor:
         (params["cursor"],) = AGENTS.decode(cursor)
-    rows, next_cursor = AGENTS.page((await db.execute(query, params)).all(), page_size, lambda row: (row[0],))
+    rows, next_cursor = AGENTS.page((await db.execute(query, params)).all(), page_size)
     caps: dict[str, list[dict[str, str]]] = {row[0]: [] for row in rows}
     if caps:
         for agent_id, tag, version in await db.execute(_PAGE_CAPABILITIES, {"ids": list(caps)}):

@@ -71,10 +71,6 @@ async def _trend(session: AsyncSession, agent_id: str) -> TrustTrend:
 TRUST_RECORDS = Keyset("trust_records", (TrustRecord.id,), descending=True)
 
 
-def _record_key(record: TrustRecord) -> tuple[int]:
-    return (record.id,)
-
-
 async def agent_trust(
     session: AsyncSession, agent_id: str, limit: int = 50, cursor: str | None = None
 ) -> AgentTrustView:
@@ -84,7 +80,7 @@ async def agent_trust(
         raise NotFound(f"agent {agent_id!r} not found")
     page_size = min(limit, MAX_PAGE_SIZE)
     query = TRUST_RECORDS.page_query(select(TrustRecord).where(TrustRecord.agent_id == agent_id), page_size, cursor)
-    records, next_cursor = TRUST_RECORDS.page(list((await session.execute(query)).scalars()), page_size, _record_key)
+    records, next_cursor = TRUST_RECORDS.page(list((await session.execute(query)).scalars()), page_size)
     caps = (
         await session.execute(
             select(AgentCapability).where(AgentCapability.agent_id == agent_id).order_by(AgentCapability.tag)

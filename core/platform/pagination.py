@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -58,10 +58,14 @@ class Keyset:
         bound = tuple_(*(literal(v, type_=c.type) for c, v in zip(self.columns, key, strict=True)))
         return row < bound if self.descending else row > bound
 
-    def page(self, rows: Sequence[R], limit: int, key: Callable[[R], tuple[Any, ...]]) -> tuple[list[R], str | None]:
-        """The page's rows and the cursor of the next page (None on the last), from ``page_query``'s rows."""
+    def page(self, rows: Sequence[R], limit: int) -> tuple[list[R], str | None]:
+        """The page's rows and the cursor of the next page (None on the last), from ``page_query``'s rows: ORM
+        objects, or result rows that name the key's columns."""
         items = list(rows[:limit])
-        return items, (self.encode(key(items[-1])) if len(rows) > limit else None)
+        return items, (self.encode(self.key_of(items[-1])) if len(rows) > limit else None)
+
+    def key_of(self, row: object) -> tuple[Any, ...]:
+        return tuple(getattr(row, column.key) for column in self.columns)
 
     def encode(self, key: tuple[Any, ...]) -> str:
         values = [(as_utc(v) or v).isoformat() if isinstance(v, datetime) else v for v in key]

@@ -249,7 +249,7 @@ async def list_schedules(
         query = query.where(ScheduleRow.client_id == client_id)
     async with db.session() as session:
         rows = list((await session.execute(SCHEDULES.page_query(query, page_size, cursor))).scalars())
-    page, next_cursor = SCHEDULES.page(rows, page_size, lambda r: (r.id,))
+    page, next_cursor = SCHEDULES.page(rows, page_size)
     described = await asyncio.gather(*(_describe(temporal, r.id) for r in page))
     items = [await _view(db, settings, r, d) for r, d in zip(page, described, strict=True)]
     return Page[ScheduleView](items=items, next_cursor=next_cursor)

@@ -362,7 +362,7 @@ async def list_tasks(
     if agent_id is not None:
         query = query.where(Task.assigned_agent_id == agent_id)
     found = list((await session.execute(TASKS.page_query(query, page_size, cursor))).scalars())
-    rows, next_cursor = TASKS.page(found, page_size, lambda t: (t.created_at, t.id))
+    rows, next_cursor = TASKS.page(found, page_size)
     return Page[TaskView](items=[to_view(t, settings) for t in rows], next_cursor=next_cursor)
 
 

@@ -92,7 +92,7 @@ async def list_subscriptions(
     if client_id is not None:
         query = query.where(WebhookSubscription.client_id == client_id)
     found = list((await session.execute(SUBSCRIPTIONS.page_query(query, page_size, cursor))).scalars())
-    rows, next_cursor = SUBSCRIPTIONS.page(found, page_size, lambda r: (r.id,))
+    rows, next_cursor = SUBSCRIPTIONS.page(found, page_size)
     return Page[WebhookView](items=[_view(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -157,7 +157,7 @@ async def list_deliveries(
     if event_type is not None:
         query = query.where(WebhookDelivery.event_type == event_type.value)
     found = list((await session.execute(DELIVERIES.page_query(query, page_size, cursor))).scalars())
-    rows, next_cursor = DELIVERIES.page(found, page_size, lambda r: (r.created_at, r.id))
+    rows, next_cursor = DELIVERIES.page(found, page_size)
     return Page[DeliveryView](items=[_delivery_view(r) for r in rows], next_cursor=next_cursor)
 
 
