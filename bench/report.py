@@ -20,10 +20,6 @@ import ains.core
 RESULTS = Path(__file__).parent / "results"
 
 
-def _load() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 def _fmt_load(load: tuple[float, float, float]) -> str:
     return " / ".join(f"{x:.2f}" for x in load)
 
@@ -67,7 +63,7 @@ class Report:
     title: str
     command: str  # how to reproduce it, e.g. "python -m bench.backlog"
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
-    load_at_start: tuple[float, float, float] = field(default_factory=_load)
+    load_at_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
     lines: list[str] = field(default_factory=list)
 
     def add(self, *lines: str) -> None:
@@ -79,7 +75,7 @@ class Report:
         self.add("")
 
     def render(self, load_at_end: tuple[float, float, float] | None = None) -> str:
-        end = load_at_end or _load()
+        end = load_at_end or os.getloadavg()
         header = [
             f"# {self.title}",
             "",

@@ -24,44 +24,44 @@ HEALTH_SCHEDULE_ID = "ains-agent-health-check"
 RECONCILE_SCHEDULE_ID = "ains-dispatch-reconciler"
 
 
-async def ensure_health_schedule(client: Client, settings: Settings) -> None:
-    """Create the health-check schedule once; visible and pausable in the Temporal UI."""
+async def _ensure_every(
+    client: Client, schedule_id: str, workflow: str, arg: object, workflow_id: str, every_seconds: float
+) -> None:
+    """Create a schedule that starts ``workflow`` every ``every_seconds`` (skipping a start while one still runs),
+    unless it exists already; visible and pausable in the Temporal UI."""
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            HEALTH_WORKFLOW_NAME,
-            HealthCheckInput(
-                timeout_seconds=settings.health_check_timeout_seconds,
-                heartbeat_ttl_seconds=settings.heartbeat_ttl_seconds,
-            ),
-            id="ains-agent-health",
-            task_queue=ORCHESTRATION_QUEUE,
-        ),
-        spec=ScheduleSpec(
-            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.health_check_interval_seconds))]
-        ),
+        action=ScheduleActionStartWorkflow(workflow, arg, id=workflow_id, task_queue=ORCHESTRATION_QUEUE),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_seconds))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     try:
-        await client.create_schedule(HEALTH_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
         pass
+
+
+async def ensure_health_schedule(client: Client, settings: Settings) -> None:
+    """The agent health check's schedule."""
+    check = HealthCheckInput(
+        timeout_seconds=settings.health_check_timeout_seconds, heartbeat_ttl_seconds=settings.heartbeat_ttl_seconds
+    )
+    await _ensure_every(
+        client,
+        HEALTH_SCHEDULE_ID,
+        HEALTH_WORKFLOW_NAME,
+        check,
+        "ains-agent-health",
+        settings.health_check_interval_seconds,
+    )
 
 
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
-    """Create the dispatch reconciler's schedule once (core.routing.dispatch.reconcile); visible in the Temporal UI."""
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            RECONCILE_WORKFLOW_NAME,
-            ReconcileInput(after_seconds=settings.dispatch_reconcile_after_seconds),
-            id="ains-dispatch-reconcile",
-            task_queue=ORCHESTRATION_QUEUE,
-        ),
-        spec=ScheduleSpec(
-            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.dispatch_reconcile_interval_seconds))]
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    """The dispatch reconciler's schedule (core.routing.dispatch.reconcile)."""
+    await _ensure_every(
+        client,
+        RECONCILE_SCHEDULE_ID,
+        RECONCILE_WORKFLOW_NAME,
+        ReconcileInput(after_seconds=settings.dispatch_reconcile_after_seconds),
+        "ains-dispatch-reconcile",
+        settings.dispatch_reconcile_interval_seconds,
     )
-    try:
-        await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-        pass
